@@ -1,0 +1,112 @@
+"""Folder targets: a local disk or a mounted NAS share (SMB, NFS), as a path or `file:///path`.
+
+The folder itself must exist: an unmounted share usually leaves an empty mount
+point behind, and silently filling the local disk instead would be worse than
+an error.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+from typing import BinaryIO
+from urllib.parse import unquote, urlsplit
+
+from syncd.backend import ObjectInfo
+from syncd.errors import NotFound, PermanentError, TransientError
+from syncd.fsutil import atomic_write
+from syncd.plugins import hookimpl
+
+# Errors that may clear up by themselves (a share briefly gone, a busy server).
+TRANSIENT_ERRNOS = {errno.EAGAIN, errno.EINTR, errno.EBUSY, errno.ETIMEDOUT, errno.ESTALE, errno.EIO}
+
+
+class FolderBackend:
+    """Objects as files below a root folder; writes are temp file, fsync, rename, fsync folder."""
+
+    schemes = ("file",)
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.location = str(self.root)
+
+    @classmethod
+    def from_url(cls, url: str) -> FolderBackend:
+        parts = urlsplit(url)
+        if parts.netloc not in ("", "localhost"):
+            raise PermanentError(f"file URLs name a local path, not host {parts.netloc!r}",
+                                 hint="mount the share and give its path")
+        return cls(Path(unquote(parts.path)))
+
+    def _path(self, name: str) -> Path:
+        if name.startswith("/") or ".." in name.split("/"):
+            raise ValueError(f"invalid object name {name!r}")
+        return self.root / name
+
+    def _check_root(self) -> None:
+        if not self.root.is_dir():
+            what = "is not a folder" if self.root.exists() else "does not exist"
+            raise NotFound(f"target folder {self.root} {what}", hint="create it, or mount the share it lives on")
+
+    def list(self, prefix: str) -> list[ObjectInfo]:
+        self._check_root()
+        found = []
+        # Walk only the folder the prefix points into.
+        start = self._path(prefix.rsplit("/", 1)[0]) if "/" in prefix else self.root
+        try:
+            for folder, _, files in os.walk(start):
+                for file in files:
+                    if file.startswith("."):
+                        continue  # temporary files of writes in progress
+                    path = Path(folder, file)
+                    name = path.relative_to(self.root).as_posix()
+                    if name.startswith(prefix):
+                        found.append(ObjectInfo(name, path.stat().st_size))
+        except OSError as e:
+            raise _classify(e, self.root) from None
+        return sorted(found, key=lambda info: info.name)
+
+    def open(self, name: str) -> BinaryIO:
+        self._check_root()
+        try:
+            return open(self._path(name), "rb")
+        except FileNotFoundError:
+            raise NotFound(f"{name} is missing from {self.root}") from None
+        except OSError as e:
+            raise _classify(e, self.root) from None
+
+    def write(self, name: str, data: BinaryIO) -> None:
+        self._check_root()
+        path = self._path(name)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(path, data)
+        except OSError as e:
+            raise _classify(e, self.root) from None
+
+    def delete(self, name: str) -> None:
+        self._check_root()
+        try:
+            self._path(name).unlink(missing_ok=True)
+        except OSError as e:
+            raise _classify(e, self.root) from None
+
+    def close(self) -> None:
+        pass
+
+
+def _classify(error: OSError, root: Path) -> Exception:
+    message = f"target folder {root}: {error.strerror or error}"
+    if error.errno in TRANSIENT_ERRNOS:
+        return TransientError(message, hint="is the share mounted and reachable?")
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return PermanentError(message, hint="free some space on the target; the version stays queued locally")
+    if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return PermanentError(message, hint="check that syncd may write there (permissions, read-only mount)")
+    return PermanentError(message)
+
+
+@hookimpl
+def register_backends():
+    return [FolderBackend]

@@ -1,0 +1,125 @@
+"""A source's archive on one backend: its manifest and its objects.
+
+Layout (the same on every target and in the local state dir):
+
+    <source>/manifest.json                          the commit point, rewritten last
+    <source>/objects/<version>-<kind>-<sha256>.zst  immutable, sorted by version
+
+`kind` is `base` (the whole mirror, a SQLite file) or `delta` (a SQLite session
+changeset). See docs/format.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+import tempfile
+from pathlib import Path
+
+from . import codec
+from .backend import Backend
+from .errors import CorruptObject, NotFound, SyncdError
+from .manifest import Manifest, ObjectRef
+
+MANIFEST = "manifest.json"
+OBJECTS = "objects/"
+SOURCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+CHUNK = 1 << 20
+
+
+def check_source_name(name: str) -> str:
+    if not SOURCE_NAME.match(name):
+        raise SyncdError(f"{name!r} can't name a source",
+                         hint="use letters, digits, '.', '_' and '-' (e.g. --name wechat)")
+    return name
+
+
+def list_sources(backend: Backend) -> list[str]:
+    """Names of the sources that have a manifest on `backend`."""
+    suffix = "/" + MANIFEST
+    return [info.name[: -len(suffix)] for info in backend.list("") if info.name.endswith(suffix)
+            and "/" not in info.name[: -len(suffix)]]
+
+
+class Archive:
+    def __init__(self, backend: Backend, source: str):
+        self.backend = backend
+        self.source = check_source_name(source)
+
+    @property
+    def location(self) -> str:
+        return self.backend.location
+
+    def _key(self, name: str) -> str:
+        return f"{self.source}/{name}"
+
+    # -- manifest -----------------------------------------------------------
+
+    def manifest(self) -> Manifest | None:
+        """The manifest, or None if this source has never been written here."""
+        try:
+            with self.backend.open(self._key(MANIFEST)) as f:
+                raw = f.read()
+        except NotFound:
+            return None
+        manifest = Manifest.from_bytes(raw, f"{self.location}: {self._key(MANIFEST)}")
+        if manifest.source != self.source:
+            raise CorruptObject(f"{self.location}: {self._key(MANIFEST)} belongs to source {manifest.source!r}")
+        return manifest
+
+    def write_manifest(self, manifest: Manifest) -> int:
+        raw = manifest.to_bytes()
+        self.backend.write(self._key(MANIFEST), io.BytesIO(raw))
+        return len(raw)
+
+    # -- objects ------------------------------------------------------------
+
+    def object_names(self) -> set[str]:
+        prefix = self._key(OBJECTS)
+        return {info.name[len(self.source) + 1:] for info in self.backend.list(prefix)}
+
+    def store(self, plain: Path, kind: str, version: int, scratch: Path) -> ObjectRef:
+        """Encode a local file and write it as a new object."""
+        stored = scratch / f"{kind}.stored"
+        with open(plain, "rb") as src, open(stored, "wb") as dst:
+            size, sha256 = codec.encode(src, dst)
+        ref = ObjectRef(f"{OBJECTS}{version:010d}-{kind}-{sha256[:32]}{codec.SUFFIX[codec.ZSTD]}",
+                        size, sha256, codec.ZSTD)
+        try:
+            self.put(ref, stored)
+        finally:
+            stored.unlink(missing_ok=True)
+        return ref
+
+    def put(self, ref: ObjectRef, stored: Path) -> None:
+        with open(stored, "rb") as f:
+            self.backend.write(self._key(ref.name), f)
+
+    def copy_to(self, ref: ObjectRef, other: Archive) -> None:
+        """Send one stored object, as is, to another archive of the same source."""
+        with self.backend.open(self._key(ref.name)) as f:
+            other.backend.write(other._key(ref.name), f)
+
+    def fetch(self, ref: ObjectRef, plain: Path) -> None:
+        """Download an object, check it against its ref, and decode it into `plain`."""
+        where = f"{self.location}: {self._key(ref.name)}"
+        with tempfile.TemporaryFile(dir=plain.parent) as stored:
+            digest, size = hashlib.sha256(), 0
+            try:
+                with self.backend.open(self._key(ref.name)) as f:
+                    while chunk := f.read(CHUNK):
+                        digest.update(chunk)
+                        size += len(chunk)
+                        stored.write(chunk)
+            except NotFound:
+                raise CorruptObject(f"{where} is missing", hint="run `syncd verify` on this target") from None
+            if size != ref.size or digest.hexdigest() != ref.sha256:
+                raise CorruptObject(f"{where} is damaged (its content doesn't match the manifest)",
+                                    hint="restore from another target, or run `syncd verify`")
+            stored.seek(0)
+            with open(plain, "wb") as out:
+                codec.decode(stored, out, ref.codec, where)
+
+    def delete_object(self, name: str) -> None:
+        self.backend.delete(self._key(name))

@@ -1,0 +1,52 @@
+"""The storage seam: what syncd needs from a place that keeps objects.
+
+The remote format is immutable objects with sortable names plus one small
+manifest, so a backend never appends, locks or edits; everything clever (diffs,
+compaction, encryption, retries) lives in the core. Backends come from plugins
+(see `syncd.plugins`); one module per backend, its URL parsing beside it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import BinaryIO, ClassVar, Protocol, runtime_checkable
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    name: str
+    size: int
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """A store of named objects. Names are `/`-separated relative paths.
+
+    Contract (the conformance suite checks it):
+    - `write(name, data)` MUST be atomic: readers see the old object, or the
+      whole new one, never a partial object under `name`. It MUST be durable
+      when it returns, and MAY replace an existing object (only manifests are
+      rewritten; objects are written once).
+    - `list(prefix)` MUST return every object whose name starts with `prefix`,
+      sorted by name, and MUST NOT return objects being written.
+    - `open(name)` MUST raise `syncd.errors.NotFound` for a missing object.
+    - `delete(name)` MUST succeed when the object is already gone.
+    - Every failure MUST be a `TransientError` (worth retrying) or a
+      `PermanentError`, with a message that names the target but holds no secret.
+    """
+
+    schemes: ClassVar[tuple[str, ...]]
+    location: str  # how messages name this target: the URL without credentials
+
+    @classmethod
+    def from_url(cls, url: str) -> Backend: ...
+
+    def list(self, prefix: str) -> list[ObjectInfo]: ...
+
+    def open(self, name: str) -> BinaryIO: ...
+
+    def write(self, name: str, data: BinaryIO) -> None: ...
+
+    def delete(self, name: str) -> None: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,215 @@
+"""The `syncd` command: a thin click skin over the library.
+
+Each command parses options, calls one library function and prints its report.
+SyncdError becomes one `error:` line (plus a `hint:` line) and its exit code:
+1 for failures, 2 for bad input (a bad source database, a usage error).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime
+from functools import wraps
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .errors import SyncdError
+
+STATE_HELP = "Local state dir (default: $XDG_STATE_HOME/syncd)."
+
+
+def _fail(error: SyncdError):
+    click.echo(f"error: {error}", err=True)
+    if error.hint:
+        click.echo(f"hint: {error.hint}", err=True)
+    sys.exit(error.exit_code)
+
+
+def reports_errors(command):
+    """Turn library errors into one line and an exit code at the edge."""
+
+    @wraps(command)
+    def run(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except SyncdError as e:
+            _fail(e)
+
+    return run
+
+
+def _emit_json(data) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
+def _rows(rows: dict) -> str:
+    text = f"+{rows['added']} added, ~{rows['changed']} changed, -{rows['deleted']} deleted"
+    return text + (f", {rows['schema']} schema/setting changes" if rows.get("schema") else "")
+
+
+def _moment(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value).astimezone()
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date and time like 2026-11-26T14:30 or 2026-11-26") from None
+
+
+def _state(state: Path | None) -> Path:
+    from .state import default_state_dir
+
+    return state or default_state_dir()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="syncd")
+def main():
+    """Keep every version of a phone's chat database on storage you own."""
+
+
+@main.command()
+@click.argument("source", type=click.Path(path_type=Path))
+@click.option("--to", "targets", multiple=True, required=True, metavar="TARGET",
+              help="A target: a folder path or file:///path. Repeat for several.")
+@click.option("--name", help="Name of the source in archives (default: the file's name).")
+@click.option("--state", type=click.Path(path_type=Path), help=STATE_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@reports_errors
+def sync(source, targets, name, state, as_json):
+    """Archive what changed in SOURCE as a new version and update every target."""
+    from .plugins import plugin_manager
+    from .sync import sync as run_sync
+
+    report = run_sync(source, list(targets), state_dir=_state(state), pm=plugin_manager(), name=name)
+    if as_json:
+        _emit_json(report.to_dict())
+    else:
+        v = report.version
+        if v is None:
+            click.echo(f"{report.source}: no change since version {report.head}")
+        else:
+            click.echo(f"{report.source}: version {v.number} ({_rows(v.rows)}), {_size(report.to_dict()['bytes'])}")
+        for t in report.targets:
+            if t.ok:
+                sent = f", {_size(t.bytes)} sent" if t.bytes else ""
+                click.echo(f"  {t.location}: has version {t.version}{sent}")
+            else:
+                click.echo(f"  {t.location}: FAILED: {t.error}", err=True)
+                if t.hint:
+                    click.echo(f"    hint: {t.hint}", err=True)
+    if not report.ok:
+        failed = sum(not t.ok for t in report.targets)
+        click.echo(f"error: {failed} target(s) not updated; version {report.head} stays queued locally "
+                   "and goes out on the next pass", err=True)
+        sys.exit(1)
+
+
+def _open_archive(target: str, source: str | None):
+    from .archive import Archive
+    from .plugins import open_backend, plugin_manager
+    from .restore import pick_source
+
+    backend = open_backend(plugin_manager(), target)
+    return Archive(backend, pick_source(backend, source))
+
+
+@main.command()
+@click.argument("output", type=click.Path(path_type=Path))
+@click.option("--from", "target", required=True, metavar="TARGET", help="The target to restore from.")
+@click.option("--source", help="Which source, if the target holds several.")
+@click.option("--version", "number", type=click.IntRange(min=1), help="Version number (default: latest).")
+@click.option("--at", help="The version current at this time, e.g. 2026-11-26T14:30.")
+@click.option("--force", is_flag=True, help="Replace OUTPUT if it exists.")
+@reports_errors
+def restore(output, target, source, number, at, force):
+    """Rebuild the database as it was at a version, from TARGET alone, into OUTPUT."""
+    from .restore import restore as run_restore
+
+    archive = _open_archive(target, source)
+    try:
+        version = run_restore(archive, output, number=number, at=_moment(at), force=force)
+    finally:
+        archive.backend.close()
+    click.echo(f"restored {archive.source} version {version.number} (archived {version.time}) to {output}")
+
+
+@main.command()
+@click.option("--from", "target", required=True, metavar="TARGET", help="The target to read.")
+@click.option("--source", help="Which source, if the target holds several.")
+@click.option("--json", "as_json", is_flag=True, help="Print the versions as JSON.")
+@reports_errors
+def log(target, source, as_json):
+    """List the versions a target holds, oldest first."""
+    from .restore import read_manifest
+
+    archive = _open_archive(target, source)
+    try:
+        manifest = read_manifest(archive)
+    finally:
+        archive.backend.close()
+    if as_json:
+        _emit_json({"source": manifest.source, "versions": [v.to_dict() for v in manifest.versions]})
+        return
+    for v in manifest.versions:
+        size = sum(ref.size for ref in (v.delta, v.base) if ref)
+        kind = "base" if v.delta is None else ("delta+base" if v.base else "delta")
+        click.echo(f"{v.number:>5}  {v.time}  {_rows(v.rows)}  {_size(size)} {kind}")
+
+
+@main.command()
+@click.option("--from", "target", required=True, metavar="TARGET", help="The target to check.")
+@click.option("--source", help="Check only this source.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@reports_errors
+def verify(target, source, as_json):
+    """Check every object on TARGET against its manifest and hash chain."""
+    from .plugins import open_backend, plugin_manager
+    from .verify import verify as run_verify
+
+    backend = open_backend(plugin_manager(), target)
+    try:
+        checks = run_verify(backend, [source] if source else None)
+    finally:
+        backend.close()
+    if not checks:
+        raise SyncdError(f"{backend.location} holds no syncd archive", hint="check the target path")
+    if as_json:
+        _emit_json({"target": backend.location, "ok": all(not c.problems for c in checks),
+                    "sources": [c.to_dict() for c in checks]})
+    else:
+        for c in checks:
+            status = "ok" if not c.problems else f"{len(c.problems)} problem(s)"
+            click.echo(f"{c.source}: {c.versions} versions, {c.objects} objects: {status}")
+            for problem in c.problems:
+                click.echo(f"  - {problem}")
+            if c.unreferenced:
+                click.echo(f"  ({len(c.unreferenced)} unreferenced object(s), left by interrupted uploads: harmless)")
+    if any(c.problems for c in checks):
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--dir", "workdir", type=click.Path(path_type=Path),
+              help="Where to put the demo's files (default: a new temporary folder).")
+@reports_errors
+def demo(workdir):
+    """Show syncd at work on a sample WeChat-like database, no phone needed."""
+    from .demo import run_demo
+
+    run_demo(workdir, click.echo)
+
+
+if __name__ == "__main__":
+    main()

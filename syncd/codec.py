@@ -1,0 +1,52 @@
+"""How object bytes are stored: each object records its codec in the manifest.
+
+Today every object is a zstd frame; encryption will add a codec, not a format.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from typing import BinaryIO
+
+import zstandard
+
+from .errors import CorruptObject
+
+ZSTD = "zstd"
+ZSTD_LEVEL = 3
+CHUNK = 1 << 20
+SUFFIX = {ZSTD: ".zst"}
+
+
+class _Hashing:
+    """A write-only file that hashes and counts what passes through it."""
+
+    def __init__(self, out: BinaryIO):
+        self.out, self.sha256, self.size = out, hashlib.sha256(), 0
+
+    def write(self, data) -> int:
+        self.sha256.update(data)
+        self.size += len(data)
+        return self.out.write(data)
+
+
+def encode(plain: BinaryIO, stored: BinaryIO, codec: str = ZSTD) -> tuple[int, str]:
+    """Encode `plain` into `stored`; return the stored size and its sha256."""
+    if codec != ZSTD:
+        raise ValueError(f"unknown codec {codec!r}")
+    sink = _Hashing(stored)
+    compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL, threads=-1)
+    compressor.copy_stream(plain, sink, read_size=CHUNK, write_size=CHUNK)
+    return sink.size, sink.sha256.hexdigest()
+
+
+def decode(stored: BinaryIO, plain: BinaryIO, codec: str, name: str) -> None:
+    """Decode `stored` into `plain`, naming the object if it is damaged."""
+    if codec != ZSTD:
+        raise CorruptObject(f"{name} uses codec {codec!r}, which this syncd doesn't know", hint="upgrade syncd")
+    try:
+        with zstandard.ZstdDecompressor().stream_reader(stored, read_size=CHUNK) as reader:
+            shutil.copyfileobj(reader, plain, CHUNK)
+    except zstandard.ZstdError as e:
+        raise CorruptObject(f"{name} can't be decompressed: {e}") from None

@@ -1,0 +1,57 @@
+"""The errors syncd raises, and what each one tells the user.
+
+    SyncdError                    anything syncd reports as one line plus a hint
+    ├── SourceError               the phone's database can't be archived (exit 2)
+    ├── TargetError               a storage target failed
+    │   ├── TransientError        may succeed if tried again (network, timeouts, 5xx)
+    │   └── PermanentError        won't succeed until someone acts (missing, full, denied)
+    │       └── NotFound          an object or folder that should exist does not
+    └── ArchiveError              an archive's content is wrong or not what was asked
+        └── CorruptObject         an object doesn't match its recorded hash or can't be decoded
+
+Library exceptions (OSError, apsw, zstd) are mapped to these at one boundary per
+module; nothing else reaches the CLI, which prints `error: <message>` and the hint.
+Messages never include secrets.
+"""
+
+from __future__ import annotations
+
+
+class SyncdError(Exception):
+    """Base class: a problem with a one-line message and an optional hint."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.hint = hint
+
+
+class SourceError(SyncdError):
+    """The source database is missing, unreadable, not SQLite, truncated or encrypted."""
+
+    exit_code = 2
+
+
+class TargetError(SyncdError):
+    """A storage target could not be read or written."""
+
+
+class TransientError(TargetError):
+    """A target failure that may go away on its own; worth retrying."""
+
+
+class PermanentError(TargetError):
+    """A target failure that retrying won't fix."""
+
+
+class NotFound(PermanentError):
+    """A named object (or the target's folder) does not exist."""
+
+
+class ArchiveError(SyncdError):
+    """An archive is inconsistent, or lacks what was asked for (a version, a source)."""
+
+
+class CorruptObject(ArchiveError):
+    """An object's bytes don't match the manifest, or don't decode."""

@@ -1,0 +1,176 @@
+"""The manifest: the list of a source's versions, written last as the commit point.
+
+Each version names its objects by content hash and carries a `hash` that covers
+its number, time, row counts, content object and its parent's hash, so every
+version proves its predecessor and a changed or reordered entry is detected.
+A version's *content* is its delta (changeset from the version before) or, for a
+version without one (the first), its base (the whole mirror). Bases added later
+to shorten restores are checked by their own content hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+
+from .errors import ArchiveError, CorruptObject
+
+FORMAT = "syncd-archive/1"
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    """An immutable stored object: its name, stored size, sha256 of stored bytes, codec."""
+
+    name: str
+    size: int
+    sha256: str
+    codec: str
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "size": self.size, "sha256": self.sha256, "codec": self.codec}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ObjectRef:
+        return cls(d["name"], int(d["size"]), d["sha256"], d["codec"])
+
+
+@dataclass(frozen=True)
+class Version:
+    number: int
+    time: str  # UTC, ISO 8601, when the change was archived
+    parent: str | None
+    rows: dict[str, int]
+    delta: ObjectRef | None = None
+    base: ObjectRef | None = None
+    hash: str = ""
+
+    @property
+    def content(self) -> ObjectRef:
+        content = self.delta or self.base
+        assert content is not None
+        return content
+
+    @property
+    def when(self) -> datetime:
+        return datetime.fromisoformat(self.time)
+
+    def chained_hash(self) -> str:
+        covered = {
+            "version": self.number,
+            "time": self.time,
+            "parent": self.parent,
+            "rows": self.rows,
+            "content": self.content.to_dict(),
+        }
+        return hashlib.sha256(_canonical(covered)).hexdigest()
+
+    def to_dict(self) -> dict:
+        d = {"version": self.number, "time": self.time, "parent": self.parent, "hash": self.hash, "rows": self.rows}
+        if self.delta:
+            d["delta"] = self.delta.to_dict()
+        if self.base:
+            d["base"] = self.base.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Version:
+        ref = lambda key: ObjectRef.from_dict(d[key]) if d.get(key) else None  # noqa: E731
+        return cls(int(d["version"]), d["time"], d["parent"], dict(d["rows"]), ref("delta"), ref("base"), d["hash"])
+
+
+@dataclass(frozen=True)
+class Manifest:
+    source: str
+    versions: tuple[Version, ...] = field(default_factory=tuple)
+
+    @property
+    def head(self) -> Version | None:
+        return self.versions[-1] if self.versions else None
+
+    def append(self, rows: dict[str, int], *, delta: ObjectRef | None = None, base: ObjectRef | None = None,
+               time: datetime | None = None) -> Manifest:
+        """A manifest with one more version, chained to the current head."""
+        head = self.head
+        stamp = (time or datetime.now(timezone.utc)).astimezone(timezone.utc).isoformat(timespec="milliseconds")
+        version = Version(head.number + 1 if head else 1, stamp, head.hash if head else None, rows, delta, base)
+        version = replace(version, hash=version.chained_hash())
+        return replace(self, versions=self.versions + (version,))
+
+    def with_base(self, number: int, base: ObjectRef) -> Manifest:
+        """Record a base (the whole mirror) for an existing version."""
+        versions = tuple(replace(v, base=base) if v.number == number else v for v in self.versions)
+        return replace(self, versions=versions)
+
+    def version(self, number: int | None = None) -> Version:
+        """The given version, or the latest."""
+        if not self.versions:
+            raise ArchiveError(f"source {self.source!r} has no versions yet")
+        if number is None:
+            return self.versions[-1]
+        if not 1 <= number <= len(self.versions):
+            raise ArchiveError(
+                f"version {number} of {self.source!r} does not exist",
+                hint=f"versions run from 1 to {len(self.versions)}; see `syncd log`",
+            )
+        return self.versions[number - 1]
+
+    def at(self, moment: datetime) -> Version:
+        """The latest version archived at or before `moment`."""
+        earlier = [v for v in self.versions if v.when <= moment]
+        if not earlier:
+            first = self.version(1).time if self.versions else "none"
+            raise ArchiveError(f"no version of {self.source!r} at or before {moment.isoformat()}",
+                               hint=f"the first version is from {first}")
+        return earlier[-1]
+
+    def restore_plan(self, number: int) -> list[Version]:
+        """The versions whose objects rebuild `number`: the nearest with a base, then deltas."""
+        start = max(v.number for v in self.versions[:number] if v.base)
+        return list(self.versions[start - 1: number])
+
+    def objects(self) -> list[ObjectRef]:
+        return [ref for v in self.versions for ref in (v.delta, v.base) if ref]
+
+    def chain_problems(self) -> list[str]:
+        """What breaks the numbering or the hash chain; empty when the chain holds."""
+        problems, parent = [], None
+        for i, v in enumerate(self.versions, start=1):
+            if v.number != i:
+                problems.append(f"version {v.number} is listed where version {i} belongs")
+            if v.parent != parent:
+                problems.append(f"version {v.number} does not follow from version {i - 1}'s hash")
+            if v.delta is None and v.base is None:
+                problems.append(f"version {v.number} has no objects")
+            elif v.hash != v.chained_hash():
+                problems.append(f"version {v.number}'s entry was altered (its hash doesn't match)")
+            parent = v.hash
+        if self.versions and self.versions[0].base is None:
+            problems.append("version 1 has no base")
+        return problems
+
+    def extends(self, older: Manifest) -> bool:
+        """True if `older`'s versions are the first versions of this one."""
+        mine = self.versions[: len(older.versions)]
+        return len(mine) == len(older.versions) and all(a.hash == b.hash for a, b in zip(mine, older.versions))
+
+    def to_bytes(self) -> bytes:
+        data = {"format": FORMAT, "source": self.source, "versions": [v.to_dict() for v in self.versions]}
+        return json.dumps(data, ensure_ascii=False, indent=1).encode()
+
+    @classmethod
+    def from_bytes(cls, raw: bytes, name: str) -> Manifest:
+        try:
+            data = json.loads(raw)
+            if data.get("format") != FORMAT:
+                raise CorruptObject(f"{name} has format {data.get('format')!r}, expected {FORMAT!r}",
+                                    hint="a newer syncd may have written it")
+            return cls(data["source"], tuple(Version.from_dict(v) for v in data["versions"]))
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            raise CorruptObject(f"{name} is not a readable manifest ({type(e).__name__}: {e})") from None
+
+
+def _canonical(data: dict) -> bytes:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()

@@ -1,0 +1,314 @@
+"""The mirror: the archive's working copy of one source database.
+
+Every real table `T` of the source becomes table `"t:T"` of the mirror, keyed
+by the source's rowid (column `"syncd:rowid"`) or, for WITHOUT ROWID tables, by
+the same primary key. Mirror columns are declared without a type, so each value
+keeps exactly the storage class it had in the source. The source's schema and
+settings are rows too (tables `"syncd:schema"` and `"syncd:pragma"`), so one
+SQLite session changeset carries any change an app makes, DDL included.
+
+Bringing the mirror up to a new snapshot under a session yields the version's
+changeset; applying that changeset to the previous mirror (the restore side)
+repeats the same steps: schema rows first, then `conform` reshapes the mirror's
+tables to the recorded shapes, then the rows.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import apsw
+
+from .errors import ArchiveError
+from .schema import Shape, SchemaEntry, quote, read_pragmas, read_schema, read_shape, rowid_alias
+
+TABLE_PREFIX = "t:"
+ROWID = "syncd:rowid"
+SCHEMA_TABLE = "syncd:schema"
+PRAGMA_TABLE = "syncd:pragma"
+REBUILD_TABLE = "syncd:rebuild"
+INTERNAL_PREFIX = "syncd:"
+CACHE_KIB = 32 * 1024
+
+
+@dataclass(frozen=True)
+class RowCounts:
+    """What a version did to the source's rows (its schema changes counted apart)."""
+
+    added: int = 0
+    changed: int = 0
+    deleted: int = 0
+    schema: int = 0
+
+    def __bool__(self) -> bool:
+        return any((self.added, self.changed, self.deleted, self.schema))
+
+    def as_dict(self) -> dict[str, int]:
+        return {"added": self.added, "changed": self.changed, "deleted": self.deleted, "schema": self.schema}
+
+
+@dataclass(frozen=True)
+class Changes:
+    """The outcome of absorbing a snapshot: a changeset (None when not recorded) and counts."""
+
+    changeset: bytes | None
+    counts: RowCounts
+
+
+def mirror_table(name: str) -> str:
+    return TABLE_PREFIX + name
+
+
+def count_changes(changeset: bytes) -> RowCounts:
+    ops: Counter[tuple[bool, str]] = Counter()
+    for change in apsw.Changeset.iter(changeset):
+        ops[change.name.startswith(TABLE_PREFIX), change.op] += 1
+    schema = sum(n for (is_data, _), n in ops.items() if not is_data)
+    return RowCounts(ops[True, "INSERT"], ops[True, "UPDATE"], ops[True, "DELETE"], schema)
+
+
+class Mirror:
+    """A mirror database file; changes happen in a transaction ended by commit or rollback."""
+
+    def __init__(self, path: Path, *, encoding: str = "UTF-8"):
+        self.path = Path(path)
+        new = not self.path.exists()
+        self.db = apsw.Connection(str(self.path))
+        self.db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+        if new:
+            # A database's text encoding is fixed by its first table, and an attached
+            # source must share it.
+            self.db.execute(f"PRAGMA encoding='{encoding}'")
+            self.db.execute(
+                f"CREATE TABLE {quote(SCHEMA_TABLE)}(name TEXT PRIMARY KEY, type TEXT, tbl_name TEXT,"
+                f" sql TEXT, seq INTEGER, shape TEXT);"
+                f"CREATE TABLE {quote(PRAGMA_TABLE)}(name TEXT PRIMARY KEY, value)"
+            )
+
+    def close(self) -> None:
+        self.db.close()
+
+    @property
+    def version(self) -> int:
+        """The archive version the mirror holds (0: none yet)."""
+        return self.db.execute("PRAGMA user_version").fetchall()[0][0]
+
+    # -- transactions ---------------------------------------------------------
+
+    def commit(self, version: int) -> None:
+        self.db.execute(f"PRAGMA user_version={int(version)}; COMMIT")
+        self._detach_source()
+
+    def rollback(self) -> None:
+        if not self.db.in_transaction:
+            self._detach_source()
+            return
+        self.db.execute("ROLLBACK")
+        self._detach_source()
+
+    def _detach_source(self) -> None:
+        if any(name == "src" for _, name, _ in self.db.execute("PRAGMA database_list")):
+            self.db.execute("DETACH src")
+
+    # -- what the mirror holds -----------------------------------------------
+
+    def schema(self) -> list[SchemaEntry]:
+        rows = self.db.execute(
+            f"SELECT name, type, tbl_name, sql, seq, shape FROM {quote(SCHEMA_TABLE)} ORDER BY seq"
+        ).fetchall()
+        return [SchemaEntry(n, ty, tb, sql, seq, Shape.from_json(s) if s else None) for n, ty, tb, sql, seq, s in rows]
+
+    def pragmas(self) -> dict[str, int | str]:
+        return dict(self.db.execute(f"SELECT name, value FROM {quote(PRAGMA_TABLE)}").fetchall())
+
+    # -- syncing side: absorb a snapshot ----------------------------------------
+
+    def absorb(self, snapshot: Path, *, record: bool = True) -> Changes:
+        """Make the mirror equal to `snapshot`, leaving the transaction open.
+
+        With `record`, a session collects the changeset; without (a first
+        version, where every row is new) the rows are only counted.
+        """
+        db = self.db
+        db.execute("ATTACH ? AS src", (str(snapshot),))
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            session = apsw.Session(db, "main") if record else None
+            if session:
+                session.attach()
+            entries = read_schema(db, "src")
+            schema_changes = self._store_settings(entries, read_pragmas(db, "src"))
+            with _paused(session):
+                self._conform({e.name: e.shape for e in entries if e.shape})
+            added = sum(self._absorb_table(e) for e in entries if e.shape)
+            if session:
+                changeset = session.changeset()
+                session.close()
+                return Changes(changeset, count_changes(changeset) if changeset else RowCounts())
+            return Changes(None, RowCounts(added=added, schema=schema_changes))
+        except BaseException:
+            self.rollback()
+            raise
+
+    def _store_settings(self, entries: list[SchemaEntry], pragmas: dict[str, int | str]) -> int:
+        """Record the source's schema and pragmas as rows; return how many rows changed."""
+        schema_rows = {
+            e.name: (e.type, e.tbl_name, e.sql, e.seq, e.shape.to_json() if e.shape else None) for e in entries
+        }
+        pragma_rows = {name: (value,) for name, value in pragmas.items()}
+        return self._replace_rows(SCHEMA_TABLE, ("type", "tbl_name", "sql", "seq", "shape"), schema_rows) + (
+            self._replace_rows(PRAGMA_TABLE, ("value",), pragma_rows)
+        )
+
+    def _replace_rows(self, table: str, columns: tuple[str, ...], wanted: dict[str, tuple]) -> int:
+        """Make a small name-keyed table hold exactly `wanted`, touching only differing rows."""
+        t = quote(table)
+        cols = ", ".join(quote(c) for c in columns)
+        current = {row[0]: tuple(row[1:]) for row in self.db.execute(f"SELECT name, {cols} FROM {t}")}
+        touched = 0
+        for name in current.keys() - wanted.keys():
+            self.db.execute(f"DELETE FROM {t} WHERE name = ?", (name,))
+            touched += 1
+        marks = ", ".join("?" * (len(columns) + 1))
+        for name, values in wanted.items():
+            if not _same_values(current.get(name), values):
+                self.db.execute(f"INSERT OR REPLACE INTO {t}(name, {cols}) VALUES ({marks})", (name, *values))
+                touched += 1
+        return touched
+
+    def _absorb_table(self, entry: SchemaEntry) -> int:
+        """Bring one mirror table up to the source table; return rows written."""
+        shape = entry.shape
+        assert shape is not None
+        m, s = quote(mirror_table(entry.name)), f"src.{quote(entry.name)}"
+        columns = [quote(c) for c in shape.columns]
+        if shape.key is None:
+            try:
+                alias = quote(rowid_alias(shape.columns))
+            except ValueError as e:
+                raise ArchiveError(f"table {entry.name!r}: {e}") from None
+            key_target, key_columns, source_key = quote(ROWID), [quote(ROWID)], [alias]
+        else:
+            key_target = ", ".join(f"{quote(c)} COLLATE {coll}" for c, coll in shape.key)
+            key_columns = source_key = []
+        differs = " OR ".join(
+            f"{m}.{c} IS NOT excluded.{c} OR typeof({m}.{c}) IS NOT typeof(excluded.{c})" for c in columns
+        )
+        assignments = ", ".join(f"{c} = excluded.{c}" for c in columns)
+        update = f"DO UPDATE SET {assignments} WHERE {differs}" if columns else "DO NOTHING"
+        self.db.execute(
+            f"INSERT INTO {m}({', '.join(key_columns + columns)}) "
+            f"SELECT {', '.join(source_key + columns)} FROM {s} WHERE true "
+            f"ON CONFLICT({key_target}) {update}"
+        )
+        written = self.db.changes()
+        if shape.key is None:
+            self.db.execute(f"DELETE FROM {m} WHERE {quote(ROWID)} NOT IN (SELECT {alias} FROM {s})")
+        else:
+            match = " AND ".join(f"s.{quote(c)} = m.{quote(c)}" for c, _ in shape.key)
+            self.db.execute(f"DELETE FROM {m} AS m WHERE NOT EXISTS (SELECT 1 FROM {s} AS s WHERE {match})")
+        return written
+
+    # -- restoring side: apply a changeset ----------------------------------------
+
+    def apply(self, changeset: bytes) -> None:
+        """Apply one version's changeset, leaving the transaction open for commit."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            self._apply_part(changeset, lambda table: table.startswith(INTERNAL_PREFIX))
+            self._conform({e.name: e.shape for e in self.schema() if e.shape})
+            self._apply_part(changeset, lambda table: table.startswith(TABLE_PREFIX))
+        except BaseException:
+            self.rollback()
+            raise
+
+    def _apply_part(self, changeset: bytes, wanted) -> None:
+        conflicts: list[str] = []
+
+        def refuse(reason: int, change: apsw.TableChange) -> int:
+            conflicts.append(f"{change.op} on {change.name[len(TABLE_PREFIX):]!r}")
+            return apsw.SQLITE_CHANGESET_ABORT
+
+        try:
+            apsw.Changeset.apply(changeset, self.db, filter=wanted, conflict=refuse)
+        except apsw.AbortError:
+            raise ArchiveError(
+                f"a changeset doesn't fit the version before it ({conflicts[0] if conflicts else 'conflict'})",
+                hint="run `syncd verify` on the target",
+            ) from None
+
+    # -- shared: reshape mirror tables ------------------------------------------------
+
+    def _conform(self, wanted: dict[str, Shape]) -> None:
+        """Make the mirror's tables have exactly the wanted shapes, keeping rows where columns persist.
+
+        Deterministic, because the syncing and the restoring side both run it
+        between the schema rows and the data rows of a changeset.
+        """
+        have = self._table_shapes()
+        for name in sorted(have.keys() - wanted.keys()):
+            self.db.execute(f"DROP TABLE {quote(mirror_table(name))}")
+        for name, shape in wanted.items():
+            old = have.get(name)
+            table = quote(mirror_table(name))
+            if old == shape:
+                continue
+            if old is None:
+                self.db.execute(_create_sql(table, shape))
+            elif old.key == shape.key and shape.columns[: len(old.columns)] == old.columns:
+                for column in shape.columns[len(old.columns):]:
+                    self.db.execute(f"ALTER TABLE {table} ADD COLUMN {quote(column)}")
+            else:
+                self._rebuild(table, old, shape)
+
+    def _rebuild(self, table: str, old: Shape, shape: Shape) -> None:
+        kept = [quote(c) for c in shape.columns if c in old.columns]
+        if old.key is None and shape.key is None:
+            kept.insert(0, quote(ROWID))
+        rebuild = quote(REBUILD_TABLE)
+        self.db.execute(_create_sql(rebuild, shape))
+        if kept:
+            cols = ", ".join(kept)
+            self.db.execute(f"INSERT OR IGNORE INTO {rebuild}({cols}) SELECT {cols} FROM {table} ORDER BY rowid")
+        self.db.execute(f"DROP TABLE {table}; ALTER TABLE {rebuild} RENAME TO {table}")
+
+    def _table_shapes(self) -> dict[str, Shape]:
+        names = self.db.execute(
+            "SELECT name FROM sqlite_schema WHERE type = 'table' AND name LIKE 't:%'"
+        ).fetchall()
+        shapes = {}
+        for (name,) in names:
+            shape = read_shape(self.db, "main", name)
+            if shape.key is None:
+                shape = Shape(shape.columns[1:])  # drop "syncd:rowid"
+            shapes[name[len(TABLE_PREFIX):]] = shape
+        return shapes
+
+
+def _create_sql(table: str, shape: Shape) -> str:
+    columns = [quote(c) for c in shape.columns]
+    if shape.key is None:
+        return f"CREATE TABLE {table}({', '.join([quote(ROWID) + ' INTEGER PRIMARY KEY'] + columns)})"
+    key = ", ".join(f"{quote(c)} COLLATE {coll}" for c, coll in shape.key)
+    return f"CREATE TABLE {table}({', '.join(columns)}, PRIMARY KEY({key})) WITHOUT ROWID"
+
+
+def _same_values(a: tuple | None, b: tuple) -> bool:
+    """Equal including storage class, so 1 and 1.0 differ."""
+    return a is not None and len(a) == len(b) and all(type(x) is type(y) and x == y for x, y in zip(a, b))
+
+
+@contextmanager
+def _paused(session: apsw.Session | None):
+    """Reshaping tables is repeated by whoever applies the changeset, so it isn't recorded."""
+    if session is None:
+        yield
+        return
+    session.enabled = False
+    try:
+        yield
+    finally:
+        session.enabled = True

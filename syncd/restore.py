@@ -1,0 +1,94 @@
+"""Rebuilding any version from an archive alone: a base, the deltas after it, then export."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from datetime import datetime
+from pathlib import Path
+
+from .archive import Archive, list_sources
+from .backend import Backend
+from .errors import ArchiveError, CorruptObject, SyncdError
+from .export import export_database
+from .manifest import Manifest, Version
+from .mirror import Mirror
+
+COMPANIONS = ("-wal", "-shm", "-journal")
+
+
+def build_mirror(archive: Archive, manifest: Manifest, number: int, path: Path) -> Mirror:
+    """Rebuild the mirror as of version `number` into `path`, replacing what is there."""
+    plan = manifest.restore_plan(number)
+    for suffix in ("",) + COMPANIONS:
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    archive.fetch(plan[0].base, path)
+    mirror = Mirror(path)
+    if mirror.version != plan[0].number:
+        mirror.close()
+        raise CorruptObject(f"{archive.location}: the base of version {plan[0].number} holds version {mirror.version}")
+    replay(mirror, archive, plan[1:])
+    return mirror
+
+
+def replay(mirror: Mirror, archive: Archive, versions: list[Version]) -> None:
+    """Apply the deltas of `versions`, in order, committing each."""
+    for version in versions:
+        if version.delta is None:
+            raise ArchiveError(f"version {version.number} has no delta to apply")
+        with tempfile.TemporaryDirectory(dir=mirror.path.parent) as tmp:
+            changeset = Path(tmp, "delta")
+            archive.fetch(version.delta, changeset)
+            mirror.apply(changeset.read_bytes())
+        mirror.commit(version.number)
+
+
+def pick_source(backend: Backend, source: str | None) -> str:
+    """The named source, or the only one the target holds."""
+    names = list_sources(backend)
+    if source is not None:
+        if source not in names:
+            known = ", ".join(names) or "none"
+            raise ArchiveError(f"{backend.location} holds no source named {source!r}", hint=f"sources there: {known}")
+        return source
+    if not names:
+        raise ArchiveError(f"{backend.location} holds no syncd archive", hint="check the target, or run `syncd sync` first")
+    if len(names) > 1:
+        raise ArchiveError(f"{backend.location} holds several sources: {', '.join(names)}", hint="pick one with --source")
+    return names[0]
+
+
+def read_manifest(archive: Archive) -> Manifest:
+    manifest = archive.manifest()
+    if manifest is None:
+        raise ArchiveError(f"{archive.location} has no manifest for {archive.source!r}")
+    return manifest
+
+
+def choose_version(manifest: Manifest, number: int | None, at: datetime | None) -> Version:
+    if number is not None and at is not None:
+        raise SyncdError("give --version or --at, not both")
+    return manifest.at(at) if at is not None else manifest.version(number)
+
+
+def restore(archive: Archive, output: Path, *, number: int | None = None, at: datetime | None = None,
+            force: bool = False) -> Version:
+    """Write the source's database as of a version (the latest by default) to `output`."""
+    output = Path(output).absolute()
+    if output.exists() and not force:
+        raise SyncdError(f"{output} already exists", hint="choose another path, or add --force to replace it")
+    if not output.parent.is_dir():
+        raise SyncdError(f"folder {output.parent} does not exist", hint="create it first")
+    manifest = read_manifest(archive)
+    version = choose_version(manifest, number, at)
+    with tempfile.TemporaryDirectory(dir=output.parent, prefix=".syncd-restore-") as tmp:
+        mirror = build_mirror(archive, manifest, version.number, Path(tmp, "mirror.db"))
+        try:
+            export_database(mirror, str(Path(tmp, "restored.db")))
+        finally:
+            mirror.close()
+        for suffix in COMPANIONS:
+            # A stale -wal beside the old file would be replayed into the new one.
+            Path(f"{output}{suffix}").unlink(missing_ok=True)
+        os.replace(Path(tmp, "restored.db"), output)
+    return version

@@ -1,0 +1,221 @@
+"""One sync pass: snapshot, diff into the mirror, persist locally, then deliver to every target.
+
+The local archive's manifest is the local commit point: once it names a
+version, that version survives anything, and every later pass delivers it to
+targets that lack it. The mirror is committed after the manifest, so a crash in
+between leaves a mirror one version behind, which `open_mirror` replays forward.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import apsw
+import pluggy
+
+from .archive import Archive, check_source_name
+from .errors import ArchiveError, PermanentError, SyncdError
+from .fsutil import fsync_dir
+from .manifest import Manifest, Version
+from .mirror import Mirror
+from .plugins import open_backend
+from .restore import build_mirror, replay
+from .snapshot import Snapshot, take_snapshot
+from .state import SourceState
+
+# A restore applies at most this many deltas after a base…
+BASE_MAX_CHAIN = 32
+# …and a new base is also made once the deltas since the last one outweigh it.
+BASE_DELTA_RATIO = 1.0
+
+
+@dataclass
+class TargetReport:
+    location: str
+    ok: bool
+    version: int | None  # the latest version the target holds, when known
+    bytes: int = 0  # bytes uploaded by this pass
+    error: str | None = None
+    hint: str | None = None
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass
+class SyncReport:
+    source: str
+    version: Version | None  # the version this pass created; None when nothing changed
+    head: int  # the latest version archived
+    targets: list[TargetReport] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(t.ok for t in self.targets)
+
+    def to_dict(self) -> dict:
+        v = self.version
+        return {
+            "source": self.source,
+            "changed": v is not None,
+            "version": v.number if v else None,
+            "head": self.head,
+            "time": v.time if v else None,
+            "rows": v.rows if v else None,
+            "bytes": (v.content.size + (v.base.size if v.delta and v.base else 0)) if v else 0,
+            "targets": [t.to_dict() for t in self.targets],
+        }
+
+
+def default_source_name(path: Path) -> str:
+    """A source is named after its file unless told otherwise: `EnMicroMsg.db`, `ChatStorage.sqlite`."""
+    return re.sub(r"[^A-Za-z0-9._-]", "-", Path(path).name).lstrip(".-_") or "source"
+
+
+def sync(source: Path, targets: list[str], *, state_dir: Path, pm: pluggy.PluginManager,
+         name: str | None = None) -> SyncReport:
+    """Archive what changed in `source` as a new version and bring every target up to date."""
+    name = check_source_name(name or default_source_name(source))
+    backends = [open_backend(pm, url) for url in targets]
+    state = SourceState(state_dir, name)
+    try:
+        with state.locked():
+            local = Archive(open_backend(pm, str(state.archive_dir)), name)
+            with take_snapshot(Path(source), state.staging) as snapshot:
+                manifest, created = record_version(state, local, snapshot)
+            reports = [deliver(local, manifest, Archive(b, name), state) for b in backends]
+    finally:
+        for backend in backends:
+            backend.close()
+    return SyncReport(name, created, manifest.head.number, reports)
+
+
+def record_version(state: SourceState, local: Archive, snapshot: Snapshot) -> tuple[Manifest, Version | None]:
+    """Persist the snapshot's changes as a new local version, if there are any."""
+    manifest = local.manifest() or Manifest(local.source)
+    mirror = open_mirror(state, local, manifest)
+    if mirror is None:
+        manifest = _record_first(state, local, manifest, snapshot)
+        return manifest, manifest.head
+    try:
+        changes = mirror.absorb(snapshot.path)
+        if not changes.changeset:
+            mirror.rollback()
+            return manifest, None
+        number = manifest.head.number + 1
+        with tempfile.TemporaryDirectory(dir=state.root) as tmp:
+            delta_file = Path(tmp, "delta")
+            delta_file.write_bytes(changes.changeset)
+            delta = local.store(delta_file, "delta", number, Path(tmp))
+        manifest = manifest.append(changes.counts.as_dict(), delta=delta)
+        local.write_manifest(manifest)  # the local commit point
+        mirror.commit(number)
+        if base_due(manifest):
+            manifest = _add_base(state, local, manifest, mirror)
+        return manifest, manifest.head
+    finally:
+        mirror.close()
+
+
+def _record_first(state: SourceState, local: Archive, manifest: Manifest, snapshot: Snapshot) -> Manifest:
+    """The first version is a base: the whole mirror, built in a new file."""
+    building = state.mirror_path.with_suffix(".new")
+    building.unlink(missing_ok=True)
+    mirror = Mirror(building, encoding=_encoding_of(snapshot.path))
+    try:
+        changes = mirror.absorb(snapshot.path, record=False)
+        mirror.commit(1)
+    finally:
+        mirror.close()
+    base = local.store(building, "base", 1, state.root)
+    manifest = manifest.append(changes.counts.as_dict(), base=base)
+    local.write_manifest(manifest)  # the local commit point
+    os.replace(building, state.mirror_path)
+    fsync_dir(state.root)
+    return manifest
+
+
+def _encoding_of(database: Path) -> str:
+    db = apsw.Connection(str(database), flags=apsw.SQLITE_OPEN_READONLY)
+    try:
+        return db.execute("PRAGMA encoding").fetchall()[0][0]
+    finally:
+        db.close()
+
+
+def base_due(manifest: Manifest) -> bool:
+    """Whether the head should get a base, so restores stay short."""
+    since_base = []
+    for version in reversed(manifest.versions):
+        if version.base:
+            break
+        since_base.append(version)
+    if not since_base:
+        return False
+    if len(since_base) >= BASE_MAX_CHAIN:
+        return True
+    return sum(v.delta.size for v in since_base) >= version.base.size * BASE_DELTA_RATIO
+
+
+def _add_base(state: SourceState, local: Archive, manifest: Manifest, mirror: Mirror) -> Manifest:
+    number = manifest.head.number
+    with tempfile.TemporaryDirectory(dir=state.root) as tmp:
+        copy = Path(tmp, "base.db")
+        mirror.db.execute("VACUUM INTO ?", (str(copy),))
+        base = local.store(copy, "base", number, Path(tmp))
+    manifest = manifest.with_base(number, base)
+    local.write_manifest(manifest)
+    return manifest
+
+
+def open_mirror(state: SourceState, local: Archive, manifest: Manifest) -> Mirror | None:
+    """The mirror at the local archive's head, replayed or rebuilt if a crash left it behind."""
+    head = manifest.head.number if manifest.head else 0
+    if head == 0:
+        return None
+    if state.mirror_path.exists():
+        mirror = Mirror(state.mirror_path)
+        if mirror.version == head:
+            return mirror
+        if 0 < mirror.version < head:
+            replay(mirror, local, list(manifest.versions[mirror.version:head]))
+            return mirror
+        mirror.close()
+    return build_mirror(local, manifest, head, state.mirror_path)
+
+
+def deliver(local: Archive, manifest: Manifest, target: Archive, state: SourceState) -> TargetReport:
+    """Upload what `target` lacks, then its manifest; a failure is reported, not raised."""
+    head = manifest.head
+    cursor = state.cursor(target.location)
+    if cursor and cursor["hash"] == head.hash:
+        return TargetReport(target.location, True, head.number)
+    known = cursor["version"] if cursor else None
+    try:
+        remote = target.manifest()
+        if remote is None and cursor:
+            raise PermanentError(
+                f"{target.location} no longer holds the archive it had (version {cursor['version']})",
+                hint="is the share mounted? If it was emptied on purpose, remove "
+                     f"{state.cursors} to upload everything again",
+            )
+        if remote is not None:
+            known = remote.head.number if remote.head else 0
+            if not manifest.extends(remote):
+                raise ArchiveError(f"{target.location} holds a different history of {local.source!r}",
+                                   hint="sync this source under another --name, or to another target")
+        present = target.object_names()
+        sent = 0
+        for ref in manifest.objects():
+            if ref.name not in present:
+                local.copy_to(ref, target)
+                sent += ref.size
+        sent += target.write_manifest(manifest)  # the target's commit point
+    except SyncdError as e:
+        return TargetReport(target.location, False, known, error=str(e), hint=e.hint)
+    state.set_cursor(target.location, head.number, head.hash)
+    return TargetReport(target.location, True, head.number, sent)

@@ -1,0 +1,81 @@
+"""Shared fixtures: a phone folder, a state dir and a folder target, plus a sync/restore harness."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import apsw
+import pytest
+from hypothesis import HealthCheck, settings
+
+from logical import logical_state
+from syncd.archive import Archive
+from syncd.plugins import open_backend, plugin_manager
+from syncd.restore import restore
+from syncd.sync import sync
+
+settings.register_profile("default", max_examples=25, deadline=None,
+                          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+settings.register_profile("thorough", max_examples=300, deadline=None,
+                          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+SHARED_FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def pm():
+    return plugin_manager()
+
+
+class Harness:
+    """A phone database, its local state and one folder target, with what each version held."""
+
+    def __init__(self, root: Path, pm, db_name: str = "chat.db"):
+        self.root = root
+        self.pm = pm
+        self.phone = root / "phone"
+        self.phone.mkdir()
+        self.source = self.phone / db_name
+        self.state = root / "state"
+        self.target = root / "nas"
+        self.target.mkdir()
+        self.expected: dict[int, dict] = {}
+
+    def connect(self) -> apsw.Connection:
+        return apsw.Connection(str(self.source))
+
+    def execute(self, sql: str, *params) -> None:
+        db = self.connect()
+        try:
+            db.execute(sql, params).fetchall()
+        finally:
+            db.close()
+
+    def sync(self, targets: list[str] | None = None):
+        report = sync(self.source, [str(self.target)] if targets is None else targets,
+                      state_dir=self.state, pm=self.pm)
+        if report.version:
+            self.expected[report.version.number] = logical_state(self.source)
+        return report
+
+    def archive(self, target: Path | None = None) -> Archive:
+        backend = open_backend(self.pm, str(target or self.target))
+        return Archive(backend, self.source.name)
+
+    def restore(self, number: int | None = None, target: Path | None = None) -> Path:
+        out = self.root / f"restored-{number}-{len(list(self.root.iterdir()))}.db"
+        restore(self.archive(target), out, number=number)
+        return out
+
+    def check_all_versions(self, target: Path | None = None) -> None:
+        """Every version restores to exactly what the phone held when it was archived."""
+        for number, state in self.expected.items():
+            restored = self.restore(number, target)
+            assert logical_state(restored) == state, f"version {number} differs"
+
+
+@pytest.fixture
+def harness(tmp_path, pm):
+    return Harness(tmp_path, pm)
