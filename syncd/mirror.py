@@ -52,10 +52,12 @@ class RowCounts:
 
 @dataclass(frozen=True)
 class Changes:
-    """The outcome of absorbing a snapshot: a changeset (None when not recorded) and counts."""
+    """The outcome of absorbing a snapshot: a changeset (None when not recorded), counts,
+    and whether any mirror table changed shape (columns or key)."""
 
     changeset: bytes | None
     counts: RowCounts
+    reshaped: bool = False
 
 
 def mirror_table(name: str) -> str:
@@ -142,13 +144,13 @@ class Mirror:
             entries = read_schema(db, "src")
             schema_changes = self._store_settings(entries, read_pragmas(db, "src"))
             with _paused(session):
-                self._conform({e.name: e.shape for e in entries if e.shape})
+                reshaped = self._conform({e.name: e.shape for e in entries if e.shape})
             added = sum(self._absorb_table(e) for e in entries if e.shape)
             if session:
                 changeset = session.changeset()
                 session.close()
-                return Changes(changeset, count_changes(changeset) if changeset else RowCounts())
-            return Changes(None, RowCounts(added=added, schema=schema_changes))
+                return Changes(changeset, count_changes(changeset) if changeset else RowCounts(), reshaped)
+            return Changes(None, RowCounts(added=added, schema=schema_changes), reshaped)
         except BaseException:
             self.rollback()
             raise
@@ -242,13 +244,16 @@ class Mirror:
 
     # -- shared: reshape mirror tables ------------------------------------------------
 
-    def _conform(self, wanted: dict[str, Shape]) -> None:
+    def _conform(self, wanted: dict[str, Shape]) -> bool:
         """Make the mirror's tables have exactly the wanted shapes, keeping rows where columns persist.
 
         Deterministic, because the syncing and the restoring side both run it
-        between the schema rows and the data rows of a changeset.
+        between the schema rows and the data rows of a changeset. True if
+        anything was reshaped.
         """
         have = self._table_shapes()
+        if have == wanted:
+            return False
         for name in sorted(have.keys() - wanted.keys()):
             self.db.execute(f"DROP TABLE {quote(mirror_table(name))}")
         for name, shape in wanted.items():
@@ -263,6 +268,7 @@ class Mirror:
                     self.db.execute(f"ALTER TABLE {table} ADD COLUMN {quote(column)}")
             else:
                 self._rebuild(table, old, shape)
+        return True
 
     def _rebuild(self, table: str, old: Shape, shape: Shape) -> None:
         kept = [quote(c) for c in shape.columns if c in old.columns]

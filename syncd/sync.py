@@ -2,8 +2,8 @@
 
 The local archive's manifest is the local commit point: once it names a
 version, that version survives anything, and every later pass delivers it to
-targets that lack it. The mirror is committed after the manifest, so a crash in
-between leaves a mirror one version behind, which `open_mirror` replays forward.
+targets that lack it. Until then the version doesn't exist: a crash before it
+only means the next pass finds the same changes on the phone again.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from .fsutil import fsync_dir
 from .manifest import Manifest, Version
 from .mirror import Mirror
 from .plugins import open_backend
-from .restore import build_mirror, replay
+from .restore import build_mirror
 from .snapshot import Snapshot, take_snapshot
 from .state import SourceState
 
@@ -95,7 +95,12 @@ def sync(source: Path, targets: list[str], *, state_dir: Path, pm: pluggy.Plugin
 
 
 def record_version(state: SourceState, local: Archive, snapshot: Snapshot) -> tuple[Manifest, Version | None]:
-    """Persist the snapshot's changes as a new local version, if there are any."""
+    """Persist the snapshot's changes as a new local version, if there are any.
+
+    The mirror commits first and the local manifest last: a crash in between
+    leaves a mirror ahead of the archive, which `open_mirror` rebuilds, and the
+    next pass finds the same changes again.
+    """
     manifest = local.manifest() or Manifest(local.source)
     mirror = open_mirror(state, local, manifest)
     if mirror is None:
@@ -111,11 +116,15 @@ def record_version(state: SourceState, local: Archive, snapshot: Snapshot) -> tu
             delta_file = Path(tmp, "delta")
             delta_file.write_bytes(changes.changeset)
             delta = local.store(delta_file, "delta", number, Path(tmp))
-        manifest = manifest.append(changes.counts.as_dict(), delta=delta)
+            mirror.commit(number)
+            manifest = manifest.append(changes.counts.as_dict(), delta=delta)
+            # A base wherever tables change shape keeps every delta a plain row
+            # patch (see docs/format.md), besides keeping restores short.
+            if changes.reshaped or base_due(manifest):
+                copy = Path(tmp, "base.db")
+                mirror.db.execute("VACUUM INTO ?", (str(copy),))
+                manifest = manifest.with_base(number, local.store(copy, "base", number, Path(tmp)))
         local.write_manifest(manifest)  # the local commit point
-        mirror.commit(number)
-        if base_due(manifest):
-            manifest = _add_base(state, local, manifest, mirror)
         return manifest, manifest.head
     finally:
         mirror.close()
@@ -161,28 +170,14 @@ def base_due(manifest: Manifest) -> bool:
     return sum(v.delta.size for v in since_base) >= version.base.size * BASE_DELTA_RATIO
 
 
-def _add_base(state: SourceState, local: Archive, manifest: Manifest, mirror: Mirror) -> Manifest:
-    number = manifest.head.number
-    with tempfile.TemporaryDirectory(dir=state.root) as tmp:
-        copy = Path(tmp, "base.db")
-        mirror.db.execute("VACUUM INTO ?", (str(copy),))
-        base = local.store(copy, "base", number, Path(tmp))
-    manifest = manifest.with_base(number, base)
-    local.write_manifest(manifest)
-    return manifest
-
-
 def open_mirror(state: SourceState, local: Archive, manifest: Manifest) -> Mirror | None:
-    """The mirror at the local archive's head, replayed or rebuilt if a crash left it behind."""
+    """The mirror at the local archive's head; rebuilt from the archive if a crash left it elsewhere."""
     head = manifest.head.number if manifest.head else 0
     if head == 0:
         return None
     if state.mirror_path.exists():
         mirror = Mirror(state.mirror_path)
         if mirror.version == head:
-            return mirror
-        if 0 < mirror.version < head:
-            replay(mirror, local, list(manifest.versions[mirror.version:head]))
             return mirror
         mirror.close()
     return build_mirror(local, manifest, head, state.mirror_path)
