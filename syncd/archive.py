@@ -19,7 +19,7 @@ from pathlib import Path
 
 from . import codec
 from .backend import Backend
-from .errors import CorruptObject, NotFound, SyncdError
+from .errors import CorruptObject, NotFound, UsageError
 from .manifest import Manifest, ObjectRef
 
 MANIFEST = "manifest.json"
@@ -30,7 +30,7 @@ CHUNK = 1 << 20
 
 def check_source_name(name: str) -> str:
     if not SOURCE_NAME.match(name):
-        raise SyncdError(f"{name!r} can't name a source",
+        raise UsageError(f"{name!r} can't name a source",
                          hint="use letters, digits, '.', '_' and '-' (e.g. --name wechat)")
     return name
 

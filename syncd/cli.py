@@ -80,7 +80,7 @@ def main():
 
 
 @main.command()
-@click.argument("source", type=click.Path(path_type=Path))
+@click.argument("source", type=click.Path(path_type=Path, readable=False))
 @click.option("--to", "targets", multiple=True, required=True, metavar="TARGET",
               help="A target: a folder path or file:///path. Repeat for several.")
 @click.option("--name", help="Name of the source in archives (default: the file's name).")

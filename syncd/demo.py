@@ -12,6 +12,7 @@ import apsw
 
 from . import samples
 from .archive import Archive
+from .errors import UsageError
 from .plugins import open_backend, plugin_manager
 from .restore import restore
 from .sync import sync
@@ -22,11 +23,12 @@ SAMPLE_MESSAGES = 2_000
 def run_demo(workdir: Path | None, say: Callable[[str], None]) -> Path:
     """Build a sample chat database, archive four versions of it, and restore an old one."""
     workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="syncd-demo-"))
+    if workdir.exists() and any(workdir.iterdir()):
+        raise UsageError(f"{workdir} is not empty", hint="give the demo a new or empty folder")
     phone, nas, state = workdir / "phone", workdir / "nas", workdir / "state"
     for folder in (phone, nas):
-        folder.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True)
     database = phone / "EnMicroMsg.db"
-    database.unlink(missing_ok=True)
     pm, rng = plugin_manager(), random.Random(7)
 
     def archive_version(what: str) -> None:

@@ -1,6 +1,7 @@
 """The errors syncd raises, and what each one tells the user.
 
     SyncdError                    anything syncd reports as one line plus a hint
+    ├── UsageError                the command asks for something impossible (exit 2)
     ├── SourceError               the phone's database can't be archived (exit 2)
     ├── TargetError               a storage target failed
     │   ├── TransientError        may succeed if tried again (network, timeouts, 5xx)
@@ -25,6 +26,12 @@ class SyncdError(Exception):
     def __init__(self, message: str, hint: str | None = None):
         super().__init__(message)
         self.hint = hint
+
+
+class UsageError(SyncdError):
+    """Options that contradict each other, or a value that can't be used (a source name)."""
+
+    exit_code = 2
 
 
 class SourceError(SyncdError):

@@ -128,8 +128,11 @@ class Manifest:
 
     def restore_plan(self, number: int) -> list[Version]:
         """The versions whose objects rebuild `number`: the nearest with a base, then deltas."""
-        start = max(v.number for v in self.versions[:number] if v.base)
-        return list(self.versions[start - 1: number])
+        bases = [v.number for v in self.versions[:number] if v.base]
+        if not bases:
+            raise CorruptObject(f"the manifest of {self.source!r} has no base at or before version {number}",
+                                hint="run `syncd verify` on the target")
+        return list(self.versions[bases[-1] - 1: number])
 
     def objects(self) -> list[ObjectRef]:
         return [ref for v in self.versions for ref in (v.delta, v.base) if ref]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .archive import Archive, list_sources
 from .backend import Backend
-from .errors import ArchiveError, CorruptObject, SyncdError
+from .errors import ArchiveError, CorruptObject, SyncdError, UsageError
 from .export import export_database
 from .manifest import Manifest, Version
 from .mirror import Mirror
@@ -67,7 +67,7 @@ def read_manifest(archive: Archive) -> Manifest:
 
 def choose_version(manifest: Manifest, number: int | None, at: datetime | None) -> Version:
     if number is not None and at is not None:
-        raise SyncdError("give --version or --at, not both")
+        raise UsageError("give --version or --at, not both")
     return manifest.at(at) if at is not None else manifest.version(number)
 
 
@@ -75,13 +75,19 @@ def restore(archive: Archive, output: Path, *, number: int | None = None, at: da
             force: bool = False) -> Version:
     """Write the source's database as of a version (the latest by default) to `output`."""
     output = Path(output).absolute()
+    if output.is_dir():
+        raise SyncdError(f"{output} is a folder", hint="give the path of the database file to write")
     if output.exists() and not force:
         raise SyncdError(f"{output} already exists", hint="choose another path, or add --force to replace it")
     if not output.parent.is_dir():
         raise SyncdError(f"folder {output.parent} does not exist", hint="create it first")
     manifest = read_manifest(archive)
     version = choose_version(manifest, number, at)
-    with tempfile.TemporaryDirectory(dir=output.parent, prefix=".syncd-restore-") as tmp:
+    try:
+        scratch = tempfile.TemporaryDirectory(dir=output.parent, prefix=".syncd-restore-")
+    except OSError as e:
+        raise SyncdError(f"can't write in {output.parent}: {e.strerror}", hint="restore into a folder you can write to") from None
+    with scratch as tmp:
         mirror = build_mirror(archive, manifest, version.number, Path(tmp, "mirror.db"))
         try:
             export_database(mirror, str(Path(tmp, "restored.db")))

@@ -197,8 +197,12 @@ def _check_copy(source: Path, copy: Path) -> None:
         finally:
             db.close()
     except (apsw.NotADBError, apsw.CorruptError) as e:
-        raise SourceError(f"{source} is damaged or not a database: {e}", hint=WAIT_HINT) from None
+        raise SourceError(f"{source} is damaged or not a database: {_first_line(e)}", hint=WAIT_HINT) from None
     except apsw.Error as e:
-        raise SourceError(f"{source} can't be opened as a SQLite database: {e}") from None
+        raise SourceError(f"{source} can't be opened as a SQLite database: {_first_line(e)}") from None
     if result != "ok":
-        raise SourceError(f"{source} is damaged: {result}", hint=WAIT_HINT)
+        raise SourceError(f"{source} is damaged: {_first_line(result)}", hint=WAIT_HINT)
+
+
+def _first_line(message) -> str:
+    return str(message).strip().splitlines()[0]
