@@ -52,7 +52,7 @@ def run_demo(workdir: Path | None, say: Callable[[str], None]) -> Path:
         recalled = samples.wechat_recall(db, rng)
     with _open(database) as db:
         now = db.execute("SELECT content FROM message WHERE msgId = ?", (recalled,)).fetchall()[0][0]
-    archive_version(f"a friend recalled message {recalled}; the phone now shows {now!r}")
+    archive_version(f"message {recalled} was recalled; the phone now shows {now!r}")
 
     with _open(database) as db:
         chat = samples.wechat_delete_chat(db, rng)

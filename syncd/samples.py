@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import dataclasses
 import itertools
 import os
 import plistlib
@@ -39,21 +40,17 @@ def _new_database(path: str | os.PathLike) -> Iterator[apsw.Connection]:
     # O_EXCL makes the overwrite check and the creation one step; SQLite accepts an
     # empty file as a new database.
     os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
-    db = None
     try:
         db = apsw.Connection(path)
-        yield db
-    except BaseException:
-        if db is not None:
+        try:
+            yield db
+        finally:
             db.close()
-            db = None
+    except BaseException:
         for leftover in (path, path + "-wal", path + "-shm", path + "-journal"):
             with contextlib.suppress(FileNotFoundError):
                 os.remove(leftover)
         raise
-    finally:
-        if db is not None:
-            db.close()
 
 
 def _bulk_load_pragmas(db: apsw.Connection) -> None:
@@ -92,11 +89,20 @@ def _random_keys(db: apsw.Connection, rng: random.Random, table: str, key: str,
     return sorted(found)
 
 
-def _random_key(db, rng, table, key, where="1") -> int:
+def _random_key(db: apsw.Connection, rng: random.Random, table: str, key: str, where: str = "1") -> int:
     keys = _random_keys(db, rng, table, key, 1, where)
     if not keys:
         raise LookupError(f"no row of {table} matches {where}")
     return keys[0]
+
+
+def _recent_key(db: apsw.Connection, rng: random.Random, table: str, key: str, where: str = "1",
+                window: int = 200) -> int:
+    """A random one of the newest `window` rows matching `where`: recalls and edits have a time limit."""
+    keys = db.execute(f"SELECT {key} FROM {table} WHERE {where} ORDER BY {key} DESC LIMIT ?", (window,)).fetchall()
+    if not keys:
+        raise LookupError(f"no row of {table} matches {where}")
+    return _pick(rng, keys)[0]
 
 
 def _hex(rng: random.Random, nbytes: int) -> str:
@@ -104,6 +110,7 @@ def _hex(rng: random.Random, nbytes: int) -> str:
 
 
 def _pick(rng: random.Random, items):
+    # rng.choice does the same a few times slower, which shows in million-row loops.
     return items[int(rng.random() * len(items))]
 
 
@@ -191,6 +198,14 @@ _EN_URLS = (
 _URL_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 
 
+def _zh_clock(hour: int, minute: int) -> str:
+    return f"{hour}点" + ("半" if minute == 30 else f"{minute}分" if minute else "")
+
+
+def _en_clock(hour: int, minute: int) -> str:
+    return f"{(hour - 1) % 12 + 1}:{minute:02d}{'am' if hour < 12 else 'pm'}"
+
+
 class _Language(NamedTuple):
     short: tuple[str, ...]
     templates: tuple[str, ...]
@@ -199,11 +214,12 @@ class _Language(NamedTuple):
     days: tuple[str, ...]
     tails: tuple[str, ...]
     urls: tuple[str, ...]
-    joiner: str
+    joiner: str  # between two sentences of one message
+    clock: Callable[[int, int], str]
 
 
-_CHINESE = _Language(_ZH_SHORT, _ZH_TEMPLATES, _ZH_PLACES, _ZH_FOODS, _ZH_DAYS, _ZH_TAILS, _ZH_URLS, "，")
-_ENGLISH = _Language(_EN_SHORT, _EN_TEMPLATES, _EN_PLACES, _EN_FOODS, _EN_DAYS, _EN_TAILS, _EN_URLS, " ")
+_CHINESE = _Language(_ZH_SHORT, _ZH_TEMPLATES, _ZH_PLACES, _ZH_FOODS, _ZH_DAYS, _ZH_TAILS, _ZH_URLS, "，", _zh_clock)
+_ENGLISH = _Language(_EN_SHORT, _EN_TEMPLATES, _EN_PLACES, _EN_FOODS, _EN_DAYS, _EN_TAILS, _EN_URLS, " ", _en_clock)
 
 
 def _url(rng: random.Random, language: _Language) -> str:
@@ -216,10 +232,9 @@ def _url(rng: random.Random, language: _Language) -> str:
 def _sentence(rng: random.Random, language: _Language, names: tuple[str, ...]) -> str:
     """One filled-in template: random names, places, times and numbers keep texts distinct."""
     hour, minute = rng.randint(7, 22), rng.choice((0, 0, 15, 30, 45, rng.randint(1, 59)))
-    clock = f"{hour}:{minute:02d}" if language is _ENGLISH else f"{hour}点" + ("半" if minute == 30 else "")
     return _pick(rng, language.templates).format(
         name=_pick(rng, names), place=_pick(rng, language.places), food=_pick(rng, language.foods),
-        day=_pick(rng, language.days), time=clock, num=rng.randint(2, 99),
+        day=_pick(rng, language.days), time=language.clock(hour, minute), num=rng.randint(2, 99),
         money=f"{rng.randint(5, 800)}.{rng.randint(0, 99):02d}", url=_url(rng, language))
 
 
@@ -285,9 +300,6 @@ CREATE TABLE chatroom ( chatroomname TEXT DEFAULT '' PRIMARY KEY, addtime INTEGE
 CREATE INDEX contact_alias_index ON rcontact ( alias );
 CREATE INDEX en_username_unique_index ON rcontact ( encryptUsername );
 CREATE INDEX rconversation_time_index ON rconversation ( conversationTime );
-"""
-# Created after the bulk load, which is about twice as fast; the stored schema is the same.
-_WECHAT_MESSAGE_INDEXES = """
 CREATE INDEX messageSvrIdIndex ON message ( msgSvrId );
 CREATE INDEX messageTalkerIndex ON message ( talker );
 CREATE INDEX messageTalkerCreateTimeIndex ON message ( talker, createTime );
@@ -302,7 +314,9 @@ _SYSTEM_CONTACTS = (  # (username, nickname, type): accounts every WeChat instal
     ("fmessage", "朋友推荐消息", 1), ("medianote", "语音记事本", 1), ("floatbottle", "漂流瓶", 1),
     ("newsapp", "腾讯新闻", 1), ("notifymessage", "服务通知", 1),
 )
-_OFFICIAL_ACCOUNTS = (("gh_3dfda90e39d6", "微信支付"), ("gh_43f2581f6fd6", "人民日报"), ("gh_f0a92aa7146c", "招商银行信用卡"))
+_OFFICIAL_ACCOUNTS = (
+    ("gh_3dfda90e39d6", "微信支付"), ("gh_43f2581f6fd6", "人民日报"), ("gh_f0a92aa7146c", "招商银行信用卡"),
+)
 _SURNAMES = (
     ("张", "zhang"), ("王", "wang"), ("李", "li"), ("刘", "liu"), ("陈", "chen"), ("杨", "yang"),
     ("赵", "zhao"), ("黄", "huang"), ("周", "zhou"), ("吴", "wu"), ("徐", "xu"), ("孙", "sun"),
@@ -323,12 +337,15 @@ _WECHAT_APP_TITLES = (
     "2024年个税汇算清缴操作指南", "这5种食物千万不能一起吃", "周末去哪儿｜城市近郊露营地推荐",
     "重磅！楼市新政发布", "程序员如何保护自己的颈椎", "一图读懂医保新变化", "我们为什么越来越不爱发朋友圈",
 )
-_WECHAT_SYSTEM_TEMPLATES = (
-    '"{a}"邀请"{b}"加入了群聊', "你已添加了{a}，现在可以开始聊天了。", '"{a}" 拍了拍 "{b}"',
-    '"{a}"修改群名为"{group}"', "以上是打招呼的内容", "{a}开启了朋友验证，你还不是他（她）朋友。",
+_WECHAT_GROUP_NOTICES = (
+    '"{a}"邀请"{b}"加入了群聊', '"{a}" 拍了拍 "{b}"', '"{a}"修改群名为"{group}"',
+    '"{a}"与群里其他人都不是朋友关系，请注意隐私安全',
 )
-_WECHAT_KIND_CUTS = (0.80, 0.85, 0.89, 0.90, 0.92, 0.96, 0.99)
-_WECHAT_KINDS = ("text", "image", "voice", "video", "sticker", "app", "system", "long")
+_WECHAT_PRIVATE_NOTICES = ("你已添加了{a}，现在可以开始聊天了。", '"{a}" 拍了拍我', "以上是打招呼的内容",
+                           "{a}开启了朋友验证，你还不是他（她）朋友。请先发送朋友验证请求，对方验证通过后，才能聊天。")
+# Where each kind of message starts on a 0..1 roll: text below the first cut, then image,
+# voice, video, sticker, link, system notice and long text (see _WeChatComposer._kinds).
+_WECHAT_KIND_CUTS = (0.808, 0.858, 0.898, 0.908, 0.938, 0.978, 0.998)
 _WECHAT_DIGESTS = {WECHAT_IMAGE: "[图片]", WECHAT_VOICE: "[语音]", WECHAT_VIDEO: "[视频]", WECHAT_STICKER: "[动画表情]"}
 
 
@@ -384,33 +401,44 @@ def _wechat_contacts(db: apsw.Connection, rng: random.Random, chats: int, me: st
     taken = {me}
     people = [_wechat_person(rng, taken) for _ in range(max(2, chats) * 3 + 10)]
     group_count = min(len(_GROUP_NAMES), max(1, chats // 5)) if chats >= 2 else 0
-    groups = [f"{rng.randint(10**10, 10**11 - 1)}@chatroom" for _ in range(group_count)]
+    rooms = [(f"{rng.randint(10**10, 10**11 - 1)}@chatroom", name) for name in _GROUP_NAMES[:group_count]]
+    _wechat_insert_contacts(db, me, people, rooms)
+    rowids = dict(db.execute("SELECT username, rowid FROM rcontact"))
+    friends = [_WeChatContact(row[0], row[3]) for row in people]
+    _wechat_insert_userinfo(db, rng, me)
+    return ([_wechat_chatroom(db, rng, room, name, rowids[room], me, friends) for room, name in rooms]
+            + [_WeChatChat(f.username, rowids[f.username], f.nickname, ()) for f in friends[:chats - group_count]])
+
+
+def _wechat_insert_contacts(db: apsw.Connection, me: str, people: list[tuple], rooms: list[tuple[str, str]]) -> None:
+    """rcontact rows in the order a phone gathers them, which fixes the rowids talkerId points at."""
     insert = ("INSERT INTO rcontact (username, alias, conRemark, nickname, pyInitial, quanPin, type, lvbuff,"
               " verifyFlag, encryptUsername, chatroomFlag) VALUES (?,?,?,?,?,?,?,?,?,?,?)")
-    db.executemany(insert, [(name, "", "", nick, "", "", kind, None, 0, "", 0) for name, nick, kind in _SYSTEM_CONTACTS])
+    db.executemany(insert, [(name, "", "", nick, "", "", kind, None, 0, "", 0)
+                            for name, nick, kind in _SYSTEM_CONTACTS])
     db.execute(insert, (me, "", "", "我", "W", "wo", 3, None, 0, "", 0))
     db.executemany(insert, [(name, "", "", nick, "", "", 3, None, 24, "", 0) for name, nick in _OFFICIAL_ACCOUNTS])
     db.executemany(insert, people)
-    db.executemany(insert, [(room, "", "", name, "", "", 3, None, 0, "", 1) for room, name in zip(groups, _GROUP_NAMES)])
-    rowids = dict(db.execute("SELECT username, rowid FROM rcontact"))
-    nicknames = {row[0]: row[3] for row in people}
-    friends = [row[0] for row in people]
+    db.executemany(insert, [(room, "", "", name, "", "", 3, None, 0, "", 1) for room, name in rooms])
 
-    result = []
-    for room, name in zip(groups, _GROUP_NAMES):
-        members = rng.sample(friends, min(len(friends), rng.randint(4, 12)))
-        db.execute("INSERT INTO chatroom (chatroomname, addtime, memberlist, displayname, roomowner, roomflag,"
-                   " memberCount, modifytime) VALUES (?,?,?,?,?,0,?,?)",
-                   (room, _WECHAT_START_MS // 1000, ";".join([me, *members]),
-                    "、".join(nicknames[m] for m in members), rng.choice([me, *members]), len(members) + 1,
-                    _WECHAT_START_MS))
-        result.append(_WeChatChat(room, rowids[room], name, tuple(_WeChatContact(m, nicknames[m]) for m in members)))
-    for username in friends[: max(0, chats - group_count)]:
-        result.append(_WeChatChat(username, rowids[username], nicknames[username], ()))
+
+def _wechat_insert_userinfo(db: apsw.Connection, rng: random.Random, me: str) -> None:
+    # ids 2, 4, 6, 9 and 42 are the account's username, nickname, phone, uin and WeChat ID.
     db.executemany("INSERT INTO userinfo (id, type, value) VALUES (?,?,?)", [
         (2, 3, me), (4, 3, "我"), (6, 3, f"1{rng.randint(3, 9)}{rng.randint(10**8, 10**9 - 1)}"),
         (9, 1, str(rng.randint(10**8, 2**31))), (42, 3, f"my_{rng.randint(1000, 9999)}")])
-    return result
+
+
+def _wechat_chatroom(db: apsw.Connection, rng: random.Random, room: str, name: str, contact_id: int, me: str,
+                     friends: list[_WeChatContact]) -> _WeChatChat:
+    """A chatroom row with some of our friends as members."""
+    members = rng.sample(friends, min(len(friends), rng.randint(4, 12)))
+    usernames = [me, *(m.username for m in members)]
+    db.execute("INSERT INTO chatroom (chatroomname, addtime, memberlist, displayname, roomowner, roomflag,"
+               " memberCount, modifytime) VALUES (?,?,?,?,?,0,?,?)",
+               (room, _WECHAT_START_MS // 1000, ";".join(usernames), "、".join(m.nickname for m in members),
+                _pick(rng, usernames), len(usernames), _WECHAT_START_MS))
+    return _WeChatChat(room, contact_id, name, tuple(members))
 
 
 class _WeChatComposer:
@@ -419,24 +447,28 @@ class _WeChatComposer:
     def __init__(self, rng: random.Random, me: str, texts: tuple[str, ...], seq: int):
         self._rng, self._me, self._texts, self._seq = rng, me, texts, seq
         self._last_time: dict[str, int] = {}
+        self._kinds = (self._image, self._voice, self._video, self._sticker, self._app, self._system, self._long)
 
-    def row(self, chat: _WeChatChat, create_time: int, *, unread: bool) -> tuple:
-        """One row for `_WECHAT_INSERT_MESSAGE`; `unread` is the status of received messages."""
-        rng = self._rng
-        is_send = rng.random() < (0.15 if chat.members else 0.45)
-        sender = self._me if is_send else (_pick(rng, chat.members).username if chat.members else chat.username)
-        kind = _WECHAT_KINDS[bisect.bisect(_WECHAT_KIND_CUTS, rng.random())]
-        if kind == "text":  # the hot path: four rows in five
+    def row(self, chat: _WeChatChat, create_time: int, *, fresh: bool) -> tuple:
+        """One row for `_WECHAT_INSERT_MESSAGE`; `fresh` ones are still being sent or not yet read."""
+        rng, members = self._rng, chat.members
+        is_send = rng.random() < (0.15 if members else 0.45)
+        sender = self._me if is_send else (_pick(rng, members).username if members else chat.username)
+        roll = rng.random()
+        if roll < _WECHAT_KIND_CUTS[0]:  # plain text, four rows in five: keep this path short
             msg_type, content, img_path, lvbuffer = WECHAT_TEXT, _pick(rng, self._texts), None, None
         else:
-            msg_type, content, img_path, lvbuffer = getattr(self, "_" + kind)(chat, sender, create_time)
+            make = self._kinds[bisect.bisect(_WECHAT_KIND_CUTS, roll) - 1]
+            msg_type, content, img_path, lvbuffer = make(chat, sender, create_time)
         if msg_type == WECHAT_SYSTEM:
             is_send, status, server_id = 0, WECHAT_READ, 0
         else:
-            status = (WECHAT_FAILED if rng.random() < 0.002 else WECHAT_SENT) if is_send else (
-                WECHAT_UNREAD if unread else WECHAT_READ)
+            if is_send:
+                status = WECHAT_SENDING if fresh else WECHAT_FAILED if rng.random() < 0.002 else WECHAT_SENT
+            else:
+                status = WECHAT_UNREAD if fresh else WECHAT_READ
             server_id = rng.getrandbits(63)
-            if chat.members and not is_send and msg_type != WECHAT_VOICE:
+            if members and not is_send and msg_type != WECHAT_VOICE:
                 content = f"{sender}:\n{content}"  # group messages name their sender inline
         # WeChat shows a time divider when a chat was quiet for three minutes.
         show_timer = int(create_time - self._last_time.get(chat.username, 0) > 180_000)
@@ -488,9 +520,11 @@ class _WeChatComposer:
 
     def _system(self, chat, sender, create_time):
         rng = self._rng
-        people = [m.nickname for m in chat.members] or [chat.nickname]
-        text = _pick(rng, _WECHAT_SYSTEM_TEMPLATES).format(
-            a=_pick(rng, people), b=_pick(rng, people), group=_pick(rng, _GROUP_NAMES))
+        if chat.members:
+            a, b = rng.sample(chat.members, 2) if len(chat.members) > 1 else chat.members * 2
+            text = _pick(rng, _WECHAT_GROUP_NOTICES).format(a=a.nickname, b=b.nickname, group=_pick(rng, _GROUP_NAMES))
+        else:
+            text = _pick(rng, _WECHAT_PRIVATE_NOTICES).format(a=chat.nickname)
         return WECHAT_SYSTEM, text, None, None
 
     def _long(self, chat, sender, create_time):
@@ -505,7 +539,12 @@ def _wechat_message_rows(rng, composer, chats, count) -> Iterator[tuple]:
     for chat in rng.choices(chats, cum_weights=weights, k=count):
         # Nine gaps in ten are within a conversation, the rest are pauses between them.
         create_time += 1000 + int(rng.expovariate(1 / 40_000 if rng.random() < 0.9 else 1 / 1_200_000))
-        yield composer.row(chat, create_time, unread=False)
+        yield composer.row(chat, create_time, fresh=False)
+
+
+# Messages of chat ?1 newer than the last one we sent; walks the talker index backwards, not the chat.
+_AFTER_OUR_LAST_REPLY = ("msgId > coalesce((SELECT msgId FROM message WHERE talker = ?1 AND isSend = 1"
+                         " ORDER BY msgId DESC LIMIT 1), 0)")
 
 
 def _wechat_mark_unread(db: apsw.Connection, rng: random.Random, usernames: Iterable[str]) -> None:
@@ -513,10 +552,9 @@ def _wechat_mark_unread(db: apsw.Connection, rng: random.Random, usernames: Iter
     for username in usernames:
         if rng.random() < 0.4:
             db.execute(
-                "UPDATE message SET status = ? WHERE msgId IN (SELECT msgId FROM message WHERE talker = ?"
-                " AND isSend = 0 AND type != ? AND msgId > (SELECT coalesce(max(msgId), 0) FROM message"
-                " WHERE talker = ? AND isSend = 1) ORDER BY msgId DESC LIMIT ?)",
-                (WECHAT_UNREAD, username, WECHAT_SYSTEM, username, rng.randint(1, 30)))
+                "UPDATE message SET status = ?2 WHERE msgId IN (SELECT msgId FROM message WHERE talker = ?1"
+                f" AND isSend = 0 AND type != ?3 AND {_AFTER_OUR_LAST_REPLY} ORDER BY msgId DESC LIMIT ?4)",
+                (username, WECHAT_UNREAD, WECHAT_SYSTEM, rng.randint(1, 30)))
 
 
 def _wechat_digest(msg_type: int, content: str | None, is_group: bool) -> tuple[str, str]:
@@ -535,21 +573,33 @@ def _wechat_digest(msg_type: int, content: str | None, is_group: bool) -> tuple[
 
 def _wechat_refresh_conversation(db: apsw.Connection, username: str) -> None:
     """Recompute a chat-list row from the chat's messages, as WeChat does after deletes."""
-    count, unread = db.execute(
-        "SELECT count(*), coalesce(sum(isSend = 0 AND status = ?), 0) FROM message WHERE talker = ?",
-        (WECHAT_UNREAD, username)).fetchone()
+    (count,) = db.execute("SELECT count(*) FROM message WHERE talker = ?", (username,)).fetchone()
+    (unread,) = db.execute(
+        f"SELECT count(*) FROM message WHERE talker = ?1 AND isSend = 0 AND status = ?2 AND {_AFTER_OUR_LAST_REPLY}",
+        (username, WECHAT_UNREAD)).fetchone()
     last = db.execute("SELECT type, status, isSend, createTime, content FROM message WHERE talker = ?"
                       " ORDER BY createTime DESC, msgId DESC LIMIT 1", (username,)).fetchone()
-    msg_type, status, is_send, create_time, content = last or (WECHAT_TEXT, 0, 0, 0, "")
+    _wechat_save_conversation(db, username, count, unread, last or (WECHAT_TEXT, 0, 0, 0, ""), add=False)
+
+
+def _wechat_save_conversation(db: apsw.Connection, username: str, count: int, unread: int, last: tuple, *,
+                              add: bool) -> None:
+    """Show message `last` (type, status, isSend, createTime, content) as the chat's latest.
+
+    With `add`, `count` and `unread` are added to the stored numbers, except that a message of
+    ours resets the unread count: replying means the chat was read.
+    """
+    msg_type, status, is_send, create_time, content = last
     digest, digest_user = _wechat_digest(msg_type, content, username.endswith("@chatroom"))
+    counts = ("msgCount = msgCount + excluded.msgCount, unReadCount = CASE WHEN excluded.isSend THEN 0"
+              " ELSE unReadCount + excluded.unReadCount END" if add else
+              "msgCount = excluded.msgCount, unReadCount = excluded.unReadCount")
     db.execute(
         "INSERT INTO rconversation (username, msgCount, unReadCount, status, isSend, conversationTime,"
         " content, msgType, digest, digestUser, hasTrunc, flag) VALUES (?,?,?,?,?,?,?,?,?,?,1,?)"
-        " ON CONFLICT (username) DO UPDATE SET msgCount = excluded.msgCount,"
-        " unReadCount = excluded.unReadCount, status = excluded.status, isSend = excluded.isSend,"
-        " conversationTime = excluded.conversationTime, content = excluded.content,"
-        " msgType = excluded.msgType, digest = excluded.digest, digestUser = excluded.digestUser,"
-        " flag = excluded.flag",
+        f" ON CONFLICT (username) DO UPDATE SET {counts}, status = excluded.status, isSend = excluded.isSend,"
+        " conversationTime = excluded.conversationTime, content = excluded.content, msgType = excluded.msgType,"
+        " digest = excluded.digest, digestUser = excluded.digestUser, flag = excluded.flag",
         (username, count, unread, status, is_send, create_time, content, str(msg_type), digest,
          digest_user, create_time))
 
@@ -569,7 +619,6 @@ def create_wechat(path, *, messages=200, chats=12, seed=0) -> None:
             composer = _WeChatComposer(rng, me, texts, seq=rng.randint(10**8, 6 * 10**8))
             if chat_list:
                 db.executemany(_WECHAT_INSERT_MESSAGE, _wechat_message_rows(rng, composer, chat_list, messages))
-            db.execute(_WECHAT_MESSAGE_INDEXES)
             talkers = [row[0] for row in db.execute("SELECT DISTINCT talker FROM message")]
             _wechat_mark_unread(db, rng, talkers)
             for talker in talkers:
@@ -596,7 +645,8 @@ def _wechat_load_chats(db: apsw.Connection) -> list[_WeChatChat]:
 def wechat_new_messages(db: apsw.Connection, rng: random.Random, n: int) -> list[int]:
     """Receive and send `n` messages in random chats; update the chat list. Returns their msgIds."""
     chats = _wechat_load_chats(db)
-    active = [c for c in chats if db.execute("SELECT 1 FROM rconversation WHERE username = ?", (c.username,)).fetchone()]
+    listed = {username for (username,) in db.execute("SELECT username FROM rconversation")}
+    active = [chat for chat in chats if chat.username in listed]
     last_time, last_seq = db.execute(
         "SELECT (SELECT max(createTime) FROM message), (SELECT msgSeq FROM message ORDER BY msgId DESC LIMIT 1)"
     ).fetchone()
@@ -609,35 +659,20 @@ def wechat_new_messages(db: apsw.Connection, rng: random.Random, n: int) -> list
             # Most traffic is in chats already on the list; now and then an old friend writes.
             chat = _pick(rng, active if active and rng.random() < 0.9 else chats)
             create_time += 1000 + int(rng.expovariate(1 / 40_000))
-            row = composer.row(chat, create_time, unread=True)
-            if row[3]:  # we sent it: it goes out as "sending" until the server acknowledges
-                row = (row[0], row[1], WECHAT_SENDING, *row[3:])
+            row = composer.row(chat, create_time, fresh=True)
             db.execute(_WECHAT_INSERT_MESSAGE, row)
             ids.append(db.last_insert_rowid())
-            _wechat_conversation_after_new_message(db, chat, row)
+            _, msg_type, status, is_send, _, create_time, _, content, *_ = row  # see _WECHAT_INSERT_MESSAGE
+            _wechat_save_conversation(db, chat.username, 1, 1 - is_send,
+                                      (msg_type, status, is_send, create_time, content), add=True)
     return ids
-
-
-def _wechat_conversation_after_new_message(db: apsw.Connection, chat: _WeChatChat, row: tuple) -> None:
-    msg_type, status, is_send, create_time, content = row[1], row[2], row[3], row[5], row[7]
-    digest, digest_user = _wechat_digest(msg_type, content, bool(chat.members))
-    db.execute(
-        "INSERT INTO rconversation (username, msgCount, unReadCount, status, isSend, conversationTime,"
-        " content, msgType, digest, digestUser, hasTrunc, flag) VALUES (?1, 1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1, ?5)"
-        " ON CONFLICT (username) DO UPDATE SET msgCount = msgCount + 1,"
-        # Replying means the chat was read.
-        " unReadCount = CASE WHEN excluded.isSend THEN 0 ELSE unReadCount + 1 END,"
-        " status = excluded.status, isSend = excluded.isSend, conversationTime = excluded.conversationTime,"
-        " content = excluded.content, msgType = excluded.msgType, digest = excluded.digest,"
-        " digestUser = excluded.digestUser, flag = excluded.flag",
-        (chat.username, 0 if is_send else 1, status, is_send, create_time, content, str(msg_type), digest, digest_user))
 
 
 def wechat_recall(db: apsw.Connection, rng: random.Random, msg_id: int | None = None) -> int:
     """Recall a message: WeChat rewrites the row in place into a type-10000 notice. Returns its msgId."""
     with db:
         if msg_id is None:
-            msg_id = _random_key(db, rng, "message", "msgId", f"type != {WECHAT_SYSTEM}")
+            msg_id = _recent_key(db, rng, "message", "msgId", f"type != {WECHAT_SYSTEM}")
         talker, is_send, content = db.execute(
             "SELECT talker, isSend, content FROM message WHERE msgId = ?", (msg_id,)).fetchone()
         if is_send:
@@ -812,39 +847,52 @@ def _apple_guid(rng: random.Random) -> str:
 
 
 def _imessage_contacts(db: apsw.Connection, rng: random.Random, chats: int) -> list[_IMessageChat]:
-    """Fill handle, chat and chat_handle_join; return the chats."""
-    handles = []
-    for index in range(max(2, chats + 2)):
-        if rng.random() < 0.7:
-            handles.append((f"+1{rng.randint(200, 989)}{rng.randint(200, 999)}{rng.randint(0, 9999):04d}", "us"))
-        else:
-            handles.append((f"{_FIRST_NAMES[index % len(_FIRST_NAMES)]}{rng.randint(1, 99)}@icloud.com", None))
-    rows = [(i + 1, handle, country, "SMS" if rng.random() < 0.1 and country else "iMessage")
-            for i, (handle, country) in enumerate(handles)]
-    db.executemany("INSERT INTO handle (ROWID, id, country, service) VALUES (?,?,?,?)", rows)
-    partners = iter(rng.sample(range(1, len(rows) + 1), len(rows)))  # one chat per handle
-    result = []
-    for chat_id in range(1, chats + 1):
-        if chat_id % 4 == 0:  # every fourth chat is a group
-            members = tuple(sorted(rng.sample(range(1, len(rows) + 1), min(len(rows), rng.randint(2, 5)))))
-            room = f"chat{rng.randint(10**17, 10**18 - 1)}"
-            db.execute("INSERT INTO chat (ROWID, guid, style, state, account_id, chat_identifier, service_name,"
-                       " room_name, account_login, display_name, group_id) VALUES (?,?,43,3,?,?,?,?,?,?,?)",
-                       (chat_id, f"iMessage;+;{room}", _apple_guid(rng), room, "iMessage", room,
-                        f"E:{_IMESSAGE_ME}", _pick(rng, _GROUP_TITLES), _apple_guid(rng)))
-            service = "iMessage"
-        else:
-            members = (next(partners, 1),)
-            _, handle, _, service = rows[members[0] - 1]
-            db.execute("INSERT INTO chat (ROWID, guid, style, state, account_id, chat_identifier, service_name,"
-                       " account_login, display_name) VALUES (?,?,45,3,?,?,?,?,'')",
-                       (chat_id, f"{service};-;{handle}", _apple_guid(rng), handle, service, f"E:{_IMESSAGE_ME}"))
-        db.executemany("INSERT OR IGNORE INTO chat_handle_join VALUES (?,?)", [(chat_id, h) for h in members])
-        result.append(_IMessageChat(chat_id, members, service))
+    """Fill handle, chat, chat_handle_join and the properties table; return the chats."""
+    handles = _imessage_handles(db, rng, max(2, chats + 2))
+    partners = iter(rng.sample(handles, len(handles)))  # one direct chat per handle
+    result = [_imessage_group_chat(db, rng, chat_id, handles) if chat_id % 4 == 0  # every fourth is a group
+              else _imessage_direct_chat(db, rng, chat_id, next(partners))
+              for chat_id in range(1, chats + 1)]
+    for chat in result:
+        db.executemany("INSERT INTO chat_handle_join VALUES (?,?)", [(chat.rowid, h) for h in chat.handles])
     db.executemany("INSERT INTO _SqliteDatabaseProperties VALUES (?,?)", [
         ("counter_in_all", "0"), ("_ClientVersion", str(_IMESSAGE_USER_VERSION)),
         ("_UniqueIdentifier", _apple_guid(rng))])
     return result
+
+
+def _imessage_handles(db: apsw.Connection, rng: random.Random, count: int) -> list[tuple[int, str, str]]:
+    """(ROWID, id, service) of `count` new handles: mostly phone numbers, some Apple IDs."""
+    rows = []
+    for rowid in range(1, count + 1):
+        if rng.random() < 0.7:
+            number = f"+1{rng.randint(200, 989)}{rng.randint(200, 999)}{rng.randint(0, 9999):04d}"
+            rows.append((rowid, number, "us", "SMS" if rng.random() < 0.1 else "iMessage"))
+        else:
+            email = f"{_FIRST_NAMES[rowid % len(_FIRST_NAMES)]}{rng.randint(1, 99)}@icloud.com"
+            rows.append((rowid, email, None, "iMessage"))
+    db.executemany("INSERT INTO handle (ROWID, id, country, service) VALUES (?,?,?,?)", rows)
+    return [(rowid, handle, service) for rowid, handle, _, service in rows]
+
+
+def _imessage_direct_chat(db: apsw.Connection, rng: random.Random, chat_id: int,
+                          partner: tuple[int, str, str]) -> _IMessageChat:
+    handle_id, handle, service = partner
+    db.execute("INSERT INTO chat (ROWID, guid, style, state, account_id, chat_identifier, service_name,"
+               " account_login, display_name) VALUES (?,?,45,3,?,?,?,?,'')",
+               (chat_id, f"{service};-;{handle}", _apple_guid(rng), handle, service, f"E:{_IMESSAGE_ME}"))
+    return _IMessageChat(chat_id, (handle_id,), service)
+
+
+def _imessage_group_chat(db: apsw.Connection, rng: random.Random, chat_id: int,
+                         handles: list[tuple[int, str, str]]) -> _IMessageChat:
+    members = sorted(rng.sample([rowid for rowid, _, _ in handles], min(len(handles), rng.randint(2, 5))))
+    room = f"chat{rng.randint(10**17, 10**18 - 1)}"
+    db.execute("INSERT INTO chat (ROWID, guid, style, state, account_id, chat_identifier, service_name,"
+               " room_name, account_login, display_name, group_id) VALUES (?,?,43,3,?,?,'iMessage',?,?,?,?)",
+               (chat_id, f"iMessage;+;{room}", _apple_guid(rng), room, room, f"E:{_IMESSAGE_ME}",
+                _pick(rng, _GROUP_TITLES), _apple_guid(rng)))
+    return _IMessageChat(chat_id, tuple(members), "iMessage")
 
 
 def _imessage_load_chats(db: apsw.Connection) -> list[_IMessageChat]:
@@ -880,10 +928,11 @@ class _IMessageComposer:
         else:
             text = _pick(rng, self._texts)
         self._recent[chat.rowid] = guid
-        read = None if from_me else date + rng.randint(1, 3600) * 10**9
-        delivered = date + rng.randint(1, 5) * 10**9 if from_me else 0
+        date_read = 0 if from_me else date + rng.randint(1, 3600) * 10**9
+        date_delivered = date + rng.randint(1, 5) * 10**9 if from_me else 0
+        # In the column order of _IMESSAGE_INSERT_MESSAGE.
         message = (rowid, guid, text, handle, _typedstream(text), chat.service, f"E:{_IMESSAGE_ME}",
-                   self._account_guid, date, read or 0, delivered, 1, int(from_me), int(not from_me),
+                   self._account_guid, date, date_read, date_delivered, 1, int(from_me), int(not from_me),
                    int(from_me), int("http" in text), int(attachment is not None), associated_guid,
                    associated_type, _IMESSAGE_ME)
         return message, (chat.rowid, rowid, date), attachment
@@ -895,6 +944,14 @@ class _IMessageComposer:
         path = f"~/Library/Messages/Attachments/{_hex(rng, 1)}/{rng.randint(0, 15):02d}/{guid}/{name}"
         return (guid, date // 10**9, date // 10**9, path, "public.heic", "image/heic", 5, int(from_me), name,
                 rng.randint(200_000, 4_000_000), guid, message_id)
+
+
+def _imessage_stream(rng: random.Random, composer: _IMessageComposer, chats: list[_IMessageChat],
+                     first_rowid: int, count: int, date: int) -> Iterator[tuple[tuple, tuple, tuple | None]]:
+    """`count` messages after `date`, in random chats, a minute and a half apart on average."""
+    for rowid in range(first_rowid, first_rowid + count):
+        date += (1 + int(rng.expovariate(1 / 90))) * 10**9
+        yield composer.message(rowid, _pick(rng, chats), date)
 
 
 def _imessage_write(db: apsw.Connection, composed: Iterable[tuple[tuple, tuple, tuple | None]]) -> None:
@@ -920,15 +977,8 @@ def create_imessage(path, *, messages=200, chats=8, seed=0) -> None:
             chat_list = _imessage_contacts(db, rng, chats)
             texts = _text_pool(rng, _ENGLISH, [n.title() for n in _FIRST_NAMES], 8192)
             composer = _IMessageComposer(rng, texts, _apple_guid(rng))
-
-            def composed():
-                date = _IMESSAGE_START_NS
-                for rowid in range(1, messages + 1):
-                    date += (1 + int(rng.expovariate(1 / 90))) * 10**9
-                    yield composer.message(rowid, _pick(rng, chat_list), date)
-
             if chat_list:
-                _imessage_write(db, composed())
+                _imessage_write(db, _imessage_stream(rng, composer, chat_list, 1, messages, _IMESSAGE_START_NS))
 
 
 def imessage_new_messages(db: apsw.Connection, rng: random.Random, n: int) -> list[int]:
@@ -943,11 +993,7 @@ def imessage_new_messages(db: apsw.Connection, rng: random.Random, n: int) -> li
     account = db.execute("SELECT account_guid FROM message WHERE account_guid IS NOT NULL LIMIT 1").fetchone()
     texts = _text_pool(rng, _ENGLISH, [n.title() for n in _FIRST_NAMES], 32 + n)
     composer = _IMessageComposer(rng, texts, account[0] if account else _apple_guid(rng))
-    date = date or _IMESSAGE_START_NS
-    composed = []
-    for rowid in range(next_rowid, next_rowid + n):
-        date += (1 + int(rng.expovariate(1 / 90))) * 10**9
-        composed.append(composer.message(rowid, _pick(rng, chats), date))
+    composed = list(_imessage_stream(rng, composer, chats, next_rowid, n, date or _IMESSAGE_START_NS))
     with db:
         _imessage_write(db, composed)
     return list(range(next_rowid, next_rowid + n))
@@ -961,7 +1007,7 @@ def imessage_edit(db: apsw.Connection, rng: random.Random, rowid: int | None = N
     """
     with db:
         if rowid is None:
-            rowid = _random_key(db, rng, "message", "ROWID",
+            rowid = _recent_key(db, rng, "message", "ROWID",
                                 "is_from_me = 1 AND associated_message_type = 0 AND cache_has_attachments = 0")
         date, body, summary = db.execute(
             "SELECT date, attributedBody, message_summary_info FROM message WHERE ROWID = ?", (rowid,)).fetchone()
@@ -1047,6 +1093,7 @@ _WHATSAPP_INSERT_MEDIA = (
     " file_path, file_size, media_key, media_key_timestamp, width, height, thumbnail_height_width_ratio,"
     " direct_path, mime_type, file_length, file_hash, media_duration, enc_file_hash, media_caption)"
     " VALUES (?,?,1,1,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
+_WHATSAPP_SUBJECTS = ("Family ❤️", "Football Sunday", "Flat 4B", "Class of 2012", "Book club")
 # Status codes: 0 received; for our own messages 4 on the server, 5 delivered, 13 read.
 _WHATSAPP_SENT_STATUSES = (4, 5, 5, 13, 13, 13)
 
@@ -1058,27 +1105,16 @@ class _WhatsAppChat(NamedTuple):
 
 
 def _whatsapp_contacts(db: apsw.Connection, rng: random.Random, chats: int) -> list[_WhatsAppChat]:
-    """Fill jid and chat; return the chats."""
-    people = []
-    for _ in range(max(2, chats * 2)):
-        user = f"{rng.choice(('1', '44', '49', '55', '91', '86'))}{rng.randint(10**9, 10**10 - 1)}"
-        people.append((user, "s.whatsapp.net", 0, 0, 0, f"{user}@s.whatsapp.net"))
-    db.executemany("INSERT INTO jid (user, server, agent, device, type, raw_string) VALUES (?,?,?,?,?,?)", people)
-    jid_ids = [row[0] for row in db.execute("SELECT _id FROM jid ORDER BY _id")]
+    """Fill jid, chat, group_participant_user and props; return the chats."""
+    people = _whatsapp_people(db, rng, max(2, chats * 2))
     result = []
     for index in range(chats):
-        created = _WHATSAPP_START_MS - rng.randint(1, 900) * 86_400_000
+        created = _WHATSAPP_START_MS - rng.randint(1, 900) * 86_400_000 + index * 1000
         if index % 4 == 3:  # every fourth chat is a group
-            user = f"{people[0][0]}-{created // 1000 + index}"
-            db.execute("INSERT INTO jid (user, server, agent, device, type, raw_string) VALUES (?,'g.us',0,0,1,?)",
-                       (user, f"{user}@g.us"))
-            jid_row, raw = db.last_insert_rowid(), f"{user}@g.us"
-            members = tuple(sorted(rng.sample(jid_ids, min(len(jid_ids), rng.randint(3, 8)))))
-            db.executemany("INSERT INTO group_participant_user (group_jid_row_id, user_jid_row_id, rank, pending,"
-                           " add_timestamp) VALUES (?,?,0,0,?)", [(jid_row, m, created) for m in members])
-            subject = _pick(rng, ("Family ❤️", "Football Sunday", "Flat 4B", "Class of 2012", "Book club"))
+            jid_row, raw, members = _whatsapp_group(db, rng, people, created)
+            subject = _pick(rng, _WHATSAPP_SUBJECTS)
         else:
-            jid_row, raw, members, subject = jid_ids[index], people[index][5], (), None
+            (jid_row, raw), members, subject = people[index], (), None
         db.execute("INSERT INTO chat (jid_row_id, hidden, subject, created_timestamp, archived, sort_timestamp,"
                    " gen, unseen_message_count, unseen_row_count, plaintext_disabled) VALUES (?,0,?,?,0,?,?,0,0,1)",
                    (jid_row, subject, created, created, float(rng.randint(1, 3))))
@@ -1087,6 +1123,30 @@ def _whatsapp_contacts(db: apsw.Connection, rng: random.Random, chats: int) -> l
         ("fts_ready", "5"), ("md_messages_migrated", "1"), ("message_main_verified", "1"),
         ("db_creation_timestamp", str(_WHATSAPP_START_MS))])
     return result
+
+
+def _whatsapp_people(db: apsw.Connection, rng: random.Random, count: int) -> list[tuple[int, str]]:
+    """(jid _id, raw jid) of `count` new phone-number jids."""
+    people = []
+    for _ in range(count):
+        user = f"{_pick(rng, ('1', '44', '49', '55', '91', '86'))}{rng.randint(10**9, 10**10 - 1)}"
+        db.execute("INSERT INTO jid (user, server, agent, device, type, raw_string)"
+                   " VALUES (?,'s.whatsapp.net',0,0,0,?)", (user, f"{user}@s.whatsapp.net"))
+        people.append((db.last_insert_rowid(), f"{user}@s.whatsapp.net"))
+    return people
+
+
+def _whatsapp_group(db: apsw.Connection, rng: random.Random, people: list[tuple[int, str]],
+                    created: int) -> tuple[int, str, tuple[int, ...]]:
+    """(jid _id, raw jid, member jid _ids) of a new group, named after its creator and creation time."""
+    members = sorted(rng.sample([jid_row for jid_row, _ in people], min(len(people), rng.randint(3, 8))))
+    user = f"{people[0][1].split('@')[0]}-{created // 1000}"
+    db.execute("INSERT INTO jid (user, server, agent, device, type, raw_string) VALUES (?,'g.us',0,0,1,?)",
+               (user, f"{user}@g.us"))
+    jid_row = db.last_insert_rowid()
+    db.executemany("INSERT INTO group_participant_user (group_jid_row_id, user_jid_row_id, rank, pending,"
+                   " add_timestamp) VALUES (?,?,0,0,?)", [(jid_row, m, created) for m in members])
+    return jid_row, f"{user}@g.us", tuple(members)
 
 
 def _whatsapp_load_chats(db: apsw.Connection) -> list[_WhatsAppChat]:
@@ -1142,6 +1202,14 @@ class _WhatsAppComposer:
                 mime, size, _hex(rng, 32), 0 if width else rng.randint(1, 120), _hex(rng, 32), caption)
 
 
+def _whatsapp_stream(rng: random.Random, composer: _WhatsAppComposer, chats: list[_WhatsAppChat],
+                     first_rowid: int, count: int, timestamp: int) -> Iterator[tuple]:
+    """`count` messages after `timestamp` (ms), in random chats, a minute apart on average."""
+    for rowid in range(first_rowid, first_rowid + count):
+        timestamp += 1000 + int(rng.expovariate(1 / 60_000))
+        yield composer.message(rowid, _pick(rng, chats), timestamp)
+
+
 def _whatsapp_write(db: apsw.Connection, composed: Iterable[tuple[tuple, tuple | None, tuple | None]]) -> None:
     """Insert messages with their media and FTS rows, as the app's code does (no triggers)."""
     for batch in _batched(composed, BATCH_ROWS):
@@ -1149,20 +1217,38 @@ def _whatsapp_write(db: apsw.Connection, composed: Iterable[tuple[tuple, tuple |
         db.executemany(_WHATSAPP_INSERT_MEDIA, [media for _, media, _ in batch if media])
         db.executemany("INSERT INTO message_ftsv2 (rowid, content, fts_jid, fts_namespace) VALUES (?,?,?,?)",
                        [fts for _, _, fts in batch if fts])
+        _whatsapp_point_chats(db, [message for message, _, _ in batch])
 
 
-def _whatsapp_update_chats(db: apsw.Connection, chat_ids: Iterable[int]) -> None:
-    """Point each chat at its newest message, and count what arrived after our last reply."""
-    for chat_id in chat_ids:
-        db.execute(
-            "UPDATE chat SET last_message_row_id = m.last, display_message_row_id = m.last,"
-            " sort_timestamp = m.time, last_read_message_row_id = m.read, unseen_message_count = m.unseen,"
-            " unseen_row_count = m.unseen FROM (SELECT max(_id) AS last, max(timestamp) AS time,"
-            " coalesce(max(_id) FILTER (WHERE from_me = 1), 0) AS read,"
-            " count(*) FILTER (WHERE from_me = 0 AND _id > (SELECT coalesce(max(_id), 0) FROM message"
-            "   WHERE chat_row_id = ?1 AND from_me = 1)) AS unseen"
-            " FROM message WHERE chat_row_id = ?1) AS m WHERE chat._id = ?1 AND m.last IS NOT NULL",
-            (chat_id,))
+@dataclasses.dataclass
+class _ChatPointers:
+    last: int = 0  # newest message _id
+    timestamp: int = 0
+    read: int | None = None  # our newest message _id, if we wrote
+    unseen: int = 0  # received since then
+    restart: bool = False  # whether `unseen` replaces the stored count instead of adding to it
+
+
+def _whatsapp_point_chats(db: apsw.Connection, messages: list[tuple]) -> None:
+    """Move each chat's pointers to its newest message and count unseen ones, as each arrival does.
+
+    Folded per chat first, so a bulk load costs one UPDATE per chat rather than one per message.
+    """
+    chats: dict[int, _ChatPointers] = {}
+    for message in messages:  # in the column order of _WHATSAPP_INSERT_MESSAGE
+        rowid, chat_id, from_me, timestamp = message[0], message[1], message[2], message[6]
+        pointers = chats.setdefault(chat_id, _ChatPointers())
+        pointers.last, pointers.timestamp = rowid, timestamp
+        if from_me:  # replying means the chat was read
+            pointers.read, pointers.unseen, pointers.restart = rowid, 0, True
+        else:
+            pointers.unseen += 1
+    db.executemany(
+        "UPDATE chat SET last_message_row_id = ?2, display_message_row_id = ?2, sort_timestamp = ?3,"
+        " last_read_message_row_id = coalesce(?4, last_read_message_row_id),"
+        " unseen_message_count = ?5 + CASE WHEN ?6 THEN 0 ELSE coalesce(unseen_message_count, 0) END,"
+        " unseen_row_count = ?5 + CASE WHEN ?6 THEN 0 ELSE coalesce(unseen_row_count, 0) END WHERE _id = ?1",
+        [(chat_id, p.last, p.timestamp, p.read, p.unseen, p.restart) for chat_id, p in chats.items()])
 
 
 def create_whatsapp(path, *, messages=200, chats=8, seed=0) -> None:
@@ -1170,23 +1256,17 @@ def create_whatsapp(path, *, messages=200, chats=8, seed=0) -> None:
     rng = random.Random(seed)
     with _new_database(path) as db:
         _bulk_load_pragmas(db)
-        db.execute(f"PRAGMA user_version = {_WHATSAPP_USER_VERSION}; PRAGMA journal_mode = WAL")
+        db.execute(f"PRAGMA user_version = {_WHATSAPP_USER_VERSION}")
         with db:
             db.execute(_WHATSAPP_SCHEMA)
             chat_list = _whatsapp_contacts(db, rng, chats)
             texts = _text_pool(rng, _ENGLISH, [n.title() for n in _FIRST_NAMES], 8192)
             composer = _WhatsAppComposer(rng, texts)
-
-            def composed():
-                timestamp = _WHATSAPP_START_MS
-                for rowid in range(1, messages + 1):
-                    timestamp += 1000 + int(rng.expovariate(1 / 60_000))
-                    yield composer.message(rowid, _pick(rng, chat_list), timestamp)
-
             if chat_list:
-                _whatsapp_write(db, composed())
-            _whatsapp_update_chats(db, [chat.rowid for chat in chat_list])
-        # Fold the WAL back into the file so that closing leaves no -wal beside it.
+                _whatsapp_write(db, _whatsapp_stream(rng, composer, chat_list, 1, messages, _WHATSAPP_START_MS))
+        # Switched after the bulk load, which would otherwise pass through the -wal twice; the
+        # checkpoint folds anything left back into the file so that no -wal stays beside it.
+        db.execute("PRAGMA journal_mode = WAL")
         db.wal_checkpoint(mode=apsw.SQLITE_CHECKPOINT_TRUNCATE)
 
 
@@ -1199,14 +1279,9 @@ def whatsapp_new_messages(db: apsw.Connection, rng: random.Random, n: int) -> li
         "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'message'), 0),"
         " coalesce((SELECT max(_id) FROM message), 0)) + 1, (SELECT max(timestamp) FROM message)").fetchone()
     composer = _WhatsAppComposer(rng, _text_pool(rng, _ENGLISH, [n.title() for n in _FIRST_NAMES], 32 + n))
-    timestamp = timestamp or _WHATSAPP_START_MS
-    composed = []
-    for rowid in range(next_rowid, next_rowid + n):
-        timestamp += 1000 + int(rng.expovariate(1 / 60_000))
-        composed.append(composer.message(rowid, _pick(rng, chats), timestamp))
+    composed = list(_whatsapp_stream(rng, composer, chats, next_rowid, n, timestamp or _WHATSAPP_START_MS))
     with db:
         _whatsapp_write(db, composed)
-        _whatsapp_update_chats(db, sorted({message[1] for message, _, _ in composed}))
     return list(range(next_rowid, next_rowid + n))
 
 
@@ -1214,7 +1289,7 @@ def whatsapp_delete_for_everyone(db: apsw.Connection, rng: random.Random, msg_id
     """Revoke a text message: type 15, text gone, a message_revoked row, out of the FTS index. Returns its _id."""
     with db:
         if msg_id is None:
-            msg_id = _random_key(db, rng, "message", "_id", f"message_type = {WHATSAPP_TEXT}")
+            msg_id = _recent_key(db, rng, "message", "_id", f"message_type = {WHATSAPP_TEXT}")
         key_id, timestamp = db.execute("SELECT key_id, timestamp FROM message WHERE _id = ?", (msg_id,)).fetchone()
         db.execute("UPDATE message SET message_type = ?, text_data = NULL WHERE _id = ?", (WHATSAPP_REVOKED, msg_id))
         db.execute("INSERT OR REPLACE INTO message_revoked (message_row_id, revoked_key_id, revoke_timestamp)"
