@@ -72,8 +72,18 @@ class Harness:
     def check_all_versions(self, target: Path | None = None) -> None:
         """Every version restores to exactly what the phone held when it was archived."""
         for number, state in self.expected.items():
-            restored = self.restore(number, target)
-            assert logical_state(restored) == state, f"version {number} differs"
+            actual = logical_state(self.restore(number, target))
+            assert actual == state, f"version {number} differs in {first_difference(state, actual)}"
+
+
+def first_difference(expected: dict, actual: dict) -> str:
+    for part in ("pragmas", "schema"):
+        if expected[part] != actual[part]:
+            return f"{part}: {expected[part]} != {actual[part]}"
+    for table in sorted(expected["tables"].keys() | actual["tables"].keys()):
+        if expected["tables"].get(table) != actual["tables"].get(table):
+            return f"table {table!r}"
+    return "nothing?"
 
 
 @pytest.fixture
