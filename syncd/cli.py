@@ -85,14 +85,15 @@ def main():
               help="A target: a folder path or file:///path. Repeat for several.")
 @click.option("--name", help="Name of the source in archives (default: the file's name).")
 @click.option("--state", type=click.Path(path_type=Path), help=STATE_HELP)
+@click.option("--full", is_flag=True, help="Compare every row, not only those in changed pages.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @reports_errors
-def sync(source, targets, name, state, as_json):
+def sync(source, targets, name, state, full, as_json):
     """Archive what changed in SOURCE as a new version and update every target."""
     from .plugins import plugin_manager
     from .sync import sync as run_sync
 
-    report = run_sync(source, list(targets), state_dir=_state(state), pm=plugin_manager(), name=name)
+    report = run_sync(source, list(targets), state_dir=_state(state), pm=plugin_manager(), name=name, full=full)
     if as_json:
         _emit_json(report.to_dict())
     else:

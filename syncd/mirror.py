@@ -23,6 +23,7 @@ from pathlib import Path
 import apsw
 
 from .errors import ArchiveError
+from .detect import Plan, Range
 from .schema import Shape, SchemaEntry, quote, read_pragmas, read_schema, read_shape, rowid_alias
 
 TABLE_PREFIX = "t:"
@@ -128,11 +129,13 @@ class Mirror:
 
     # -- syncing side: absorb a snapshot ----------------------------------------
 
-    def absorb(self, snapshot: Path, *, record: bool = True) -> Changes:
+    def absorb(self, snapshot: Path, *, record: bool = True, plan: Plan | None = None) -> Changes:
         """Make the mirror equal to `snapshot`, leaving the transaction open.
 
         With `record`, a session collects the changeset; without (a first
-        version, where every row is new) the rows are only counted.
+        version, where every row is new) the rows are only counted. A `plan`
+        from change detection limits which rows are compared; without one,
+        or when it says "full", every row is.
         """
         db = self.db
         db.execute("ATTACH ? AS src", (str(snapshot),))
@@ -145,7 +148,7 @@ class Mirror:
             schema_changes = self._store_settings(entries, read_pragmas(db, "src"))
             with _paused(session):
                 reshaped = self._conform({e.name: e.shape for e in entries if e.shape})
-            added = sum(self._absorb_table(e) for e in entries if e.shape)
+            added = sum(self._absorb_table(e, _ranges(plan, e.name)) for e in entries if e.shape)
             if session:
                 changeset = session.changeset()
                 session.close()
@@ -181,8 +184,14 @@ class Mirror:
                 touched += 1
         return touched
 
-    def _absorb_table(self, entry: SchemaEntry) -> int:
-        """Bring one mirror table up to the source table; return rows written."""
+    def _absorb_table(self, entry: SchemaEntry, ranges: list[Range] | None) -> int:
+        """Bring one mirror table up to the source table (within rowid `ranges`, if given)."""
+        if ranges is None:
+            return self._absorb_rows(entry, "")
+        return sum(self._absorb_rows(entry, *_bounds(low, high)) for low, high in ranges)
+
+    def _absorb_rows(self, entry: SchemaEntry, within: str, *bounds: int) -> int:
+        """Compare the rows (whose rowid `within` bounds, a condition on `?rowid`), return rows written."""
         shape = entry.shape
         assert shape is not None
         m, s = quote(mirror_table(entry.name)), f"src.{quote(entry.name)}"
@@ -196,6 +205,7 @@ class Mirror:
         else:
             key_target = ", ".join(f"{quote(c)} COLLATE {coll}" for c, coll in shape.key)
             key_columns = source_key = []
+        source_where = within.replace("?rowid", alias) if within else "true"
         differs = " OR ".join(
             f"{m}.{c} IS NOT excluded.{c} OR typeof({m}.{c}) IS NOT typeof(excluded.{c})" for c in columns
         )
@@ -203,12 +213,17 @@ class Mirror:
         update = f"DO UPDATE SET {assignments} WHERE {differs}" if columns else "DO NOTHING"
         self.db.execute(
             f"INSERT INTO {m}({', '.join(key_columns + columns)}) "
-            f"SELECT {', '.join(source_key + columns)} FROM {s} WHERE true "
-            f"ON CONFLICT({key_target}) {update}"
+            f"SELECT {', '.join(source_key + columns)} FROM {s} WHERE {source_where} "
+            f"ON CONFLICT({key_target}) {update}",
+            bounds,
         )
         written = self.db.changes()
         if shape.key is None:
-            self.db.execute(f"DELETE FROM {m} WHERE {quote(ROWID)} NOT IN (SELECT {alias} FROM {s})")
+            mirror_where = f"{within.replace('?rowid', quote(ROWID))} AND " if within else ""
+            self.db.execute(
+                f"DELETE FROM {m} WHERE {mirror_where}{quote(ROWID)} NOT IN (SELECT {alias} FROM {s} WHERE {source_where})",
+                bounds + bounds,
+            )
         else:
             match = " AND ".join(f"s.{quote(c)} = m.{quote(c)}" for c, _ in shape.key)
             self.db.execute(f"DELETE FROM {m} AS m WHERE NOT EXISTS (SELECT 1 FROM {s} AS s WHERE {match})")
@@ -292,6 +307,25 @@ class Mirror:
                 shape = Shape(shape.columns[1:])  # drop "syncd:rowid"
             shapes[name[len(TABLE_PREFIX):]] = shape
         return shapes
+
+
+def _ranges(plan: Plan | None, table: str) -> list[Range] | None:
+    """The rowid ranges of `table` to compare: None for all of it, [] for none."""
+    if plan is None or plan.full or table in plan.whole:
+        return None
+    return plan.ranges.get(table, [])
+
+
+def _bounds(low: int | None, high: int | None) -> tuple:
+    """A condition on `?rowid` for (low, high], and its parameters."""
+    conditions, params = [], []
+    if low is not None:
+        conditions.append("?rowid > ?")
+        params.append(low)
+    if high is not None:
+        conditions.append("?rowid <= ?")
+        params.append(high)
+    return (" AND ".join(conditions) or "true"), *params
 
 
 def _create_sql(table: str, shape: Shape) -> str:

@@ -1,18 +1,22 @@
-"""A private, consistent copy of the phone's database.
+"""A private, consistent copy of the phone's database, kept up to date page by page.
 
 The phone's folder is read, never written: SQLite would create `-shm`/`-wal`
-files beside any database it opens (even read-only, in WAL mode), so the file
-and its companions are copied to a staging folder first and only the copy is
-ever opened. A copy is accepted only if nothing changed while it was read;
-otherwise it is retried, because archiving a torn copy would record garbage
-as a version.
+files beside any database it opens (even read-only, in WAL mode), so syncd
+keeps a *replica* in its state dir and only ever opens that. Each pass compares
+the phone's file with the replica a chunk at a time, rewrites only the pages
+that differ, copies the `-wal` beside it and checkpoints it in: the replica is
+then a plain SQLite file holding the phone's latest committed state.
+
+A pass is accepted only if none of the phone's files changed while it was
+read; otherwise it is retried, because archiving a torn copy would record
+garbage as a version. The old bytes of every page that may have changed are
+kept for the pass, so change detection can compare before and after.
 """
 
 from __future__ import annotations
 
-import errno
+import json
 import os
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,65 +24,205 @@ from pathlib import Path
 import apsw
 
 from .errors import SourceError
+from .fsutil import atomic_write
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 HEADER_SIZE = 100
-# Copied together so the database and its uncommitted-to-file history are of one moment.
+WAL_HEADER, WAL_FRAME_HEADER = 32, 24
+# Copied together so the database and its not-yet-checkpointed history are of one moment.
 COMPANIONS = ("-wal", "-journal")
 STABLE_COPY_TRIES = 6
 STABLE_COPY_DELAY = 0.25  # seconds, doubled after each torn copy
+CHUNK = 1 << 20  # compared at once; equal chunks (nearly all) cost one memcmp
+# Old page bytes kept for change detection; past this, comparing in full is cheaper anyway.
+MAX_PAST_BYTES = 64 << 20
 # A header whose first KiB uses this many distinct byte values is noise, not a format.
 ENCRYPTED_DISTINCT_BYTES = 200
+
+REPLICA = "replica.db"
+DIRTY = "replica.dirty"  # present while the replica is ahead of the last archived version
+IDENTITY = "source.json"  # the phone's files as last archived
 
 WAIT_HINT = "a sync tool may still be copying it; syncd will try again on the next pass"
 
 
 @dataclass
 class Snapshot:
-    """A staged copy of a source database, safe to open with SQLite."""
+    """The replica after a pass, and what is known about how it changed."""
 
     source: Path
-    path: Path
-    size: int
-
-    def discard(self) -> None:
-        shutil.rmtree(self.path.parent, ignore_errors=True)
-
-    def __enter__(self) -> Snapshot:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.discard()
+    path: Path  # the replica: a plain SQLite file at the source's latest committed state
+    unchanged: bool  # the phone's files are byte for byte as when last archived (not even read)
+    # Old bytes of every page that may have changed since the last archived version, and the
+    # page count then; None when that state is unknown or too much changed (see `why_full`).
+    past: dict[int, bytes] | None
+    past_page_count: int
+    why_full: str | None = None
 
 
-def take_snapshot(source: Path, staging: Path) -> Snapshot:
-    """Copy `source` (and its -wal/-journal) into `staging` and check the copy.
+class SnapshotStore:
+    """The replica of one source, in `folder` of the state dir."""
 
-    Raises SourceError naming the problem when the file is missing, unreadable,
-    empty, not SQLite, encrypted, truncated, damaged, or never holds still.
-    """
-    source = Path(source)
-    _check_source_path(source)
-    _check_header(source, _read_head(source, 4096), source.stat().st_size)
-    if staging.exists():
-        shutil.rmtree(staging)
-    staging.mkdir(parents=True)
-    copy = staging / "source.db"
-    delay = STABLE_COPY_DELAY
-    for _ in range(STABLE_COPY_TRIES):
-        if _copy_once(source, copy):
-            break
-        time.sleep(delay)
-        delay *= 2
-    else:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise SourceError(f"{source} kept changing while it was being read", hint=WAIT_HINT)
-    try:
-        _check_copy(source, copy)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return Snapshot(source=source, path=copy, size=copy.stat().st_size)
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+        self.replica = self.folder / REPLICA
+        self.dirty = self.folder / DIRTY
+        self.identity_file = self.folder / IDENTITY
+
+    def take(self, source: Path) -> Snapshot:
+        """Bring the replica up to `source`; raise SourceError for anything that isn't a sound database."""
+        source = Path(source)
+        _check_source_path(source)
+        _check_header(source, _read_head(source, 4096), source.stat().st_size)
+        identity = _identity(source)
+        trusted = self.replica.exists() and not self.dirty.exists()
+        if trusted and self._saved_identity() == identity:
+            return Snapshot(source, self.replica, True, {}, 0)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        atomic_write(self.dirty, b"")
+        why_full = None if trusted else ("the first pass" if not self.replica.exists() else "an earlier pass was interrupted")
+        past: dict[int, bytes] | None = {} if trusted else None
+        past_pages = self.replica.stat().st_size // _page_size(self.replica) if trusted else 0
+        if trusted and _page_size(self.replica) != _page_size(source):
+            past, why_full = None, "the page size changed"
+        delay = STABLE_COPY_DELAY
+        for _ in range(STABLE_COPY_TRIES):
+            before = _identity(source)
+            past = self._patch(source, past)
+            journal = self._copy_companions(source)
+            if _identity(source) == before:
+                break
+            time.sleep(delay)
+            delay *= 2
+        else:
+            raise SourceError(f"{source} kept changing while it was being read", hint=WAIT_HINT)
+        if past is None and why_full is None:
+            why_full = "more than could be compared page by page changed"
+        if journal and past is not None:
+            # Rolling back a hot journal rewrites pages this pass doesn't track.
+            past, why_full = None, "the phone's app was in the middle of a write"
+        if past is not None:
+            past = self._keep_past(self._wal_pages(), past, past_pages)
+            if past is None:
+                why_full = "more than could be compared page by page changed"
+        self._checkpoint(source, check=past is None)
+        return Snapshot(source, self.replica, False, past, past_pages, why_full)
+
+    def settle(self, snapshot: Snapshot) -> None:
+        """The replica's state is archived: remember the source's files and trust the replica."""
+        if not snapshot.unchanged:
+            atomic_write(self.identity_file, json.dumps(_identity(snapshot.source)).encode())
+            self.dirty.unlink(missing_ok=True)
+
+    def _saved_identity(self):
+        try:
+            return json.loads(self.identity_file.read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def _patch(self, source: Path, past: dict[int, bytes] | None) -> dict[int, bytes] | None:
+        """Rewrite the replica's pages that differ from the source's; keep their old bytes in `past`."""
+        page = _page_size(source)
+        src = _open_readonly(source)
+        try:
+            rep = os.open(self.replica, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError:
+            os.close(src)
+            raise
+        try:
+            size, old_size = os.fstat(src).st_size, os.fstat(rep).st_size
+            kept = sum(map(len, past.values())) if past else 0
+            for offset in range(0, size, CHUNK):
+                new = os.pread(src, CHUNK, offset)
+                old = os.pread(rep, len(new), offset)
+                if new == old:
+                    continue
+                if past is None or offset >= old_size:
+                    os.pwrite(rep, new, offset)
+                    continue
+                for at in range(0, len(new), page):
+                    if new[at:at + page] != old[at:at + page]:
+                        number = (offset + at) // page + 1
+                        if number not in past and offset + at < old_size:
+                            past[number] = old[at:at + page]
+                            kept += page
+                        os.pwrite(rep, new[at:at + page], offset + at)
+                if kept > MAX_PAST_BYTES:
+                    past = None
+            if old_size != size:
+                os.ftruncate(rep, size)
+        finally:
+            os.close(src)
+            os.close(rep)
+        return past
+
+    def _copy_companions(self, source: Path) -> bool:
+        """Copy the -wal (and a hot -journal) beside the replica; True if there was a journal."""
+        for suffix in ("-wal", "-shm", "-journal"):
+            Path(f"{self.replica}{suffix}").unlink(missing_ok=True)
+        journal = False
+        for suffix in COMPANIONS:
+            if _copy_file(Path(f"{source}{suffix}"), Path(f"{self.replica}{suffix}")):
+                journal |= suffix == "-journal"
+        return journal
+
+    def _wal_pages(self) -> set[int]:
+        """Pages the copied -wal may hold (every frame of its current generation: a superset)."""
+        wal = Path(f"{self.replica}-wal")
+        if not wal.exists():
+            return set()
+        with open(wal, "rb") as f:
+            header = f.read(WAL_HEADER)
+            if len(header) < WAL_HEADER:
+                return set()
+            page, salts = int.from_bytes(header[8:12], "big"), header[16:24]
+            pages, offset = set(), WAL_HEADER
+            while True:
+                f.seek(offset)
+                frame = f.read(WAL_FRAME_HEADER)
+                if len(frame) < WAL_FRAME_HEADER or frame[8:16] != salts:
+                    return pages
+                pages.add(int.from_bytes(frame[0:4], "big"))
+                offset += WAL_FRAME_HEADER + page
+
+    def _keep_past(self, pages: set[int], past: dict[int, bytes], past_pages: int) -> dict[int, bytes] | None:
+        """Add the pre-checkpoint bytes of pages the -wal will overwrite."""
+        if not pages:
+            return past
+        page = _page_size(self.replica)
+        if (len(past) + len(pages)) * page > MAX_PAST_BYTES:
+            return None
+        with open(self.replica, "rb") as f:
+            for number in pages - past.keys():
+                if number <= past_pages:
+                    f.seek((number - 1) * page)
+                    past[number] = f.read(page)
+        return past
+
+    def _checkpoint(self, source: Path, *, check: bool) -> None:
+        """Fold the copied -wal (or roll back a hot journal) into the replica; check it when asked."""
+        try:
+            db = apsw.Connection(str(self.replica), flags=apsw.SQLITE_OPEN_READWRITE)
+            try:
+                if check:
+                    result = db.execute("PRAGMA quick_check(1)").fetchall()[0][0]
+                    if result != "ok":
+                        raise SourceError(f"{source} is damaged: {_first_line(result)}", hint=WAIT_HINT)
+                else:
+                    db.execute("PRAGMA schema_version").fetchall()
+                if db.execute("PRAGMA journal_mode").fetchall()[0][0] == "wal":
+                    db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+            finally:
+                db.close()
+        except (apsw.NotADBError, apsw.CorruptError) as e:
+            raise SourceError(f"{source} is damaged or not a database: {_first_line(e)}", hint=WAIT_HINT) from None
+        except apsw.Error as e:
+            raise SourceError(f"{source} can't be opened as a SQLite database: {_first_line(e)}") from None
+
+
+def _page_size(path: Path) -> int:
+    size = int.from_bytes(_read_head(path, HEADER_SIZE)[16:18], "big")
+    return 65536 if size == 1 else size
 
 
 def _check_source_path(source: Path) -> None:
@@ -137,28 +281,20 @@ def _check_header(source: Path, head: bytes, size: int) -> None:
         raise SourceError(f"{source} is truncated: {size:,} of {expected:,} bytes", hint=WAIT_HINT)
 
 
-def _identity(path: Path) -> tuple | None:
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        return None
-    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-
-
-def _copy_once(source: Path, copy: Path) -> bool:
-    """Copy the database and its companions; True if none changed meanwhile."""
-    paths = [source] + [Path(f"{source}{suffix}") for suffix in COMPANIONS]
-    before = [_identity(p) for p in paths]
-    for path, ident in zip(paths, before):
-        target = Path(f"{copy}{path.name[len(source.name):]}")
-        target.unlink(missing_ok=True)
-        if ident is not None and not _copy_file(path, target):
-            return False
-    return before == [_identity(p) for p in paths]
+def _identity(source: Path) -> list:
+    """What tells whether the source's files changed: inode, size, mtime and ctime of each."""
+    ident = [str(source)]
+    for path in [source] + [Path(f"{source}{suffix}") for suffix in COMPANIONS]:
+        try:
+            st = path.stat()
+            ident.append([st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns])
+        except FileNotFoundError:
+            ident.append(None)
+    return ident
 
 
 def _copy_file(src: Path, dst: Path) -> bool:
-    """Copy one file through a no-atime descriptor; False if it vanished midway."""
+    """Copy one file through a no-atime descriptor; False if there is none."""
     try:
         fd = _open_readonly(src)
     except FileNotFoundError:
@@ -167,41 +303,11 @@ def _copy_file(src: Path, dst: Path) -> bool:
         raise SourceError(f"{src} can't be read: {e.strerror}", hint="check its permissions") from None
     try:
         with open(dst, "wb") as out:
-            while True:
-                try:
-                    sent = os.copy_file_range(fd, out.fileno(), 1 << 24)
-                except OSError as e:
-                    if e.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
-                        raise
-                    return _copy_by_reading(fd, out)
-                if sent == 0:
-                    return True
+            while chunk := os.read(fd, CHUNK):
+                out.write(chunk)
+        return True
     finally:
         os.close(fd)
-
-
-def _copy_by_reading(fd: int, out) -> bool:
-    os.lseek(fd, out.tell(), os.SEEK_SET)
-    while chunk := os.read(fd, 1 << 20):
-        out.write(chunk)
-    return True
-
-
-def _check_copy(source: Path, copy: Path) -> None:
-    """Open the private copy (recovering its WAL there) and check it is sound."""
-    _check_header(source, _read_head(copy, 4096), copy.stat().st_size)
-    try:
-        db = apsw.Connection(str(copy), flags=apsw.SQLITE_OPEN_READWRITE)
-        try:
-            result = db.execute("PRAGMA quick_check(1)").fetchall()[0][0]
-        finally:
-            db.close()
-    except (apsw.NotADBError, apsw.CorruptError) as e:
-        raise SourceError(f"{source} is damaged or not a database: {_first_line(e)}", hint=WAIT_HINT) from None
-    except apsw.Error as e:
-        raise SourceError(f"{source} can't be opened as a SQLite database: {_first_line(e)}") from None
-    if result != "ok":
-        raise SourceError(f"{source} is damaged: {_first_line(result)}", hint=WAIT_HINT)
 
 
 def _first_line(message) -> str:

@@ -3,7 +3,7 @@
     <state>/sources/<name>/mirror.db        the mirror at the latest version
     <state>/sources/<name>/archive/         a local archive, laid out like any target
     <state>/sources/<name>/targets/*.json   per-target cursors: the version each target has
-    <state>/sources/<name>/staging/         the private copy of the phone's database
+    <state>/sources/<name>/staging/         the replica: a private copy of the phone's database
     <state>/sources/<name>/lock             held while a pass runs
 """
 

@@ -8,6 +8,7 @@ only means the next pass finds the same changes on the phone again.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import tempfile
@@ -18,14 +19,17 @@ import apsw
 import pluggy
 
 from .archive import Archive, check_source_name
+from .detect import Plan, plan_changes
 from .errors import ArchiveError, PermanentError, SyncdError
 from .fsutil import fsync_dir
 from .manifest import Manifest, Version
 from .mirror import Mirror
 from .plugins import open_backend
 from .restore import build_mirror
-from .snapshot import Snapshot, take_snapshot
+from .snapshot import Snapshot, SnapshotStore
 from .state import SourceState
+
+log = logging.getLogger(__name__)
 
 # A restore applies at most this many deltas after a base…
 BASE_MAX_CHAIN = 32
@@ -52,6 +56,7 @@ class SyncReport:
     version: Version | None  # the version this pass created; None when nothing changed
     head: int  # the latest version archived
     targets: list[TargetReport] = field(default_factory=list)
+    detection: Plan | None = None  # which comparison ran, and why
 
     @property
     def ok(self) -> bool:
@@ -68,6 +73,7 @@ class SyncReport:
             "rows": v.rows if v else None,
             "bytes": (v.content.size + (v.base.size if v.delta and v.base else 0)) if v else 0,
             "targets": [t.to_dict() for t in self.targets],
+            "detection": self.detection.to_dict() if self.detection else None,
         }
 
 
@@ -77,24 +83,31 @@ def default_source_name(path: Path) -> str:
 
 
 def sync(source: Path, targets: list[str], *, state_dir: Path, pm: pluggy.PluginManager,
-         name: str | None = None) -> SyncReport:
-    """Archive what changed in `source` as a new version and bring every target up to date."""
+         name: str | None = None, full: bool = False) -> SyncReport:
+    """Archive what changed in `source` as a new version and bring every target up to date.
+
+    `full` compares every row instead of only those in changed pages.
+    """
     name = check_source_name(name or default_source_name(source))
     backends = [open_backend(pm, url) for url in targets]
     state = SourceState(state_dir, name)
     try:
         with state.locked():
             local = Archive(open_backend(pm, str(state.archive_dir)), name)
-            with take_snapshot(Path(source), state.staging) as snapshot:
-                manifest, created = record_version(state, local, snapshot)
+            snapshots = SnapshotStore(state.staging)
+            snapshot = snapshots.take(Path(source))
+            manifest, created, plan = record_version(state, local, snapshot, full=full)
+            snapshots.settle(snapshot)
+            log.info("%s: %s comparison (%s)", name, plan.path, plan.reason)
             reports = [deliver(local, manifest, Archive(b, name), state) for b in backends]
     finally:
         for backend in backends:
             backend.close()
-    return SyncReport(name, created, manifest.head.number, reports)
+    return SyncReport(name, created, manifest.head.number, reports, plan)
 
 
-def record_version(state: SourceState, local: Archive, snapshot: Snapshot) -> tuple[Manifest, Version | None]:
+def record_version(state: SourceState, local: Archive, snapshot: Snapshot, *,
+                   full: bool = False) -> tuple[Manifest, Version | None, Plan]:
     """Persist the snapshot's changes as a new local version, if there are any.
 
     The mirror commits first and the local manifest last: a crash in between
@@ -102,15 +115,18 @@ def record_version(state: SourceState, local: Archive, snapshot: Snapshot) -> tu
     next pass finds the same changes again.
     """
     manifest = local.manifest() or Manifest(local.source)
+    if snapshot.unchanged and manifest.head:
+        return manifest, None, plan_changes(snapshot)
     mirror = open_mirror(state, local, manifest)
     if mirror is None:
         manifest = _record_first(state, local, manifest, snapshot)
-        return manifest, manifest.head
+        return manifest, manifest.head, Plan("full", "the first version")
     try:
-        changes = mirror.absorb(snapshot.path)
+        plan = plan_changes(snapshot, force_full=full)
+        changes = mirror.absorb(snapshot.path, plan=plan)
         if not changes.changeset:
             mirror.rollback()
-            return manifest, None
+            return manifest, None, plan
         number = manifest.head.number + 1
         with tempfile.TemporaryDirectory(dir=state.root) as tmp:
             delta_file = Path(tmp, "delta")
@@ -125,7 +141,7 @@ def record_version(state: SourceState, local: Archive, snapshot: Snapshot) -> tu
                 mirror.db.execute("VACUUM INTO ?", (str(copy),))
                 manifest = manifest.with_base(number, local.store(copy, "base", number, Path(tmp)))
         local.write_manifest(manifest)  # the local commit point
-        return manifest, manifest.head
+        return manifest, manifest.head, plan
     finally:
         mirror.close()
 
@@ -149,7 +165,7 @@ def _record_first(state: SourceState, local: Archive, manifest: Manifest, snapsh
 
 
 def _encoding_of(database: Path) -> str:
-    db = apsw.Connection(str(database), flags=apsw.SQLITE_OPEN_READONLY)
+    db = apsw.Connection(str(database))
     try:
         return db.execute("PRAGMA encoding").fetchall()[0][0]
     finally:

@@ -173,7 +173,7 @@ def test_session_end_to_end(tmp_path, home):
     for number, (sql, rows) in enumerate(STEPS, start=1):
         execute(phone, sql)
         report = json.loads(run(env, "sync", phone, "--to", target, "--state", state, "--json").stdout)
-        assert set(report) == {"source", "changed", "version", "head", "time", "rows", "bytes", "targets"}
+        assert set(report) == {"source", "changed", "version", "head", "time", "rows", "bytes", "targets", "detection"}
         assert report["source"] == NAME
         assert report["changed"] is True and report["version"] == number and report["head"] == number
         assert {k: report["rows"][k] for k in rows} == rows

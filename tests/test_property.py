@@ -41,6 +41,7 @@ operations = st.one_of(
     st.tuples(st.just("edit"), st.integers(0, 1000), values),
     st.tuples(st.just("recall"), st.integers(0, 1000)),
     st.tuples(st.just("delete"), st.integers(0, 1000)),
+    st.tuples(st.just("delete_range"), st.integers(0, 1000), st.integers(1, 300)),
     st.tuples(st.just("reuse_rowid"), values),
     st.tuples(st.just("delete_chat"), st.sampled_from(TALKERS)),
     st.tuples(st.just("receipt"), values, values),
@@ -73,6 +74,10 @@ def apply_operation(db, op) -> None:
         db.execute("UPDATE message SET content = '\"A\" 撤回了一条消息', lvbuffer = NULL WHERE msgId = ?", (pick(args[0]),))
     elif kind == "delete" and pick:
         db.execute("DELETE FROM message WHERE msgId = ?", (pick(args[0]),))
+    elif kind == "delete_range" and pick:
+        # A run of neighbours, as when a day's messages go: whole leaf pages empty out.
+        start = args[0] % len(ids)
+        db.execute("DELETE FROM message WHERE msgId BETWEEN ? AND ?", (ids[start], ids[min(start + args[1], len(ids) - 1)]))
     elif kind == "reuse_rowid" and ids:
         # WeChat has no AUTOINCREMENT: deleting the newest row frees its id for the next message.
         db.execute("DELETE FROM message WHERE msgId = ?", (ids[-1],))

@@ -1,4 +1,4 @@
-"""Snapshots: a private copy of one moment, taken without touching the phone's folder."""
+"""Snapshots: a private replica of one moment, kept up to date without touching the phone's folder."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from syncd import snapshot as snapshot_module
 from syncd.errors import SourceError
-from syncd.snapshot import take_snapshot
+from syncd.snapshot import SnapshotStore
 
 
 @pytest.fixture
@@ -22,6 +22,11 @@ def database(tmp_path):
     return path
 
 
+@pytest.fixture
+def store(tmp_path):
+    return SnapshotStore(tmp_path / "state")
+
+
 def rows(path):
     db = apsw.Connection(str(path))
     try:
@@ -30,51 +35,71 @@ def rows(path):
         db.close()
 
 
-def test_a_copy_torn_by_a_writer_is_retried(database, tmp_path, monkeypatch):
+def write(path, sql):
+    db = apsw.Connection(str(path))
+    db.execute(sql)
+    db.close()
+
+
+def test_a_copy_torn_by_a_writer_is_retried(database, store, monkeypatch):
     monkeypatch.setattr(snapshot_module, "STABLE_COPY_DELAY", 0.01)
-    real_copy = snapshot_module._copy_file
+    real_patch = SnapshotStore._patch
     calls = []
 
-    def copy_while_the_app_writes(src, dst):
-        done = real_copy(src, dst)
+    def patch_while_the_app_writes(self, source, past):
+        past = real_patch(self, source, past)
         if not calls:  # the app commits a new message right after the first read
-            db = apsw.Connection(str(database))
-            db.execute("INSERT INTO message VALUES (2, 'b')")
-            db.close()
-        calls.append(src)
-        return done
+            write(database, "INSERT INTO message VALUES (2, 'b')")
+        calls.append(source)
+        return past
 
-    monkeypatch.setattr(snapshot_module, "_copy_file", copy_while_the_app_writes)
-    with take_snapshot(database, tmp_path / "staging") as snap:
-        assert rows(snap.path) == [(1, "a"), (2, "b")]
+    monkeypatch.setattr(SnapshotStore, "_patch", patch_while_the_app_writes)
+    snap = store.take(database)
+    assert rows(snap.path) == [(1, "a"), (2, "b")]
     assert len(calls) == 2
 
 
-def test_a_file_that_never_holds_still_is_refused(database, tmp_path, monkeypatch):
+def test_a_file_that_never_holds_still_is_refused(database, store, monkeypatch):
     monkeypatch.setattr(snapshot_module, "STABLE_COPY_DELAY", 0.001)
-    real_copy = snapshot_module._copy_file
+    real_patch = SnapshotStore._patch
 
-    def always_torn(src, dst):
-        real_copy(src, dst)
-        os.utime(src, ns=(0, os.stat(src).st_mtime_ns + 1))
-        return True
+    def always_torn(self, source, past):
+        past = real_patch(self, source, past)
+        os.utime(source, ns=(0, os.stat(source).st_mtime_ns + 1))
+        return past
 
-    monkeypatch.setattr(snapshot_module, "_copy_file", always_torn)
+    monkeypatch.setattr(SnapshotStore, "_patch", always_torn)
     with pytest.raises(SourceError, match="kept changing"):
-        take_snapshot(database, tmp_path / "staging")
-    assert not (tmp_path / "staging").exists()
+        store.take(database)
 
 
-def test_reading_leaves_access_time_alone(database, tmp_path):
+def test_reading_leaves_access_time_alone(database, store):
     os.utime(database, ns=(1_000_000_000, 2_000_000_000))  # an old atime that reading would refresh
-    with take_snapshot(database, tmp_path / "staging"):
-        pass
+    store.take(database)
     st = database.stat()
     assert (st.st_atime_ns, st.st_mtime_ns) == (1_000_000_000, 2_000_000_000)
     assert sorted(p.name for p in database.parent.iterdir()) == ["chat.db"]
 
 
-def test_discarding_removes_the_private_copy(database, tmp_path):
-    with take_snapshot(database, tmp_path / "staging") as snap:
-        assert snap.path.exists() and snap.size == database.stat().st_size
-    assert not snap.path.exists()
+def test_unchanged_files_are_not_read_again(database, store):
+    store.settle(store.take(database))
+    again = store.take(database)
+    assert again.unchanged
+    write(database, "INSERT INTO message VALUES (2, 'b')")
+    changed = store.take(database)
+    assert not changed.unchanged and rows(changed.path) == [(1, "a"), (2, "b")]
+
+
+def test_old_bytes_of_changed_pages_are_kept(database, store):
+    store.settle(store.take(database))
+    write(database, "UPDATE message SET body = 'edited' WHERE id = 1")
+    snap = store.take(database)
+    assert snap.past is not None and 2 in snap.past  # the message table's only page
+    assert b"edited" not in snap.past[2] and b"edited" in open(snap.path, "rb").read()
+
+
+def test_an_interrupted_pass_is_not_trusted(database, store):
+    store.take(database)  # never settled: like a crash before the version was archived
+    write(database, "INSERT INTO message VALUES (2, 'b')")
+    snap = store.take(database)
+    assert snap.past is None and "interrupted" in snap.why_full
