@@ -9,6 +9,7 @@ falls back to comparing whole tables: a wrong map must never hide a change.
 from __future__ import annotations
 
 import os
+import struct
 from dataclasses import dataclass, field
 
 HEADER_SIZE = 100
@@ -38,14 +39,13 @@ class Tree:
     root: int
     pages: set[int] = field(default_factory=set)
     leaves: list[tuple[int, int | None]] = field(default_factory=list)
+    levels: list[list[tuple[int, int | None]]] = field(default_factory=list)  # interior pages, by depth
 
     def ranges(self) -> dict[int, tuple[int | None, int | None]]:
         """Leaf page → (exclusive lower, inclusive upper) rowid bound."""
-        out, lower = {}, None
-        for page, upper in self.leaves:
-            out[page] = (lower, upper)
-            lower = upper
-        return out
+        pages = [page for page, _ in self.leaves]
+        uppers = [upper for _, upper in self.leaves]
+        return dict(zip(pages, zip([None] + uppers[:-1], uppers)))
 
 
 class PageFile:
@@ -59,6 +59,7 @@ class PageFile:
         self.usable = self.page_size - header[20]
         self.page_count = os.fstat(self.fd).st_size // self.page_size
         self.header = header
+        self._parsed: dict[int, tuple] = {}  # interior page → its children, parsed once
 
     def close(self) -> None:
         os.close(self.fd)
@@ -71,39 +72,52 @@ class PageFile:
     # -- b-trees ----------------------------------------------------------------
 
     def tree(self, root: int) -> Tree:
-        """Walk a b-tree through its interior pages; leaves are listed, not read."""
+        """Walk a b-tree level by level through its interior pages; leaves are listed, not read."""
         tree = Tree(root)
-        self._visit(tree, root, None, is_leaf=False)
-        return tree
+        level: list[tuple[int, int | None]] = [(root, None)]
+        while True:
+            tree.pages.update(page for page, _ in level)
+            if len(tree.pages) != sum(len(lv) for lv in tree.levels) + len(level):
+                raise Unmappable(f"a page appears twice in the b-tree rooted at {root}")
+            tree.levels.append(level)
+            # A b-tree is balanced: if one page of a level is a leaf, all are.
+            if self._kind(level[0][0]) in (LEAF_TABLE, LEAF_INDEX):
+                tree.levels.pop()
+                tree.leaves = level
+                return tree
+            below = []
+            for page, upper in level:
+                children, rightmost = self._children(page)
+                below.extend(children)
+                below.append((rightmost, upper))
+            level = below
 
-    def _visit(self, tree: Tree, page: int, upper: int | None, is_leaf: bool) -> None:
-        if page in tree.pages:
-            raise Unmappable(f"page {page} appears twice in the b-tree rooted at {tree.root}")
-        tree.pages.add(page)
-        if is_leaf:
-            tree.leaves.append((page, upper))
-            return
-        data = self.read(page)
+    def _kind(self, page: int) -> int:
+        return self.read(page)[HEADER_SIZE if page == 1 else 0]
+
+    def _children(self, page: int) -> tuple[list[tuple[int, int | None]], int]:
+        """An interior page's children with the largest rowid each holds, and its rightmost child."""
+        cached = self._parsed.get(page)
+        if cached is None:
+            cached = self._parsed[page] = self._parse_interior(page, self.read(page))
+        return cached
+
+    def _parse_interior(self, page: int, data: bytes) -> tuple[list[tuple[int, int | None]], int]:
         start = HEADER_SIZE if page == 1 else 0
         kind = data[start]
-        if kind in (LEAF_TABLE, LEAF_INDEX):
-            tree.leaves.append((page, upper))
-            return
         if kind not in (INTERIOR_TABLE, INTERIOR_INDEX):
-            raise Unmappable(f"page {page} is not a b-tree page")
+            raise Unmappable(f"page {page} should be an interior b-tree page")
         cells = int.from_bytes(data[start + 3:start + 5], "big")
         rightmost = int.from_bytes(data[start + 8:start + 12], "big")
+        offsets = struct.unpack_from(f">{cells}H", data, start + 12)
+        if kind == INTERIOR_INDEX:
+            return [(struct.unpack_from(">I", data, at)[0], None) for at in offsets], rightmost
         children = []
-        for n in range(cells):
-            at = int.from_bytes(data[start + 12 + 2 * n:start + 14 + 2 * n], "big")
-            child = int.from_bytes(data[at:at + 4], "big")
-            key = varint(data, at + 4)[0] if kind == INTERIOR_TABLE else None
+        for at in offsets:
+            child, first = struct.unpack_from(">IB", data, at)
+            key = first if first < 0x80 else varint(data, at + 4)[0]
             children.append((child, key))
-        children.append((rightmost, upper))
-        # A b-tree is balanced: if the first child is a leaf, all are, and leaves need no reading.
-        leaves = self.read(children[0][0])[0] in (LEAF_TABLE, LEAF_INDEX)
-        for child, key in children:
-            self._visit(tree, child, key, is_leaf=leaves)
+        return children, rightmost
 
     # -- pages that hold no rows of their own ---------------------------------------
 
@@ -141,13 +155,15 @@ class PageFile:
         most = u - 35 if kind == LEAF_TABLE else (u - 12) * 64 // 255 - 23
         least = (u - 12) * 32 // 255 - 23
         chains = set()
-        for n in range(int.from_bytes(data[start + 3:start + 5], "big")):
-            at = int.from_bytes(data[start + 8 + 2 * n:start + 10 + 2 * n], "big")
+        cells = int.from_bytes(data[start + 3:start + 5], "big")
+        for at in struct.unpack_from(f">{cells}H", data, start + 8):
+            if data[at] < 0x80:
+                continue  # a payload under 128 bytes never spills
             size, at = varint(data, at)
-            if kind == LEAF_TABLE:
-                at = varint(data, at)[1]
             if size <= most:
                 continue
+            if kind == LEAF_TABLE:
+                at = varint(data, at)[1]
             local = least + (size - least) % (u - 4)
             local = local if local <= most else least
             first = int.from_bytes(data[at + local:at + local + 4], "big")
@@ -175,11 +191,19 @@ class PastPageFile(PageFile):
         self.page_count = old_page_count
         self.old_pages = old_pages
         self.header = self.read(1)[:HEADER_SIZE]
+        self._current = current
+        self._parsed = {}
 
     def read(self, page: int) -> bytes:
         if page in self.old_pages:
             return self.old_pages[page]
         return super().read(page)
+
+    def _children(self, page: int) -> tuple[list[tuple[int, int | None]], int]:
+        # An unchanged page has the same children before and after: parse it once for both.
+        if page not in self.old_pages and page <= self._current.page_count:
+            return self._current._children(page)
+        return super()._children(page)
 
     def close(self) -> None:
         pass  # the current file owns the descriptor

@@ -79,15 +79,13 @@ def _plan(snapshot: Snapshot, old: PageFile, new: PageFile) -> Plan:
     if not changed:
         return plan
     attributed = old.bookkeeping() | new.bookkeeping() | old.freelist() | new.freelist()
+    moved: list[tuple[PageFile, int]] = []  # leaves that changed or moved, as they were and are
     for name, root, kind in _trees(snapshot):
         before, after = old.tree(root), new.tree(root)
         attributed |= before.pages | after.pages
         gone = [p for p, _ in before.leaves if p in changed or p not in after.pages]
         came = [p for p, _ in after.leaves if p in changed or p not in before.pages]
-        for page in gone:
-            attributed |= old.overflow(page)
-        for page in came:
-            attributed |= new.overflow(page)
+        moved += [(old, p) for p in gone] + [(new, p) for p in came]
         if not (gone or came):
             continue
         if kind == "rowid":
@@ -96,6 +94,11 @@ def _plan(snapshot: Snapshot, old: PageFile, new: PageFile) -> Plan:
         elif kind == "without rowid":
             plan.whole.add(name)
     unattributed = changed - attributed
+    # What is left should be overflow pages of the cells of moved leaves (long messages, blobs).
+    for view, page in moved:
+        if not unattributed:
+            break
+        unattributed -= view.overflow(page)
     if unattributed:
         return full(f"{len(unattributed)} changed pages belong to nothing it knows (e.g. page {min(unattributed)})")
     return plan

@@ -80,7 +80,10 @@ class Mirror:
         self.path = Path(path)
         new = not self.path.exists()
         self.db = apsw.Connection(str(self.path))
-        self.db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+        # The local manifest, not the mirror, is the commit point: a mirror that loses its last
+        # transaction in a power cut no longer matches it and is rebuilt. So no fsync per commit.
+        self.db.execute("PRAGMA journal_mode=WAL").fetchall()
+        self.db.execute(f"PRAGMA synchronous=NORMAL; PRAGMA cache_size=-{CACHE_KIB}")
         if new:
             # A database's text encoding is fixed by its first table, and an attached
             # source must share it.
