@@ -24,6 +24,7 @@ from .manifest import Manifest, Version
 from .mirror import Mirror
 from .plugins import open_backend
 from .restore import build_mirror
+from .retry import RetryingBackend
 from .snapshot import Snapshot, take_snapshot
 from .state import SourceState
 
@@ -80,14 +81,19 @@ def sync(source: Path, targets: list[str], *, state_dir: Path, pm: pluggy.Plugin
          name: str | None = None) -> SyncReport:
     """Archive what changed in `source` as a new version and bring every target up to date."""
     name = check_source_name(name or default_source_name(source))
-    backends = [open_backend(pm, url) for url in targets]
+    backends = [RetryingBackend(open_backend(pm, url)) for url in targets]
     state = SourceState(state_dir, name)
     try:
         with state.locked():
             local = Archive(open_backend(pm, str(state.archive_dir)), name)
             with take_snapshot(Path(source), state.staging) as snapshot:
                 manifest, created = record_version(state, local, snapshot)
+            if created:
+                pm.hook.version_persisted(source=name, version=created)
             reports = [deliver(local, manifest, Archive(b, name), state) for b in backends]
+            for report in reports:
+                if report.ok and report.bytes:
+                    pm.hook.target_updated(source=name, location=report.location, version=report.version)
     finally:
         for backend in backends:
             backend.close()

@@ -24,6 +24,13 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 SHARED_FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
 
 
+@pytest.fixture(autouse=True)
+def quick_retries(monkeypatch):
+    """Keep the retry wrapper's backoff, not its number of tries, short in tests."""
+    monkeypatch.setattr("syncd.retry.RETRY_BASE_DELAY", 0.01)
+    monkeypatch.setattr("syncd.retry.RETRY_MAX_DELAY", 0.05)
+
+
 @pytest.fixture(scope="session")
 def pm():
     return plugin_manager()
