@@ -21,6 +21,9 @@ settings.register_profile("thorough", max_examples=300, deadline=None,
                           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
+# Real storage servers on 127.0.0.1 (WsgiDAV, rclone serve webdav/s3/sftp), started on first use.
+pytest_plugins = ("servers",)
+
 SHARED_FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
 
 
