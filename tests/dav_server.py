@@ -51,11 +51,12 @@ class FaultInjector:
             fault = self.status if self.count > 0 and (not self.methods or method in self.methods) else None
             if fault:
                 self.count -= 1
+        if fault:
+            self._count(fault)  # counted now: a stalled request's client has gone before it ends
         if fault == "timeout":
             time.sleep(self.delay)
             fault = "503"
         if fault:
-            self._count(fault)
             return self._reply(start_response, f"{fault} Injected")
 
         def counting(status, headers, exc_info=None):
