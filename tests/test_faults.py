@@ -15,10 +15,13 @@ from servers import PASSWORD, USER, fresh_path
 from test_local_first import add_message, phone  # noqa: F401 - `phone` is a fixture: a one-table chat db
 
 import syncd_webdav
+from syncd import archive as archive_module
+from syncd.archive import Archive
 from syncd.cli import main
-from syncd.errors import TransientError
+from syncd.errors import NotFound, TransientError
 from syncd.restore import restore
 from syncd.retry import RetryingBackend
+from syncd.testing import MemoryBackend
 from syncd_webdav import WebDAVBackend
 
 
@@ -167,3 +170,27 @@ def test_restore_while_another_machine_writes_reads_a_consistent_version(phone, 
     assert len(set(restored)) >= 2, f"the restores never overlapped the writer: {restored}"
     assert restored == sorted(restored)
     assert restore(phone.archive(dav), phone.root / "final.db").number == last
+
+
+class ManifestGap(MemoryBackend):
+    """A store caught between deleting the old manifest and moving the new one in, `gap` reads long."""
+
+    gap = 2
+
+    def open(self, name):
+        if name.endswith("manifest.json") and self.gap:
+            self.gap -= 1
+            raise NotFound(f"{name} is missing from {self.location}")
+        return super().open(name)
+
+
+def test_a_reader_waits_out_a_manifest_being_replaced(phone, monkeypatch):
+    monkeypatch.setattr(archive_module, "MANIFEST_GAP_WAIT", 0.01)
+    store = f"gap-{fresh_path()}"
+    assert phone.sync([f"memory://{store}"]).ok
+    gapped = ManifestGap(store)
+    assert Archive(gapped, phone.source.name).manifest().head.number == 1
+    assert gapped.gap == 0
+    empty = ManifestGap(f"empty-{fresh_path()}")
+    assert Archive(empty, "chat.db").manifest() is None and empty.gap == 1, "an empty target was waited on"
+    MemoryBackend.forget(store)

