@@ -83,7 +83,7 @@ def test_server_down_during_an_upload_then_back(fresh_dav):
 
 
 @pytest.mark.parametrize("fault", ["500", "timeout"])
-def test_passing_faults_are_ridden_out_by_retries(phone, wsgidav, monkeypatch, fault):
+def test_passing_faults_are_ridden_out_by_retries(phone, wsgidav, monkeypatch, caplog, fault):
     monkeypatch.setattr(syncd_webdav, "REQUEST_TIMEOUT", 0.5)
     dav = wsgidav.url(fresh_path())
     wsgidav.stats(reset=True)
@@ -94,6 +94,8 @@ def test_passing_faults_are_ridden_out_by_retries(phone, wsgidav, monkeypatch, f
         wsgidav.fault(None)
     assert report.ok, report.targets[0].error
     assert wsgidav.stats().get(fault) == 2
+    assert caplog.text.count("try 2 of") == 1 and caplog.text.count("try 3 of") == 1
+    assert PASSWORD not in caplog.text
     phone.check_all_versions(dav)
 
 

@@ -6,6 +6,7 @@ import io
 
 import pytest
 from servers import PASSWORD, S3_KEY, S3_SECRET, USER, fresh_path, rclone
+from test_local_first import add_message, phone  # noqa: F401 - `phone` is a fixture: a one-table chat db
 
 from syncd.errors import NotFound, PermanentError, TransientError
 from syncd.plugins import open_backend
@@ -97,3 +98,13 @@ def test_redact(remote, shown):
 def test_url_without_a_remote_is_refused():
     with pytest.raises(PermanentError, match="names no remote"):
         RcloneBackend.from_url("rclone:just-a-path")
+
+
+@pytest.mark.parametrize("remote", ["s3test:bucket", "sftptest:"])
+def test_every_version_restores_from_an_rclone_remote(phone, rclone_remotes, remote):
+    url = f"rclone:{remote}{'/' if remote.endswith('bucket') else ''}{fresh_path()}"
+    for n in (2, 3):
+        assert phone.sync([url]).ok
+        add_message(phone, n)
+    assert phone.sync([url]).targets[0].version == 3
+    phone.check_all_versions(url)
