@@ -15,6 +15,7 @@ import hashlib
 import io
 import re
 import tempfile
+import time
 from pathlib import Path
 
 from . import codec
@@ -26,6 +27,11 @@ MANIFEST = "manifest.json"
 OBJECTS = "objects/"
 SOURCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 CHUNK = 1 << 20
+# Stores without an atomic replace (WebDAV's MOVE deletes the old manifest first,
+# RFC 4918 §9.9.3) leave a moment with no manifest while a writer replaces it;
+# a reader waits that out rather than call the archive empty.
+MANIFEST_GAP_RETRIES = 3
+MANIFEST_GAP_WAIT = 0.2
 
 
 def check_source_name(name: str) -> str:
@@ -58,11 +64,16 @@ class Archive:
 
     def manifest(self) -> Manifest | None:
         """The manifest, or None if this source has never been written here."""
-        try:
-            with self.backend.open(self._key(MANIFEST)) as f:
-                raw = f.read()
-        except NotFound:
-            return None
+        for attempt in range(MANIFEST_GAP_RETRIES + 1):
+            try:
+                with self.backend.open(self._key(MANIFEST)) as f:
+                    raw = f.read()
+                break
+            except NotFound:
+                # Objects without a manifest: another machine may be replacing it right now.
+                if attempt == MANIFEST_GAP_RETRIES or not self.object_names():
+                    return None
+                time.sleep(MANIFEST_GAP_WAIT)
         manifest = Manifest.from_bytes(raw, f"{self.location}: {self._key(MANIFEST)}")
         if manifest.source != self.source:
             raise CorruptObject(f"{self.location}: {self._key(MANIFEST)} belongs to source {manifest.source!r}")

@@ -26,7 +26,9 @@ class Backend(Protocol):
     - `write(name, data)` MUST be atomic: readers see the old object, or the
       whole new one, never a partial object under `name`. It MUST be durable
       when it returns, and MAY replace an existing object (only manifests are
-      rewritten; objects are written once).
+      rewritten; objects are written once). Where the store has no atomic
+      replace (WebDAV's MOVE deletes the target first), a reader MAY find
+      nothing for a moment during a replace, but never a partial object.
     - `list(prefix)` MUST return every object whose name starts with `prefix`,
       sorted by name, and MUST NOT return objects being written.
     - `open(name)` MUST raise `syncd.errors.NotFound` for a missing object.

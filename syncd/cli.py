@@ -82,7 +82,8 @@ def main():
 @main.command()
 @click.argument("source", type=click.Path(path_type=Path, readable=False))
 @click.option("--to", "targets", multiple=True, required=True, metavar="TARGET",
-              help="A target: a folder path or file:///path. Repeat for several.")
+              help="A target: a folder path, file:///path, webdav[s]://user@host/path, "
+                   "rclone:REMOTE:path, or any plugin's URL. Repeat for several.")
 @click.option("--name", help="Name of the source in archives (default: the file's name).")
 @click.option("--state", type=click.Path(path_type=Path), help=STATE_HELP)
 @click.option("--full", is_flag=True, help="Compare every row, not only those in changed pages.")
@@ -199,6 +200,21 @@ def verify(target, source, as_json):
                 click.echo(f"  ({len(c.unreferenced)} unreferenced object(s), left by interrupted uploads: harmless)")
     if any(c.problems for c in checks):
         sys.exit(1)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
+@reports_errors
+def plugins(as_json):
+    """List the loaded plugins: name, version and the target schemes each handles."""
+    from .plugins import plugin_info, plugin_manager
+
+    found = plugin_info(plugin_manager())
+    if as_json:
+        _emit_json([info.__dict__ for info in found])
+        return
+    for info in found:
+        click.echo(f"{info.name:<12} {info.version or '-':<10} {', '.join(info.schemes) or '-'}")
 
 
 @main.command()

@@ -7,13 +7,18 @@ group, exactly like third-party ones. The plugin manager is built by
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import pluggy
 
 from .backend import Backend
 from .errors import PermanentError
+
+if TYPE_CHECKING:
+    from .manifest import Version
 
 PROJECT = "syncd"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -31,6 +36,23 @@ class Hooks:
         `from_url(url)`.
         """
 
+    @hookspec
+    def version_persisted(self, source: str, version: Version) -> None:
+        """Called once a new version of `source` is persisted in the local archive.
+
+        The version is durable by then (the local commit point has passed) but
+        may not have reached any target yet. An exception raised here stops the
+        pass; the version stays queued and goes out on the next one.
+        """
+
+    @hookspec
+    def target_updated(self, source: str, location: str, version: int) -> None:
+        """Called when the target at `location` was brought up to `version` of `source`.
+
+        Only passes that sent something call it; `location` is the target's URL
+        without credentials.
+        """
+
 
 def plugin_manager() -> pluggy.PluginManager:
     """A plugin manager with every installed `syncd` plugin loaded and checked."""
@@ -39,6 +61,25 @@ def plugin_manager() -> pluggy.PluginManager:
     pm.load_setuptools_entrypoints(PROJECT)
     pm.check_pending()
     return pm
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    name: str
+    version: str | None  # of the distribution that provides it; None when registered by hand
+    schemes: tuple[str, ...]
+
+
+def plugin_info(pm: pluggy.PluginManager) -> list[PluginInfo]:
+    """What is loaded: each plugin's name, its distribution's version, and the URL schemes it handles."""
+    dists = {id(plugin): dist for plugin, dist in pm.list_plugin_distinfo()}
+    backends = {id(impl.plugin): impl.function() for impl in pm.hook.register_backends.get_hookimpls()}
+    found = []
+    for name, plugin in pm.list_name_plugin():
+        dist = dists.get(id(plugin))
+        schemes = tuple(s for cls in backends.get(id(plugin), []) for s in cls.schemes)
+        found.append(PluginInfo(name, dist.version if dist else None, schemes))
+    return sorted(found, key=lambda info: info.name)
 
 
 def backend_classes(pm: pluggy.PluginManager) -> dict[str, type[Backend]]:

@@ -26,6 +26,7 @@ from .manifest import Manifest, Version
 from .mirror import Mirror
 from .plugins import open_backend
 from .restore import build_mirror
+from .retry import RetryingBackend
 from .snapshot import Snapshot, SnapshotStore
 from .state import SourceState
 
@@ -89,7 +90,7 @@ def sync(source: Path, targets: list[str], *, state_dir: Path, pm: pluggy.Plugin
     `full` compares every row instead of only those in changed pages.
     """
     name = check_source_name(name or default_source_name(source))
-    backends = [open_backend(pm, url) for url in targets]
+    backends = [RetryingBackend(open_backend(pm, url)) for url in targets]
     state = SourceState(state_dir, name)
     try:
         with state.locked():
@@ -99,7 +100,12 @@ def sync(source: Path, targets: list[str], *, state_dir: Path, pm: pluggy.Plugin
             manifest, created, plan = record_version(state, local, snapshot, full=full)
             snapshots.settle(snapshot)
             log.info("%s: %s comparison (%s)", name, plan.path, plan.reason)
+            if created:
+                pm.hook.version_persisted(source=name, version=created)
             reports = [deliver(local, manifest, Archive(b, name), state) for b in backends]
+            for report in reports:
+                if report.ok and report.bytes:
+                    pm.hook.target_updated(source=name, location=report.location, version=report.version)
     finally:
         for backend in backends:
             backend.close()

@@ -21,7 +21,17 @@ settings.register_profile("thorough", max_examples=300, deadline=None,
                           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
+# Real storage servers on 127.0.0.1 (WsgiDAV, rclone serve webdav/s3/sftp), started on first use.
+pytest_plugins = ("servers",)
+
 SHARED_FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
+
+
+@pytest.fixture(autouse=True)
+def quick_retries(monkeypatch):
+    """Keep the retry wrapper's backoff, not its number of tries, short in tests."""
+    monkeypatch.setattr("syncd.retry.RETRY_BASE_DELAY", 0.01)
+    monkeypatch.setattr("syncd.retry.RETRY_MAX_DELAY", 0.05)
 
 
 @pytest.fixture(scope="session")

@@ -26,8 +26,12 @@ def test_every_hook_is_documented():
 
 
 def test_backends_satisfy_the_protocol(pm, tmp_path):
-    for cls in backend_classes(pm).values():
-        assert isinstance(cls.from_url(tmp_path.as_uri()), Backend)
+    urls = {"file": tmp_path.as_uri(), "memory": "memory://protocol", "webdav": "webdav://me@127.0.0.1/dav",
+            "webdavs": "webdavs://me@127.0.0.1:8443/dav", "rclone": f"rclone::local:{tmp_path}"}
+    classes = backend_classes(pm)
+    assert set(urls) <= set(classes), "a built-in plugin is missing"
+    for scheme, url in urls.items():
+        assert isinstance(classes[scheme].from_url(url), Backend)
 
 
 @pytest.mark.parametrize("url, scheme", [("/mnt/nas", "file"), ("./backup", "file"), ("backup", "file"),

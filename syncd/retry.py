@@ -1,0 +1,86 @@
+"""Retry as a wrapper: a Backend around another Backend that tries transient failures again.
+
+Backends only classify their errors (see `syncd.errors`); when and how often to
+try again is decided here, once, for all of them (restic's backend wrappers do the
+same). A `PermanentError` is never retried: wrong credentials must give one clear
+error, not a storm of failed logins that may lock the account.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from typing import BinaryIO, TypeVar
+
+from .backend import Backend, ObjectInfo
+from .errors import TransientError
+
+# Tries per operation, the first one included.
+RETRY_ATTEMPTS = 5
+# The delay before the n-th retry is drawn from [0, min(MAX, BASE * 2**n)]
+# ("full jitter"), so many clients that failed together don't retry together.
+RETRY_BASE_DELAY = 0.5
+RETRY_MAX_DELAY = 30.0
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def backoff_delay(retry: int, rng: Callable[[float, float], float] = random.uniform) -> float:
+    """Seconds to wait before retry number `retry` (0 for the first retry)."""
+    return rng(0.0, min(RETRY_MAX_DELAY, RETRY_BASE_DELAY * 2 ** retry))
+
+
+class RetryingBackend:
+    """Retries each operation of `inner` on `TransientError`, with exponential backoff and jitter."""
+
+    def __init__(self, inner: Backend, *, attempts: int | None = None,
+                 sleep: Callable[[float], None] = time.sleep):
+        self.inner = inner
+        self.schemes = inner.schemes
+        self.location = inner.location
+        self.attempts = attempts or RETRY_ATTEMPTS
+        self.sleep = sleep
+
+    @classmethod
+    def from_url(cls, url: str) -> Backend:
+        raise TypeError("RetryingBackend wraps a backend; build the backend with open_backend first")
+
+    def __repr__(self) -> str:
+        return f"RetryingBackend({self.inner!r})"
+
+    def _retry(self, what: str, call: Callable[[], T], rewind: Callable[[], None] | None = None) -> T:
+        for attempt in range(self.attempts):
+            try:
+                return call()
+            except TransientError as e:
+                if attempt + 1 == self.attempts:
+                    raise
+                delay = backoff_delay(attempt)
+                log.warning("%s: %s failed (%s); try %d of %d in %.1f s",
+                            self.location, what, e, attempt + 2, self.attempts, delay)
+                self.sleep(delay)
+                if rewind:
+                    rewind()
+        raise AssertionError("unreachable")
+
+    def list(self, prefix: str) -> list[ObjectInfo]:
+        return self._retry(f"listing {prefix!r}", lambda: self.inner.list(prefix))
+
+    def open(self, name: str) -> BinaryIO:
+        return self._retry(f"reading {name}", lambda: self.inner.open(name))
+
+    def write(self, name: str, data: BinaryIO) -> None:
+        if not data.seekable():
+            # A stream that can't be rewound can be sent once only.
+            return self.inner.write(name, data)
+        start = data.tell()
+        self._retry(f"writing {name}", lambda: self.inner.write(name, data), rewind=lambda: data.seek(start))
+
+    def delete(self, name: str) -> None:
+        self._retry(f"deleting {name}", lambda: self.inner.delete(name))
+
+    def close(self) -> None:
+        self.inner.close()
