@@ -61,6 +61,12 @@ class Changes:
     reshaped: bool = False
 
 
+def remove_database(path: Path) -> None:
+    """Delete a database file with its -wal and -shm: a stale -wal would be replayed into a new file."""
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
 def mirror_table(name: str) -> str:
     return TABLE_PREFIX + name
 
@@ -81,7 +87,9 @@ class Mirror:
         new = not self.path.exists()
         self.db = apsw.Connection(str(self.path))
         # The local manifest, not the mirror, is the commit point: a mirror that loses its last
-        # transaction in a power cut no longer matches it and is rebuilt. So no fsync per commit.
+        # transaction in a power cut no longer matches it and is rebuilt. So no fsync per commit,
+        # and none for a checkpoint on close either: the WAL is folded in as it fills.
+        self.db.config(apsw.SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1)
         self.db.execute("PRAGMA journal_mode=WAL").fetchall()
         self.db.execute(f"PRAGMA synchronous=NORMAL; PRAGMA cache_size=-{CACHE_KIB}")
         if new:
@@ -96,6 +104,10 @@ class Mirror:
 
     def close(self) -> None:
         self.db.close()
+
+    def checkpoint(self) -> None:
+        """Fold the WAL into the file, so the file alone holds the mirror (to store it as a base)."""
+        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
     @property
     def version(self) -> int:

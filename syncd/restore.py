@@ -12,16 +12,13 @@ from .backend import Backend
 from .errors import ArchiveError, CorruptObject, SyncdError, UsageError
 from .export import export_database
 from .manifest import Manifest, Version
-from .mirror import Mirror
-
-COMPANIONS = ("-wal", "-shm", "-journal")
+from .mirror import Mirror, remove_database
 
 
 def build_mirror(archive: Archive, manifest: Manifest, number: int, path: Path) -> Mirror:
     """Rebuild the mirror as of version `number` into `path`, replacing what is there."""
     plan = manifest.restore_plan(number)
-    for suffix in ("",) + COMPANIONS:
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    remove_database(path)
     archive.fetch(plan[0].base, path)
     mirror = Mirror(path)
     if mirror.version != plan[0].number:
@@ -93,8 +90,6 @@ def restore(archive: Archive, output: Path, *, number: int | None = None, at: da
             export_database(mirror, str(Path(tmp, "restored.db")))
         finally:
             mirror.close()
-        for suffix in COMPANIONS:
-            # A stale -wal beside the old file would be replayed into the new one.
-            Path(f"{output}{suffix}").unlink(missing_ok=True)
+        remove_database(output)
         os.replace(Path(tmp, "restored.db"), output)
     return version

@@ -7,6 +7,11 @@ the phone's file with the replica a chunk at a time, rewrites only the pages
 that differ, copies the `-wal` beside it and checkpoints it in: the replica is
 then a plain SQLite file holding the phone's latest committed state.
 
+Each chunk's xxh3 digest is kept, so a chunk the phone didn't change is
+recognised without reading the replica's copy of it. (It needn't match the
+replica byte for byte: a checkpointed page differs from the phone's file only
+while the phone's own -wal still holds it, and that -wal is applied again.)
+
 A pass is accepted only if none of the phone's files changed while it was
 read; otherwise it is retried, because archiving a torn copy would record
 garbage as a version. The old bytes of every page that may have changed are
@@ -22,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import apsw
+import xxhash
 
 from .errors import SourceError
 from .fsutil import atomic_write
@@ -40,6 +46,8 @@ MAX_PAST_BYTES = 64 << 20
 ENCRYPTED_DISTINCT_BYTES = 200
 
 REPLICA = "replica.db"
+CHUNK_DIGESTS = "replica.xxh3"  # xxh3-128 of each chunk of the phone's file, as last archived
+DIGEST_SIZE = 16
 DIRTY = "replica.dirty"  # present while the replica is ahead of the last archived version
 IDENTITY = "source.json"  # the phone's files as last archived
 
@@ -58,6 +66,7 @@ class Snapshot:
     past: dict[int, bytes] | None
     past_page_count: int
     why_full: str | None = None
+    digests: bytes = b""  # the chunk digests of the phone's file, saved when the pass is settled
 
 
 class SnapshotStore:
@@ -68,6 +77,7 @@ class SnapshotStore:
         self.replica = self.folder / REPLICA
         self.dirty = self.folder / DIRTY
         self.identity_file = self.folder / IDENTITY
+        self.digest_file = self.folder / CHUNK_DIGESTS
 
     def take(self, source: Path) -> Snapshot:
         """Bring the replica up to `source`; raise SourceError for anything that isn't a sound database."""
@@ -85,10 +95,11 @@ class SnapshotStore:
         past_pages = self.replica.stat().st_size // _page_size(self.replica) if trusted else 0
         if trusted and _page_size(self.replica) != _page_size(source):
             past, why_full = None, "the page size changed"
+        digests = self._saved_digests() if trusted else b""
         delay = STABLE_COPY_DELAY
         for _ in range(STABLE_COPY_TRIES):
             before = _identity(source)
-            past = self._patch(source, past)
+            past, digests = self._patch(source, past, digests)
             journal = self._copy_companions(source)
             if _identity(source) == before:
                 break
@@ -106,11 +117,12 @@ class SnapshotStore:
             if past is None:
                 why_full = "more than could be compared page by page changed"
         self._checkpoint(source, check=past is None)
-        return Snapshot(source, self.replica, False, past, past_pages, why_full)
+        return Snapshot(source, self.replica, False, past, past_pages, why_full, digests)
 
     def settle(self, snapshot: Snapshot) -> None:
         """The replica's state is archived: remember the source's files and trust the replica."""
         if not snapshot.unchanged:
+            atomic_write(self.digest_file, snapshot.digests)
             atomic_write(self.identity_file, json.dumps(_identity(snapshot.source)).encode())
             self.dirty.unlink(missing_ok=True)
 
@@ -120,8 +132,19 @@ class SnapshotStore:
         except (FileNotFoundError, ValueError):
             return None
 
-    def _patch(self, source: Path, past: dict[int, bytes] | None) -> dict[int, bytes] | None:
-        """Rewrite the replica's pages that differ from the source's; keep their old bytes in `past`."""
+    def _saved_digests(self) -> bytes:
+        try:
+            return self.digest_file.read_bytes()
+        except FileNotFoundError:
+            return b""
+
+    def _patch(self, source: Path, past: dict[int, bytes] | None,
+               digests: bytes) -> tuple[dict[int, bytes] | None, bytes]:
+        """Rewrite the replica's pages that differ from the source's; keep their old bytes in `past`.
+
+        `digests` are the source's chunk digests as last seen: an unchanged chunk is skipped
+        without reading the replica. Returns `past` and the source's digests now.
+        """
         page = _page_size(source)
         src = _open_readonly(source)
         try:
@@ -132,8 +155,14 @@ class SnapshotStore:
         try:
             size, old_size = os.fstat(src).st_size, os.fstat(rep).st_size
             kept = sum(map(len, past.values())) if past else 0
+            seen = []
             for offset in range(0, size, CHUNK):
                 new = os.pread(src, CHUNK, offset)
+                digest = xxhash.xxh3_128_digest(new)
+                seen.append(digest)
+                at = offset // CHUNK * DIGEST_SIZE
+                if digests[at:at + DIGEST_SIZE] == digest:
+                    continue
                 old = os.pread(rep, len(new), offset)
                 if new == old:
                     continue
@@ -154,7 +183,7 @@ class SnapshotStore:
         finally:
             os.close(src)
             os.close(rep)
-        return past
+        return past, b"".join(seen)
 
     def _copy_companions(self, source: Path) -> bool:
         """Copy the -wal (and a hot -journal) beside the replica; True if there was a journal."""
@@ -204,6 +233,8 @@ class SnapshotStore:
         try:
             db = apsw.Connection(str(self.replica), flags=apsw.SQLITE_OPEN_READWRITE)
             try:
+                # An interrupted pass leaves the replica untrusted anyway: nothing here needs fsync.
+                db.execute("PRAGMA synchronous=OFF")
                 if check:
                     result = db.execute("PRAGMA quick_check(1)").fetchall()[0][0]
                     if result != "ok":

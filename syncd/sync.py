@@ -23,7 +23,7 @@ from .detect import Plan, plan_changes
 from .errors import ArchiveError, PermanentError, SyncdError
 from .fsutil import fsync_dir
 from .manifest import Manifest, Version
-from .mirror import Mirror
+from .mirror import Mirror, remove_database
 from .plugins import open_backend
 from .restore import build_mirror
 from .retry import RetryingBackend
@@ -155,17 +155,20 @@ def record_version(state: SourceState, local: Archive, snapshot: Snapshot, *,
 def _record_first(state: SourceState, local: Archive, manifest: Manifest, snapshot: Snapshot) -> Manifest:
     """The first version is a base: the whole mirror, built in a new file."""
     building = state.mirror_path.with_suffix(".new")
-    building.unlink(missing_ok=True)
+    remove_database(building)
     mirror = Mirror(building, encoding=_encoding_of(snapshot.path))
     try:
         changes = mirror.absorb(snapshot.path, record=False)
         mirror.commit(1)
+        mirror.checkpoint()
     finally:
         mirror.close()
     base = local.store(building, "base", 1, state.root)
     manifest = manifest.append(changes.counts.as_dict(), base=base)
     local.write_manifest(manifest)  # the local commit point
+    remove_database(state.mirror_path)
     os.replace(building, state.mirror_path)
+    remove_database(building)  # its emptied -wal
     fsync_dir(state.root)
     return manifest
 

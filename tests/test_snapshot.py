@@ -46,8 +46,8 @@ def test_a_copy_torn_by_a_writer_is_retried(database, store, monkeypatch):
     real_patch = SnapshotStore._patch
     calls = []
 
-    def patch_while_the_app_writes(self, source, past):
-        past = real_patch(self, source, past)
+    def patch_while_the_app_writes(self, source, past, digests):
+        past = real_patch(self, source, past, digests)
         if not calls:  # the app commits a new message right after the first read
             write(database, "INSERT INTO message VALUES (2, 'b')")
         calls.append(source)
@@ -63,8 +63,8 @@ def test_a_file_that_never_holds_still_is_refused(database, store, monkeypatch):
     monkeypatch.setattr(snapshot_module, "STABLE_COPY_DELAY", 0.001)
     real_patch = SnapshotStore._patch
 
-    def always_torn(self, source, past):
-        past = real_patch(self, source, past)
+    def always_torn(self, source, past, digests):
+        past = real_patch(self, source, past, digests)
         os.utime(source, ns=(0, os.stat(source).st_mtime_ns + 1))
         return past
 
@@ -96,6 +96,27 @@ def test_old_bytes_of_changed_pages_are_kept(database, store):
     snap = store.take(database)
     assert snap.past is not None and 2 in snap.past  # the message table's only page
     assert b"edited" not in snap.past[2] and b"edited" in open(snap.path, "rb").read()
+
+
+def test_chunks_the_phone_did_not_touch_are_not_read_from_the_replica(database, store, monkeypatch):
+    write(database, "WITH RECURSIVE n(i) AS (SELECT 2 UNION ALL SELECT i + 1 FROM n WHERE i < 1499) "
+                    "INSERT INTO message SELECT i, zeroblob(4000) FROM n")
+    store.settle(store.take(database))
+    write(database, "UPDATE message SET body = 'edited' WHERE id = 1499")
+    replica_reads = []
+    real_pread = os.pread
+
+    def counting_pread(fd, n, offset):
+        data = real_pread(fd, n, offset)
+        if os.path.realpath(f"/proc/self/fd/{fd}") == str(store.replica):
+            replica_reads.append(len(data))
+        return data
+
+    monkeypatch.setattr(snapshot_module.os, "pread", counting_pread)
+    snap = store.take(database)
+    # The chunk with the edited row, and the first (every commit bumps the header's counter).
+    assert 0 < sum(replica_reads) <= 2 * snapshot_module.CHUNK + 1000 < database.stat().st_size / 2
+    assert rows(snap.path)[-1] == (1499, "edited")
 
 
 def test_an_interrupted_pass_is_not_trusted(database, store):
