@@ -82,7 +82,9 @@ def count_changes(changeset: bytes) -> RowCounts:
 class Mirror:
     """A mirror database file; changes happen in a transaction ended by commit or rollback."""
 
-    def __init__(self, path: Path, *, encoding: str = "UTF-8"):
+    def __init__(self, path: Path, *, encoding: str = "UTF-8", bulk: bool = False):
+        """Open (or create) a mirror. `bulk` is for filling a new file that is thrown away if
+        anything fails: no journal at all, so every page is written once."""
         self.path = Path(path)
         new = not self.path.exists()
         self.db = apsw.Connection(str(self.path))
@@ -90,8 +92,8 @@ class Mirror:
         # transaction in a power cut no longer matches it and is rebuilt. So no fsync per commit,
         # and none for a checkpoint on close either: the WAL is folded in as it fills.
         self.db.config(apsw.SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1)
-        self.db.execute("PRAGMA journal_mode=WAL").fetchall()
-        self.db.execute(f"PRAGMA synchronous=NORMAL; PRAGMA cache_size=-{CACHE_KIB}")
+        self.db.execute(f"PRAGMA journal_mode={'OFF' if bulk else 'WAL'}").fetchall()
+        self.db.execute(f"PRAGMA synchronous={'OFF' if bulk else 'NORMAL'}; PRAGMA cache_size=-{CACHE_KIB}")
         if new:
             # A database's text encoding is fixed by its first table, and an attached
             # source must share it.
@@ -104,10 +106,6 @@ class Mirror:
 
     def close(self) -> None:
         self.db.close()
-
-    def checkpoint(self) -> None:
-        """Fold the WAL into the file, so the file alone holds the mirror (to store it as a base)."""
-        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
     @property
     def version(self) -> int:

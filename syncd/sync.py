@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+from contextlib import contextmanager
 import re
 import tempfile
 from dataclasses import dataclass, field
@@ -20,14 +21,14 @@ import pluggy
 
 from .archive import Archive, check_source_name
 from .detect import Plan, plan_changes
-from .errors import ArchiveError, PermanentError, SyncdError
+from .errors import ArchiveError, PermanentError, SourceError, SyncdError
 from .fsutil import fsync_dir
 from .manifest import Manifest, Version
 from .mirror import Mirror, remove_database
 from .plugins import open_backend
 from .restore import build_mirror
 from .retry import RetryingBackend
-from .snapshot import Snapshot, SnapshotStore
+from .snapshot import WAIT_HINT, Snapshot, SnapshotStore
 from .state import SourceState
 
 log = logging.getLogger(__name__)
@@ -128,8 +129,9 @@ def record_version(state: SourceState, local: Archive, snapshot: Snapshot, *,
         manifest = _record_first(state, local, manifest, snapshot)
         return manifest, manifest.head, Plan("full", "the first version")
     try:
-        plan = plan_changes(snapshot, force_full=full)
-        changes = mirror.absorb(snapshot.path, plan=plan)
+        with _reading(snapshot):
+            plan = plan_changes(snapshot, force_full=full)
+            changes = mirror.absorb(snapshot.path, plan=plan)
         if not changes.changeset:
             mirror.rollback()
             return manifest, None, plan
@@ -156,11 +158,11 @@ def _record_first(state: SourceState, local: Archive, manifest: Manifest, snapsh
     """The first version is a base: the whole mirror, built in a new file."""
     building = state.mirror_path.with_suffix(".new")
     remove_database(building)
-    mirror = Mirror(building, encoding=_encoding_of(snapshot.path))
+    mirror = Mirror(building, encoding=_encoding_of(snapshot.path), bulk=True)
     try:
-        changes = mirror.absorb(snapshot.path, record=False)
+        with _reading(snapshot):
+            changes = mirror.absorb(snapshot.path, record=False)
         mirror.commit(1)
-        mirror.checkpoint()
     finally:
         mirror.close()
     base = local.store(building, "base", 1, state.root)
@@ -171,6 +173,15 @@ def _record_first(state: SourceState, local: Archive, manifest: Manifest, snapsh
     remove_database(building)  # its emptied -wal
     fsync_dir(state.root)
     return manifest
+
+
+@contextmanager
+def _reading(snapshot: Snapshot):
+    """Rows are only read here, so a half-copied or damaged file shows here, before any commit."""
+    try:
+        yield
+    except (apsw.CorruptError, apsw.NotADBError) as e:
+        raise SourceError(f"{snapshot.source} is damaged: {str(e).splitlines()[0]}", hint=WAIT_HINT) from None
 
 
 def _encoding_of(database: Path) -> str:
