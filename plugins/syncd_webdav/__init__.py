@@ -21,14 +21,15 @@ import tempfile
 import uuid
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 from urllib.parse import quote, unquote, urlsplit
-
-import httpx
 
 from syncd.backend import ObjectInfo
 from syncd.errors import NotFound, PermanentError, TargetError, TransientError
 from syncd.plugins import hookimpl
+
+if TYPE_CHECKING:
+    import httpx
 
 REQUEST_TIMEOUT = 30.0  # seconds without progress before a request counts as failed
 CONNECT_TIMEOUT = 10.0
@@ -68,6 +69,8 @@ class WebDAVBackend:
         self.base = base_url.rstrip("/") + "/"
         self.location = location
         self._made: set[str] = set()  # collections known to exist
+        import httpx  # here, not at the top: every syncd command loads every plugin module
+
         timeout = httpx.Timeout(REQUEST_TIMEOUT, connect=CONNECT_TIMEOUT)
         self.client = httpx.Client(auth=httpx.BasicAuth(*auth) if auth else None, timeout=timeout,
                                    follow_redirects=False)
@@ -102,6 +105,8 @@ class WebDAVBackend:
         return self._send(method, self._url(name), name or "/", ok, **kwargs)
 
     def _send(self, method: str, url: str, name: str, ok: tuple[int, ...], **kwargs) -> httpx.Response:
+        import httpx
+
         what = f"{self.location}: {method} {name}"
         try:
             response = self.client.request(method, url, **kwargs)
@@ -154,6 +159,8 @@ class WebDAVBackend:
         return entries
 
     def open(self, name: str) -> BinaryIO:
+        import httpx
+
         spool = tempfile.SpooledTemporaryFile(DOWNLOAD_SPOOL)
         try:
             with self.client.stream("GET", self._url(name)) as response:
