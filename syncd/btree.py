@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import struct
+from array import array
 from dataclasses import dataclass, field
 
 HEADER_SIZE = 100
@@ -31,21 +32,22 @@ def varint(buf: bytes, i: int) -> tuple[int, int]:
     return (value << 8) | buf[i + 8], i + 9
 
 
+Bounds = tuple[int | None, int | None]  # (exclusive lower, inclusive upper) rowid; None: open
+MAX_DEPTH = 20  # far deeper than any real b-tree; deeper means a loop
+
+
 @dataclass
-class Tree:
-    """The pages of one b-tree. For a table b-tree, its leaves in key order, each with the
-    largest rowid it may hold (None: no upper bound); a leaf holds keys above the previous one's."""
+class Survey:
+    """What walking one b-tree found: its interior pages, and its leaves that changed or sit
+    under an interior page that changed (so may have moved), each with its rowid bounds
+    (both None in index b-trees)."""
 
-    root: int
-    pages: set[int] = field(default_factory=set)
-    leaves: list[tuple[int, int | None]] = field(default_factory=list)
-    levels: list[list[tuple[int, int | None]]] = field(default_factory=list)  # interior pages, by depth
+    interior: set[int] = field(default_factory=set)
+    changed_leaves: dict[int, Bounds] = field(default_factory=dict)
+    reparented: dict[int, Bounds] = field(default_factory=dict)
 
-    def ranges(self) -> dict[int, tuple[int | None, int | None]]:
-        """Leaf page → (exclusive lower, inclusive upper) rowid bound."""
-        pages = [page for page, _ in self.leaves]
-        uppers = [upper for _, upper in self.leaves]
-        return dict(zip(pages, zip([None] + uppers[:-1], uppers)))
+    def pages(self) -> set[int]:
+        return self.interior | self.changed_leaves.keys() | self.reparented.keys()
 
 
 class PageFile:
@@ -59,7 +61,7 @@ class PageFile:
         self.usable = self.page_size - header[20]
         self.page_count = os.fstat(self.fd).st_size // self.page_size
         self.header = header
-        self._parsed: dict[int, tuple] = {}  # interior page → its children, parsed once
+        self._child_cache: dict[int, array] = {}  # each interior page's children, parsed once
 
     def close(self) -> None:
         os.close(self.fd)
@@ -70,54 +72,79 @@ class PageFile:
         return os.pread(self.fd, self.page_size, (page - 1) * self.page_size)
 
     # -- b-trees ----------------------------------------------------------------
+    # Only interior pages are read (about 1% of a file): a leaf is known by its parent, and
+    # whether it changed by a set intersection with its parent's children.
 
-    def tree(self, root: int) -> Tree:
-        """Walk a b-tree level by level through its interior pages; leaves are listed, not read."""
-        tree = Tree(root)
-        level: list[tuple[int, int | None]] = [(root, None)]
-        while True:
-            tree.pages.update(page for page, _ in level)
-            if len(tree.pages) != sum(len(lv) for lv in tree.levels) + len(level):
-                raise Unmappable(f"a page appears twice in the b-tree rooted at {root}")
-            tree.levels.append(level)
-            # A b-tree is balanced: if one page of a level is a leaf, all are.
-            if self._kind(level[0][0]) in (LEAF_TABLE, LEAF_INDEX):
-                tree.levels.pop()
-                tree.leaves = level
-                return tree
-            below = []
-            for page, upper in level:
-                children, rightmost = self._children(page)
-                below.extend(children)
-                below.append((rightmost, upper))
-            level = below
+    def survey(self, root: int, changed: set[int]) -> Survey:
+        """Walk a b-tree through its interior pages, noting the leaves `changed` touches."""
+        survey = Survey()
+        if self._is_leaf(root):
+            if root in changed:
+                survey.changed_leaves[root] = (None, None)
+            return survey
+        level: list[tuple[int, int | None, int | None]] = [(root, None, None)]
+        for _ in range(MAX_DEPTH):
+            survey.interior.update(page for page, _, _ in level)
+            # A b-tree is balanced: if one child on a level is a leaf, all are.
+            if self._is_leaf(self._children(level[0][0])[0]):
+                break
+            level = [child for page, lower, upper in level for child in self._bounded(page, lower, upper)]
+        else:
+            raise Unmappable(f"the b-tree rooted at page {root} is deeper than any real one")
+        for page, lower, upper in level:
+            hits = changed.intersection(self._children(page))
+            if hits or page in changed:
+                for child, low, high in self._bounded(page, lower, upper):
+                    if child in hits:
+                        survey.changed_leaves[child] = (low, high)
+                    if page in changed:
+                        survey.reparented[child] = (low, high)
+        return survey
 
-    def _kind(self, page: int) -> int:
-        return self.read(page)[HEADER_SIZE if page == 1 else 0]
+    def _is_leaf(self, page: int) -> bool:
+        kind = self.read(page)[HEADER_SIZE if page == 1 else 0]
+        if kind not in (LEAF_TABLE, LEAF_INDEX, INTERIOR_TABLE, INTERIOR_INDEX):
+            raise Unmappable(f"page {page} should be a b-tree page")
+        return kind in (LEAF_TABLE, LEAF_INDEX)
 
-    def _children(self, page: int) -> tuple[list[tuple[int, int | None]], int]:
-        """An interior page's children with the largest rowid each holds, and its rightmost child."""
-        cached = self._parsed.get(page)
-        if cached is None:
-            cached = self._parsed[page] = self._parse_interior(page, self.read(page))
-        return cached
+    def _bounded(self, page: int, lower: int | None, upper: int | None) -> list[tuple[int, int | None, int | None]]:
+        """An interior page's children with the rowid bounds of each."""
+        children, keys = self._children(page), self._keys(page)
+        if keys is None:
+            return [(child, None, None) for child in children]
+        bounds = [lower, *keys, upper]
+        return list(zip(children, bounds[:-1], bounds[1:]))
 
-    def _parse_interior(self, page: int, data: bytes) -> tuple[list[tuple[int, int | None]], int]:
-        start = HEADER_SIZE if page == 1 else 0
-        kind = data[start]
-        if kind not in (INTERIOR_TABLE, INTERIOR_INDEX):
-            raise Unmappable(f"page {page} should be an interior b-tree page")
+    def _children(self, page: int) -> array:
+        """An interior page's child pages, the rightmost last."""
+        children = self._child_cache.get(page)
+        if children is None:
+            data, start = self._interior_page(page)
+            cells = int.from_bytes(data[start + 3:start + 5], "big")
+            children = array("I", (struct.unpack_from(">I", data, at)[0]
+                                   for at in struct.unpack_from(f">{cells}H", data, start + 12)))
+            children.append(int.from_bytes(data[start + 8:start + 12], "big"))
+            self._child_cache[page] = children
+        return children
+
+    def _keys(self, page: int) -> array | None:
+        """The largest rowid under each child but the rightmost; None in an index b-tree.
+        Parsed only for pages whose children matter, so rarely."""
+        data, start = self._interior_page(page)
+        if data[start] == INTERIOR_INDEX:
+            return None
         cells = int.from_bytes(data[start + 3:start + 5], "big")
-        rightmost = int.from_bytes(data[start + 8:start + 12], "big")
-        offsets = struct.unpack_from(f">{cells}H", data, start + 12)
-        if kind == INTERIOR_INDEX:
-            return [(struct.unpack_from(">I", data, at)[0], None) for at in offsets], rightmost
-        children = []
-        for at in offsets:
-            child, first = struct.unpack_from(">IB", data, at)
-            key = first if first < 0x80 else varint(data, at + 4)[0]
-            children.append((child, key))
-        return children, rightmost
+        keys = array("q")
+        for at in struct.unpack_from(f">{cells}H", data, start + 12):
+            first = data[at + 4]
+            keys.append(first if first < 0x80 else varint(data, at + 4)[0])
+        return keys
+
+    def _interior_page(self, page: int) -> tuple[bytes, int]:
+        data, start = self.read(page), HEADER_SIZE if page == 1 else 0
+        if data[start] not in (INTERIOR_TABLE, INTERIOR_INDEX):
+            raise Unmappable(f"page {page} should be an interior b-tree page")
+        return data, start
 
     # -- pages that hold no rows of their own ---------------------------------------
 
@@ -192,14 +219,14 @@ class PastPageFile(PageFile):
         self.old_pages = old_pages
         self.header = self.read(1)[:HEADER_SIZE]
         self._current = current
-        self._parsed = {}
+        self._child_cache = {}
 
     def read(self, page: int) -> bytes:
         if page in self.old_pages:
             return self.old_pages[page]
         return super().read(page)
 
-    def _children(self, page: int) -> tuple[list[tuple[int, int | None]], int]:
+    def _children(self, page: int) -> array:
         # An unchanged page has the same children before and after: parse it once for both.
         if page not in self.old_pages and page <= self._current.page_count:
             return self._current._children(page)

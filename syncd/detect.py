@@ -78,22 +78,21 @@ def _plan(snapshot: Snapshot, old: PageFile, new: PageFile) -> Plan:
     plan = Plan("incremental", f"{len(changed)} changed pages")
     if not changed:
         return plan
-    attributed = old.bookkeeping() | new.bookkeeping() | old.freelist() | new.freelist()
+    accounted = old.bookkeeping() | new.bookkeeping() | old.freelist() | new.freelist()
     moved: list[tuple[PageFile, int]] = []  # leaves that changed or moved, as they were and are
     for name, root, kind in _trees(snapshot):
-        before, after = old.tree(root), new.tree(root)
-        attributed |= before.pages | after.pages
-        gone = [p for p, _ in before.leaves if p in changed or p not in after.pages]
-        came = [p for p, _ in after.leaves if p in changed or p not in before.pages]
+        before, after = old.survey(root, changed), new.survey(root, changed)
+        accounted |= before.pages() | after.pages()
+        # A leaf under a changed parent may have left the tree (then) or joined it (now).
+        gone = before.changed_leaves | {p: b for p, b in before.reparented.items() if p not in after.reparented}
+        came = after.changed_leaves | {p: b for p, b in after.reparented.items() if p not in before.reparented}
         moved += [(old, p) for p in gone] + [(new, p) for p in came]
-        if not (gone or came):
-            continue
-        if kind == "rowid":
-            old_ranges, new_ranges = before.ranges(), after.ranges()
-            plan.ranges[name] = merge([old_ranges[p] for p in gone] + [new_ranges[p] for p in came])
-        elif kind == "without rowid":
+        if kind == "rowid" and (gone or came):
+            plan.ranges[name] = merge(list(gone.values()) + list(came.values()))
+        elif kind == "without rowid" and changed & (before.pages() | after.pages()):
+            # Its b-tree keeps rows in interior pages too, so any touched page may hold a change.
             plan.whole.add(name)
-    unattributed = changed - attributed
+    unattributed = changed - accounted
     # What is left should be overflow pages of the cells of moved leaves (long messages, blobs).
     for view, page in moved:
         if not unattributed:

@@ -20,6 +20,14 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def atomic_write(path: Path, data: bytes | BinaryIO) -> int:
     """Write `data` to `path` via a temporary file, fsync and rename; return bytes written.
 

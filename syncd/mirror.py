@@ -92,8 +92,9 @@ class Mirror:
         # transaction in a power cut no longer matches it and is rebuilt. So no fsync per commit,
         # and none for a checkpoint on close either: the WAL is folded in as it fills.
         self.db.config(apsw.SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1)
-        self.db.execute(f"PRAGMA journal_mode={'OFF' if bulk else 'WAL'}").fetchall()
+        self.bulk = bulk
         self.db.execute(f"PRAGMA synchronous={'OFF' if bulk else 'NORMAL'}; PRAGMA cache_size=-{CACHE_KIB}")
+        self.db.execute(f"PRAGMA journal_mode={'OFF' if bulk else 'WAL'}").fetchall()
         if new:
             # A database's text encoding is fixed by its first table, and an attached
             # source must share it.
@@ -117,6 +118,9 @@ class Mirror:
     def commit(self, version: int) -> None:
         self.db.execute(f"PRAGMA user_version={int(version)}; COMMIT")
         self._detach_source()
+        if self.bulk:
+            # Marked WAL now, while nothing is synced: switching later would fsync the whole file.
+            self.db.execute("PRAGMA journal_mode=WAL").fetchall()
 
     def rollback(self) -> None:
         if not self.db.in_transaction:

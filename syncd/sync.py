@@ -22,7 +22,7 @@ import pluggy
 from .archive import Archive, check_source_name
 from .detect import Plan, plan_changes
 from .errors import ArchiveError, PermanentError, SourceError, SyncdError
-from .fsutil import fsync_dir
+from .fsutil import fsync_dir, fsync_file
 from .manifest import Manifest, Version
 from .mirror import Mirror, remove_database
 from .plugins import open_backend
@@ -166,6 +166,9 @@ def _record_first(state: SourceState, local: Archive, manifest: Manifest, snapsh
     finally:
         mirror.close()
     base = local.store(building, "base", 1, state.root)
+    # Written without a journal or syncs: make it durable before it becomes the mirror, since a
+    # mirror that lost pages but not its version number would skew every later diff.
+    fsync_file(building)
     manifest = manifest.append(changes.counts.as_dict(), base=base)
     local.write_manifest(manifest)  # the local commit point
     remove_database(state.mirror_path)
