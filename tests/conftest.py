@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import apsw
@@ -25,6 +26,13 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 pytest_plugins = ("servers",)
 
 SHARED_FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
+# Property tests run hundreds of syncs, each with a dozen fsyncs: on tmpfs those cost nothing.
+SCRATCH = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+
+
+def scratch_dir() -> tempfile.TemporaryDirectory:
+    """A temporary folder, in memory where the machine offers it."""
+    return tempfile.TemporaryDirectory(dir=SCRATCH)
 
 
 @pytest.fixture(autouse=True)

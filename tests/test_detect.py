@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 import shutil
-import tempfile
 from contextlib import closing
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import zstandard
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conftest import Harness
+from conftest import Harness, scratch_dir
 from syncd import samples
 from syncd.detect import merge
 from syncd.sync import sync
@@ -53,13 +52,13 @@ class Twins:
 
 @given(batches=st.lists(st.lists(operations, min_size=1, max_size=3), min_size=1, max_size=6), seed=st.integers(0, 9))
 def test_the_fast_path_finds_exactly_what_the_full_comparison_finds(pm, batches, seed):
-    with tempfile.TemporaryDirectory() as tmp:
+    with scratch_dir() as tmp:
         twins = Twins(Path(tmp), pm)
         twins.phone.execute(SCHEMA)
         # Enough rows that tables span many pages, so ranges and overflow chains matter.
         rng = random.Random(seed)
         db = twins.phone.connect()
-        for op in [("insert", 5, "wxid_a", "x" * rng.randint(1, 3000)) for _ in range(80)]:
+        for op in [("insert", 5, "wxid_a", "x" * rng.randint(1, 3000)) for _ in range(50)]:
             apply_operation(db, op)
         db.execute("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 500) "
                    "INSERT INTO settings SELECT 's' || i, 'k', randomblob(200) FROM n WHERE i <= 300;"

@@ -10,13 +10,12 @@ classes and rowids, what the phone held when that version was archived.
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conftest import Harness
+from conftest import Harness, scratch_dir
 
 SCHEMA = """
 CREATE TABLE message(msgId INTEGER PRIMARY KEY, talker TEXT, content TEXT, createTime INTEGER, lvbuffer BLOB);
@@ -117,7 +116,7 @@ def apply_operation(db, op) -> None:
 
 @given(batches=st.lists(st.lists(operations, min_size=1, max_size=4), min_size=1, max_size=6))
 def test_random_app_changes_round_trip(pm, batches):
-    with tempfile.TemporaryDirectory() as tmp:
+    with scratch_dir() as tmp:
         phone = Harness(Path(tmp), pm)
         phone.execute(SCHEMA)
         phone.sync()
