@@ -103,6 +103,8 @@ def sync(source, targets, name, state, full, as_json):
             click.echo(f"{report.source}: no change since version {report.head}")
         else:
             click.echo(f"{report.source}: version {v.number} ({_rows(v.rows)}), {_size(report.to_dict()['bytes'])}")
+        if report.detection:
+            click.echo(f"  compared: {report.detection.path} ({report.detection.reason})")
         for t in report.targets:
             if t.ok:
                 sent = f", {_size(t.bytes)} sent" if t.bytes else ""
