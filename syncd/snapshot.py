@@ -7,8 +7,8 @@ the phone's file with the replica a chunk at a time, rewrites only the pages
 that differ, copies the `-wal` beside it and checkpoints it in: the replica is
 then a plain SQLite file holding the phone's latest committed state.
 
-Each chunk's xxh3 digest is kept, so a chunk the phone didn't change is
-recognised without reading the replica's copy of it. (It needn't match the
+Each 64 KiB block's xxh3 digest is kept, so a block the phone didn't change
+is recognised without reading the replica's copy of it. (It needn't match the
 replica byte for byte: a checkpointed page differs from the phone's file only
 while the phone's own -wal still holds it, and that -wal is applied again.)
 
@@ -39,14 +39,15 @@ WAL_HEADER, WAL_FRAME_HEADER = 32, 24
 COMPANIONS = ("-wal", "-journal")
 STABLE_COPY_TRIES = 6
 STABLE_COPY_DELAY = 0.25  # seconds, doubled after each torn copy
-CHUNK = 1 << 20  # compared at once; equal chunks (nearly all) cost one memcmp
+CHUNK = 1 << 20  # read from the phone's file at once
+BLOCK = 64 << 10  # digested and compared at once: index pages of new rows scatter over a file
 # Old page bytes kept for change detection; past this, comparing in full is cheaper anyway.
 MAX_PAST_BYTES = 64 << 20
 # A header whose first KiB uses this many distinct byte values is noise, not a format.
 ENCRYPTED_DISTINCT_BYTES = 200
 
 REPLICA = "replica.db"
-CHUNK_DIGESTS = "replica.xxh3"  # xxh3-128 of each chunk of the phone's file, as last archived
+CHUNK_DIGESTS = "replica.xxh3"  # xxh3-128 of each block of the phone's file, as last archived
 DIGEST_SIZE = 16
 DIRTY = "replica.dirty"  # present while the replica is ahead of the last archived version
 IDENTITY = "source.json"  # the phone's files as last archived
@@ -156,28 +157,31 @@ class SnapshotStore:
             size, old_size = os.fstat(src).st_size, os.fstat(rep).st_size
             kept = sum(map(len, past.values())) if past else 0
             seen = []
+            # Buffers reused for every read: allocating 1 MiB per read cost more than reading.
+            buffer, old_buf = bytearray(CHUNK), bytearray(BLOCK)
             for offset in range(0, size, CHUNK):
-                new = os.pread(src, CHUNK, offset)
-                digest = xxhash.xxh3_128_digest(new)
-                seen.append(digest)
-                at = offset // CHUNK * DIGEST_SIZE
-                if digests[at:at + DIGEST_SIZE] == digest:
-                    continue
-                old = os.pread(rep, len(new), offset)
-                if new == old:
-                    continue
-                if past is None or offset >= old_size:
-                    os.pwrite(rep, new, offset)
-                    continue
-                for at in range(0, len(new), page):
-                    if new[at:at + page] != old[at:at + page]:
-                        number = (offset + at) // page + 1
-                        if number not in past and offset + at < old_size:
-                            past[number] = old[at:at + page]
-                            kept += page
-                        os.pwrite(rep, new[at:at + page], offset + at)
-                if kept > MAX_PAST_BYTES:
-                    past = None
+                chunk = memoryview(buffer)[:os.preadv(src, [buffer], offset)]
+                for start in range(0, len(chunk), BLOCK):
+                    new = chunk[start:start + BLOCK]
+                    digest = xxhash.xxh3_128_digest(new)
+                    at = len(seen) * DIGEST_SIZE
+                    seen.append(digest)
+                    if digests[at:at + DIGEST_SIZE] == digest:
+                        continue
+                    where = offset + start
+                    old = memoryview(old_buf)[:os.preadv(rep, [old_buf], where)]
+                    if past is None or where >= old_size:
+                        os.pwrite(rep, new, where)
+                        continue
+                    for at in range(0, len(new), page):
+                        if new[at:at + page].tobytes() != old[at:at + page].tobytes():
+                            number = (where + at) // page + 1
+                            if number not in past and where + at < old_size:
+                                past[number] = old[at:at + page].tobytes()
+                                kept += page
+                            os.pwrite(rep, new[at:at + page], where + at)
+                    if kept > MAX_PAST_BYTES:
+                        past = None
             if old_size != size:
                 os.ftruncate(rep, size)
         finally:
