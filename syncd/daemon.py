@@ -44,6 +44,9 @@ from .watch import Watcher, signature
 # After SIGTERM, a step still running this long is abandoned, so the process is
 # gone well within the 10 s that systemd and users expect.
 STOP_GRACE = 6.0
+# Signals that only the main thread may receive: Python runs handlers there, and only a
+# signal delivered to the main thread interrupts the system call it is blocked in.
+HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGALRM)
 # Each failure of a target doubles its wait, from DaemonSettings.retry_min up to retry_max.
 BACKOFF_FACTOR = 2.0
 # Another syncd (a manual `syncd sync`) holds a source's lock: look again after this long.
@@ -53,7 +56,7 @@ ERROR_RETRY = 60.0
 
 
 class Abandon(BaseException):
-    """Raised in the main thread when a step outlives STOP_GRACE after SIGTERM.
+    """Raised in the main thread (by SIGALRM) when a step outlives STOP_GRACE after SIGTERM.
 
     A BaseException, so no `except Exception` on the way swallows it; every write
     on the way is atomic, so abandoning is as safe as a crash.
@@ -103,6 +106,8 @@ class SourceRun:
 
 
 class Daemon:
+    """Runs the sources and targets of one config file; `run()` returns when stopped."""
+
     def __init__(self, config_path: Path | None, pm: pluggy.PluginManager):
         self.config_path = config_path
         self.pm = pm
@@ -113,6 +118,8 @@ class Daemon:
         self.sources: dict[str, SourceRun] = {}
         self.watcher: Watcher | None = None
         self.stopping = self.reloading = False
+        self.grace: threading.Timer | None = None
+        self.main_thread = threading.get_ident()  # built in the thread that runs it
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.ping_every = watchdog_interval()
         self.next_ping = self.next_rescan = 0.0
@@ -122,14 +129,14 @@ class Daemon:
 
     def run(self) -> int:
         """Work until SIGTERM or SIGINT; the exit code."""
-        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGALRM)}
+        previous = {sig: signal.getsignal(sig) for sig in HANDLED_SIGNALS}
         signal.signal(signal.SIGTERM, self._on_stop)
         signal.signal(signal.SIGINT, self._on_stop)
         signal.signal(signal.SIGHUP, self._on_reload)
         signal.signal(signal.SIGALRM, self._on_alarm)
         old_wakeup = signal.set_wakeup_fd(self.wake_w)
         try:
-            self.watcher.start()
+            self._start_watcher()
             self.log.info("syncd started: %d source(s), %d target(s), state in %s", len(self.config.sources),
                           len(self.config.targets), self.config.state_dir)
             notify(f"READY=1\nSTATUS={self._summary()}")
@@ -138,7 +145,8 @@ class Daemon:
             except Abandon:
                 self.log.warning("stopped in the middle of a step; it is redone at the next start")
         finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
+            if self.grace:
+                self.grace.cancel()
             notify("STOPPING=1\nSTATUS=stopping")
             self.watcher.stop()
             signal.set_wakeup_fd(old_wakeup)
@@ -159,11 +167,23 @@ class Daemon:
                 break
             self._wait(self._next_wake())
 
+    def _start_watcher(self) -> None:
+        """Start watchdog's threads with our signals blocked, so the kernel gives them to the main thread."""
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)
+        try:
+            self.watcher.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+
     def _on_stop(self, signum, frame) -> None:
         if not self.stopping:
             self.stopping = True
             self.log.info("%s: stopping", signal.Signals(signum).name)
-            signal.setitimer(signal.ITIMER_REAL, STOP_GRACE)
+            # A timer thread, then a signal aimed at the main thread: it interrupts
+            # whatever system call the current step is blocked in.
+            self.grace = threading.Timer(STOP_GRACE, signal.pthread_kill, (self.main_thread, signal.SIGALRM))
+            self.grace.daemon = True
+            self.grace.start()
 
     def _on_reload(self, signum, frame) -> None:
         self.reloading = True
@@ -196,7 +216,7 @@ class Daemon:
         else:
             self.watcher.stop()
             self._apply(config)
-            self.watcher.start()
+            self._start_watcher()
             self.log.info("config reloaded: %d source(s), %d target(s)", len(config.sources), len(config.targets))
         notify(f"READY=1\nSTATUS={self._summary()}")
 
