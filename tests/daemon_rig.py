@@ -20,15 +20,16 @@ FAST = {"quiet": 0.3, "rescan": 5.0, "poll": 0.5, "retry_min": 0.2, "retry_max":
 WAIT = 60.0  # generous: shared machines stall
 
 
-def wait_for(predicate, timeout: float = WAIT, what: str = "a condition", interval: float = 0.02):
-    """Poll `predicate` until it returns something truthy; fail naming `what` after `timeout`."""
+def wait_for(predicate, timeout: float = WAIT, what="a condition", interval: float = 0.02):
+    """Poll `predicate` until it returns something truthy; fail naming `what` (a text, or a function
+    that makes one when needed, such as the daemon's log) after `timeout`."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what() if callable(what) else what}")
 
 
 class Rig:
@@ -121,8 +122,8 @@ class Rig:
     def wait_heads(self, number: int, timeout: float = WAIT, targets: list[Path] | None = None) -> None:
         """Until every target holds at least version `number`."""
         for target in targets or self.targets:
-            wait_for(lambda: self.head(target) >= number, timeout, f"{target.name} to hold version {number}\n"
-                     + self.log())
+            wait_for(lambda: self.head(target) >= number, timeout,
+                     lambda: f"{target.name} to hold version {number}\n{self.log()}")
 
     def status(self) -> dict:
         proc = subprocess.run([sys.executable, "-m", "syncd", "status", "--json", "--config", str(self.config)],

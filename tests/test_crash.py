@@ -53,7 +53,8 @@ def test_kill_9_in_a_loop_loses_nothing(tmp_path, pm):
             rig.proc.wait(timeout=30)
         rig.start()
         final = states[-1]
-        head = wait_for(lambda: _converged(rig, pm, final), interval=0.3, what=f"the targets to converge\n{rig.log()[-3000:]}")
+        head = wait_for(lambda: _converged(rig, pm, final), interval=0.3,
+                        what=lambda: f"the targets to converge\n{rig.log()[-3000:]}")
         code, _ = rig.stop(signal.SIGTERM)
         assert code == 0
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -60,8 +61,8 @@ def test_drop_by_rename_reaches_every_target(running, pm, record_property):
     renamed = running.drop("INSERT INTO message VALUES (2, 'bob', 'dropped by a sync tool')")
     latency = {}
     for target in running.targets:
-        wait_for(lambda: running.head(target) >= 2, what=f"{target.name} to get the drop\n{running.log()}",
-                 interval=0.005)
+        wait_for(lambda: running.head(target) >= 2, interval=0.005,
+                 what=lambda: f"{target.name} to get the drop\n{running.log()}")
         latency[target.name] = time.monotonic() - renamed
     record_property("drop_to_target_seconds", max(latency.values()))
     print(f"\ndrop-to-target latency (quiet period {running.settings['quiet']} s): "
@@ -77,7 +78,8 @@ def test_burst_of_in_place_writes_ends_up_on_every_target(running, pm):
         running.execute("UPDATE message SET body = ? WHERE id = 1", f"edited {n}")
         time.sleep(0.01)
     wait_for(lambda: all(logical_state(running.source) == logical_state(_restore_head(running, pm, t))
-                         for t in running.targets), what=f"the burst to land\n{running.log()}", interval=0.3)
+                         for t in running.targets),
+             what=lambda: f"the burst to land\n{running.log()}", interval=0.3)
     for target in running.targets:
         restores_to_phone(running, pm, target)
     # The quiet period folds a burst into few versions rather than one per write.
@@ -249,9 +251,63 @@ def test_a_step_outliving_the_grace_period_is_abandoned(tmp_path, pm, monkeypatc
         time.sleep(60)
 
     monkeypatch.setattr(daemon_module, "deliver", hanging_deliver)
-    threading.Thread(target=lambda: hung.wait(30) and os.kill(os.getpid(), signal.SIGTERM), daemon=True).start()
+    # To the main thread, as the kernel does in the real daemon, whose other threads block SIGTERM.
+    main = threading.main_thread().ident
+    threading.Thread(target=lambda: hung.wait(30) and signal.pthread_kill(main, signal.SIGTERM), daemon=True).start()
     handler, started = signal.getsignal(signal.SIGTERM), time.monotonic()
     assert daemon_module.Daemon(rig.config, pm).run() == 0
     assert hung.is_set() and time.monotonic() - started < 10
     assert rig.local().head.number == 1  # the local commit came before the hung upload
     assert signal.getsignal(signal.SIGTERM) == handler, "the daemon left its signal handler behind"
+
+
+def _run_in_process_until(rig: Rig, pm, done) -> None:
+    """Run a Daemon in this process (signals need the main thread) until `done()`, then SIGTERM it."""
+    from syncd.daemon import Daemon
+
+    def stop_when_done():
+        try:
+            wait_for(done, what="the in-process daemon")
+        finally:
+            signal.pthread_kill(main, signal.SIGTERM)
+
+    main = threading.main_thread().ident
+    threading.Thread(target=stop_when_done, daemon=True).start()
+    assert Daemon(rig.config, pm).run() == 0
+
+
+def test_rescan_catches_changes_whose_events_were_lost(tmp_path, pm, monkeypatch):
+    """inotify drops events when its queue overflows: the periodic rescan still sees the change."""
+    from syncd import watch
+
+    rig = Rig(tmp_path, rescan=0.5)
+    rig.execute(SCHEMA)
+    monkeypatch.setattr(watch._SourceHandler, "on_any_event", lambda self, event: None)  # every event lost
+    written = threading.Event()
+
+    def change_once_archived():
+        if rig.head(rig.targets[0]) >= 1 and not written.is_set():
+            rig.execute("INSERT INTO message VALUES (2, 'bob', 'no event for this one')")
+            written.set()
+        return rig.head(rig.targets[0]) >= 2 and rig.head(rig.targets[1]) >= 2
+
+    _run_in_process_until(rig, pm, change_once_archived)
+    for target in rig.targets:
+        restores_to_phone(rig, pm, target)
+
+
+def test_no_secret_reaches_logs_or_status(tmp_path):
+    rig = Rig(tmp_path, targets=1)
+    rig.execute(SCHEMA)
+    secret_url = "nosuchscheme://me:hunter2@127.0.0.1:9/chat"
+    rig.config.write_text(rig.config.read_text().replace("[daemon]", f'[[target]]\nurl = "{secret_url}"\n'
+                                                         'options = { password = "hunter3" }\n[daemon]'))
+    rig.start()
+    rig.wait_heads(1)
+    wait_for(lambda: "not updated" in rig.log(), what="the failing target to be logged")
+    [source] = rig.status()["sources"]
+    failing = source["targets"][1]
+    assert failing["error"] and failing["url"] == "nosuchscheme://me:***@127.0.0.1:9/chat"
+    rig.stop()
+    shown = rig.log() + json.dumps(rig.status()) + "".join(p.read_text() for p in rig.state.rglob("*.json"))
+    assert "hunter2" not in shown and "hunter3" not in shown
