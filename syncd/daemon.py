@@ -381,7 +381,9 @@ class Daemon:
                               " (caught up)" if recovered else "")
             schedule.behind, schedule.failures, schedule.next_try = False, 0, 0.0
             return
-        schedule.failures += 1
+        # After a restart the backoff goes on from the persisted count, so a crash
+        # loop doesn't turn into a retry storm against a server that is down.
+        schedule.failures = max(schedule.failures, state.delivery(report.location).get("failures", 0)) + 1
         delay = backoff(schedule.failures, self.config.daemon.retry_min, self.config.daemon.retry_max)
         schedule.next_try = time.monotonic() + delay
         state.record_failure(report.location, report.error, schedule.failures,

@@ -13,10 +13,12 @@ import time
 
 import apsw
 import pytest
+from click.testing import CliRunner
 
 from daemon_rig import Rig, wait_for
 from logical import logical_state
 from syncd.archive import Archive
+from syncd.cli import main
 from syncd.plugins import open_backend
 from syncd.restore import restore
 from syncd.verify import verify
@@ -130,6 +132,11 @@ def test_target_outage_is_caught_up(running, pm, outage):
 
     report = wait_for(failing, what="status to show the outage")
     assert report["version"] == 1 and report["pending_bytes"] > 0 and report["next_retry"]
+    text = CliRunner().invoke(main, ["status", "--config", str(running.config)])
+    assert text.exit_code == 0, text.output
+    assert f"{down}: has version 1, 2 version(s) pending" in text.output
+    assert f"{up}: has version 3, up to date" in text.output
+    assert "last error:" in text.output and "next retry" in text.output
     assert running.head(up) == 3  # the failing target never held the others back
     if outage == "made a file":
         down.unlink()
@@ -140,6 +147,17 @@ def test_target_outage_is_caught_up(running, pm, outage):
     assert "(caught up)" in running.log()
     # Rate-limited: one line for the outage however many retries happened.
     assert running.log().count("not updated") <= 3, running.log()
+
+
+def test_verify_without_from_checks_every_configured_target(running):
+    result = CliRunner().invoke(main, ["verify", "--config", str(running.config)])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("chat.db: 1 versions, 1 objects: ok") == 2
+    [damaged] = (running.targets[1] / "chat.db" / "objects").iterdir()
+    damaged.write_bytes(b"bit rot")
+    result = CliRunner().invoke(main, ["verify", "--config", str(running.config)])
+    assert result.exit_code == 1
+    assert "chat.db: 1 versions, 1 objects: ok" in result.output and "1 problem(s)" in result.output
 
 
 def test_sigterm_when_idle_exits_0_quickly(running):
@@ -311,3 +329,32 @@ def test_no_secret_reaches_logs_or_status(tmp_path):
     rig.stop()
     shown = rig.log() + json.dumps(rig.status()) + "".join(p.read_text() for p in rig.state.rglob("*.json"))
     assert "hunter2" not in shown and "hunter3" not in shown
+
+
+def test_backoff_doubles_up_to_the_cap():
+    from syncd.daemon import backoff
+
+    assert [backoff(n, 5.0, 60.0) for n in range(1, 7)] == [5.0, 10.0, 20.0, 40.0, 60.0, 60.0]
+
+
+def test_backoff_goes_on_after_a_restart(tmp_path):
+    rig = Rig(tmp_path, retry_min=1.0, retry_max=1.0)
+    rig.execute(SCHEMA)
+    rig.targets[1].rmdir()  # never there
+
+    def failing() -> dict:
+        return rig.status()["sources"][0]["targets"][1]
+
+    try:
+        rig.start()
+        wait_for(lambda: failing()["failures"] >= 2, what="two failures")
+        rig.stop()
+        before = failing()
+        rig.start()
+        after = wait_for(lambda: (f := failing())["failed_at"] != before["failed_at"] and f,
+                         what="a failure after the restart")
+    finally:
+        rig.kill()
+    # Not back to 1: a crash loop must not reset the backoff against a server that is down.
+    assert after["failures"] > before["failures"]
+    assert rig.head(rig.targets[0]) == 1
