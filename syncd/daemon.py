@@ -45,7 +45,8 @@ from .watch import Watcher, signature
 # gone well within the 10 s that systemd and users expect.
 STOP_GRACE = 6.0
 # Signals that only the main thread may receive: Python runs handlers there, and only a
-# signal delivered to the main thread interrupts the system call it is blocked in.
+# signal delivered to the main thread interrupts the system call it is blocked in
+# (the kernel hands a process's signal to any thread that doesn't block it).
 HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGALRM)
 # Each failure of a target doubles its wait, from DaemonSettings.retry_min up to retry_max.
 BACKOFF_FACTOR = 2.0
@@ -118,8 +119,11 @@ class Daemon:
         self.sources: dict[str, SourceRun] = {}
         self.watcher: Watcher | None = None
         self.stopping = self.reloading = False
-        self.grace: threading.Timer | None = None
-        self.main_thread = threading.get_ident()  # built in the thread that runs it
+        # The grace period is kept by a thread started up front (not in the handler)
+        # that aims SIGALRM at the main thread: a thread-directed signal always
+        # interrupts the system call the current step is blocked in.
+        self.stop_requested, self.finished = threading.Event(), threading.Event()
+        self.main_thread = threading.get_ident()
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.ping_every = watchdog_interval()
         self.next_ping = self.next_rescan = 0.0
@@ -135,7 +139,9 @@ class Daemon:
         signal.signal(signal.SIGHUP, self._on_reload)
         signal.signal(signal.SIGALRM, self._on_alarm)
         old_wakeup = signal.set_wakeup_fd(self.wake_w)
+        guard = threading.Thread(target=self._keep_grace, name="syncd-stop-grace", daemon=True)
         try:
+            self._with_signals_blocked(guard.start)
             self._start_watcher()
             self.log.info("syncd started: %d source(s), %d target(s), state in %s", len(self.config.sources),
                           len(self.config.targets), self.config.state_dir)
@@ -145,8 +151,8 @@ class Daemon:
             except Abandon:
                 self.log.warning("stopped in the middle of a step; it is redone at the next start")
         finally:
-            if self.grace:
-                self.grace.cancel()
+            self.finished.set()
+            self.stop_requested.set()  # lets the guard thread end
             notify("STOPPING=1\nSTATUS=stopping")
             self.watcher.stop()
             signal.set_wakeup_fd(old_wakeup)
@@ -169,21 +175,27 @@ class Daemon:
 
     def _start_watcher(self) -> None:
         """Start watchdog's threads with our signals blocked, so the kernel gives them to the main thread."""
+        self._with_signals_blocked(self.watcher.start)
+
+    @staticmethod
+    def _with_signals_blocked(start) -> None:
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)
         try:
-            self.watcher.start()
+            start()
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+
+    def _keep_grace(self) -> None:
+        """In its own thread: once SIGTERM came, abandon the step still running after STOP_GRACE."""
+        self.stop_requested.wait()
+        if not self.finished.wait(STOP_GRACE):
+            signal.pthread_kill(self.main_thread, signal.SIGALRM)
 
     def _on_stop(self, signum, frame) -> None:
         if not self.stopping:
             self.stopping = True
             self.log.info("%s: stopping", signal.Signals(signum).name)
-            # A timer thread, then a signal aimed at the main thread: it interrupts
-            # whatever system call the current step is blocked in.
-            self.grace = threading.Timer(STOP_GRACE, signal.pthread_kill, (self.main_thread, signal.SIGALRM))
-            self.grace.daemon = True
-            self.grace.start()
+            self.stop_requested.set()
 
     def _on_reload(self, signum, frame) -> None:
         self.reloading = True

@@ -255,28 +255,40 @@ def test_run_without_a_config_says_what_to_write_and_where(tmp_path):
 
 
 
-def test_a_step_outliving_the_grace_period_is_abandoned(tmp_path, pm, monkeypatch):
-    """In-process, so a delivery can hang on purpose: SIGTERM still ends the daemon, with exit 0."""
-    from syncd import daemon as daemon_module
+# A daemon whose uploads hang: run as its own process, like the real one.
+HANGING_DAEMON = """
+import sys, time
+from pathlib import Path
+from syncd import daemon
+from syncd.plugins import plugin_manager
 
-    rig = Rig(tmp_path)
-    rig.execute(SCHEMA)
-    monkeypatch.setattr(daemon_module, "STOP_GRACE", 0.5)
-    hung = threading.Event()
+def hanging_deliver(*args):
+    Path(sys.argv[2]).touch()
+    time.sleep(120)
 
-    def hanging_deliver(*args):
-        hung.set()
-        time.sleep(60)
+daemon.STOP_GRACE = 1.0
+daemon.deliver = hanging_deliver
+sys.exit(daemon.run_daemon(Path(sys.argv[1]), plugin_manager()))
+"""
 
-    monkeypatch.setattr(daemon_module, "deliver", hanging_deliver)
-    # To the main thread, as the kernel does in the real daemon, whose other threads block SIGTERM.
-    main = threading.main_thread().ident
-    threading.Thread(target=lambda: hung.wait(30) and signal.pthread_kill(main, signal.SIGTERM), daemon=True).start()
-    handler, started = signal.getsignal(signal.SIGTERM), time.monotonic()
-    assert daemon_module.Daemon(rig.config, pm).run() == 0
-    assert hung.is_set() and time.monotonic() - started < 10
+
+def test_a_step_outliving_the_grace_period_is_abandoned(rig):
+    hung = rig.root / "hung"
+    with open(rig.root / "hanging.log", "wb") as err:
+        proc = subprocess.Popen([sys.executable, "-c", HANGING_DAEMON, str(rig.config), str(hung)], stderr=err)
+    try:
+        wait_for(hung.exists, what="an upload to hang")
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    log = (rig.root / "hanging.log").read_text()
+    assert code == 0, log
+    assert time.monotonic() - started < 10, log
+    assert "stopped in the middle of a step" in log
     assert rig.local().head.number == 1  # the local commit came before the hung upload
-    assert signal.getsignal(signal.SIGTERM) == handler, "the daemon left its signal handler behind"
 
 
 def _run_in_process_until(rig: Rig, pm, done) -> None:
