@@ -180,16 +180,27 @@ def verify(target, source, config_file, as_json):
     """Check every object on TARGET (or every configured target) against its manifest and hash chain."""
     from .config import load_config
 
-    targets = [target] if target else [t.url for t in load_config(config_file).targets]
-    failed = False
-    for url in targets:
-        failed |= _verify_one(url, source, as_json)
-    if failed:
+    if target:
+        reports = [_verify_one(target, source, as_json)]
+    else:
+        # Every configured target, each named; one that can't be read doesn't stop the others.
+        reports = []
+        for t in load_config(config_file).targets:
+            if not as_json:
+                click.echo(f"{t.display}:")
+            try:
+                reports.append(_verify_one(t.url, source, as_json))
+            except SyncdError as e:
+                click.echo(f"error: {t.display}: {e}", err=True)
+                reports.append({"target": t.display, "ok": False, "error": str(e), "sources": []})
+    if as_json:
+        _emit_json(reports[0] if target else reports)  # one target: the same document as ever
+    if not all(report["ok"] for report in reports):
         sys.exit(1)
 
 
-def _verify_one(target: str, source: str | None, as_json: bool) -> bool:
-    """Verify one target and print its report; True if it has problems."""
+def _verify_one(target: str, source: str | None, as_json: bool) -> dict:
+    """Verify one target, print its report as text unless JSON is wanted, and return it."""
     from .plugins import open_backend, plugin_manager
     from .verify import verify as run_verify
 
@@ -200,10 +211,9 @@ def _verify_one(target: str, source: str | None, as_json: bool) -> bool:
         backend.close()
     if not checks:
         raise SyncdError(f"{backend.location} holds no syncd archive", hint="check the target path")
-    if as_json:
-        _emit_json({"target": backend.location, "ok": all(not c.problems for c in checks),
-                    "sources": [c.to_dict() for c in checks]})
-    else:
+    report = {"target": backend.location, "ok": all(not c.problems for c in checks),
+              "sources": [c.to_dict() for c in checks]}
+    if not as_json:
         for c in checks:
             status = "ok" if not c.problems else f"{len(c.problems)} problem(s)"
             click.echo(f"{c.source}: {c.versions} versions, {c.objects} objects: {status}")
@@ -211,7 +221,7 @@ def _verify_one(target: str, source: str | None, as_json: bool) -> bool:
                 click.echo(f"  - {problem}")
             if c.unreferenced:
                 click.echo(f"  ({len(c.unreferenced)} unreferenced object(s), left by interrupted uploads: harmless)")
-    return any(c.problems for c in checks)
+    return report
 
 
 @main.command()
@@ -223,7 +233,6 @@ def demo(workdir):
     from .demo import run_demo
 
     run_demo(workdir, click.echo)
-
 
 
 # -- the daemon ------------------------------------------------------------------------

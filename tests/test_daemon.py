@@ -152,12 +152,20 @@ def test_target_outage_is_caught_up(running, pm, outage):
 def test_verify_without_from_checks_every_configured_target(running):
     result = CliRunner().invoke(main, ["verify", "--config", str(running.config)])
     assert result.exit_code == 0, result.output
-    assert result.output.count("chat.db: 1 versions, 1 objects: ok") == 2
+    assert result.output == "".join(f"{t}:\nchat.db: 1 versions, 1 objects: ok\n" for t in running.targets)
     [damaged] = (running.targets[1] / "chat.db" / "objects").iterdir()
     damaged.write_bytes(b"bit rot")
     result = CliRunner().invoke(main, ["verify", "--config", str(running.config)])
     assert result.exit_code == 1
     assert "chat.db: 1 versions, 1 objects: ok" in result.output and "1 problem(s)" in result.output
+    result = CliRunner().invoke(main, ["verify", "--config", str(running.config), "--json"])
+    assert result.exit_code == 1
+    assert [(r["target"], r["ok"]) for r in json.loads(result.output)] == [(str(t), t == running.targets[0])
+                                                                          for t in running.targets]
+    running.targets[0].rename(running.root / "gone")  # unreadable: reported, and the other still checked
+    result = CliRunner().invoke(main, ["verify", "--config", str(running.config)])
+    assert result.exit_code == 1
+    assert f"error: {running.targets[0]}: " in result.stderr and "1 problem(s)" in result.output
 
 
 def test_sigterm_when_idle_exits_0_quickly(running):
