@@ -273,7 +273,7 @@ def status(config_file, as_json):
         for t in s["targets"]:
             has = f"has version {t['version']}" if t["version"] is not None else "has nothing yet"
             pending = (f", {t['pending_versions']} version(s) pending ({_size(t['pending_bytes'])})"
-                       if t["pending_versions"] else ", up to date")
+                       if t["pending_versions"] else ", up to date" if t["version"] is not None else "")
             click.echo(f"  {t['location']}: {has}{pending}")
             if t["error"]:
                 retry = f"; next retry {t['next_retry']}" if t["next_retry"] else ""
