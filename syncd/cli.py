@@ -19,6 +19,7 @@ from . import __version__
 from .errors import SyncdError
 
 STATE_HELP = "Local state dir (default: $XDG_STATE_HOME/syncd)."
+CONFIG_HELP = "The daemon's config file (default: $XDG_CONFIG_HOME/syncd/config.toml)."
 
 
 def _fail(error: SyncdError):
@@ -173,12 +174,37 @@ def log(target, source, as_json):
 
 
 @main.command()
-@click.option("--from", "target", required=True, metavar="TARGET", help="The target to check.")
+@click.option("--from", "target", metavar="TARGET",
+              help="The target to check (default: every target in the daemon's config).")
 @click.option("--source", help="Check only this source.")
+@click.option("--config", "config_file", type=click.Path(path_type=Path), help=CONFIG_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @reports_errors
-def verify(target, source, as_json):
-    """Check every object on TARGET against its manifest and hash chain."""
+def verify(target, source, config_file, as_json):
+    """Check every object on TARGET (or every configured target) against its manifest and hash chain."""
+    from .config import load_config
+
+    if target:
+        reports = [_verify_one(target, source, as_json)]
+    else:
+        # Every configured target, each named; one that can't be read doesn't stop the others.
+        reports = []
+        for t in load_config(config_file).targets:
+            if not as_json:
+                click.echo(f"{t.display}:")
+            try:
+                reports.append(_verify_one(t.url, source, as_json))
+            except SyncdError as e:
+                click.echo(f"error: {t.display}: {e}", err=True)
+                reports.append({"target": t.display, "ok": False, "error": str(e), "sources": []})
+    if as_json:
+        _emit_json(reports[0] if target else reports)  # one target: the same document as ever
+    if not all(report["ok"] for report in reports):
+        sys.exit(1)
+
+
+def _verify_one(target: str, source: str | None, as_json: bool) -> dict:
+    """Verify one target, print its report as text unless JSON is wanted, and return it."""
     from .plugins import open_backend, plugin_manager
     from .verify import verify as run_verify
 
@@ -189,10 +215,9 @@ def verify(target, source, as_json):
         backend.close()
     if not checks:
         raise SyncdError(f"{backend.location} holds no syncd archive", hint="check the target path")
-    if as_json:
-        _emit_json({"target": backend.location, "ok": all(not c.problems for c in checks),
-                    "sources": [c.to_dict() for c in checks]})
-    else:
+    report = {"target": backend.location, "ok": all(not c.problems for c in checks),
+              "sources": [c.to_dict() for c in checks]}
+    if not as_json:
         for c in checks:
             status = "ok" if not c.problems else f"{len(c.problems)} problem(s)"
             click.echo(f"{c.source}: {c.versions} versions, {c.objects} objects: {status}")
@@ -200,8 +225,7 @@ def verify(target, source, as_json):
                 click.echo(f"  - {problem}")
             if c.unreferenced:
                 click.echo(f"  ({len(c.unreferenced)} unreferenced object(s), left by interrupted uploads: harmless)")
-    if any(c.problems for c in checks):
-        sys.exit(1)
+    return report
 
 
 @main.command()
@@ -228,6 +252,102 @@ def demo(workdir):
     from .demo import run_demo
 
     run_demo(workdir, click.echo)
+
+
+# -- the daemon ------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--config", "config_file", type=click.Path(path_type=Path), help=CONFIG_HELP)
+@reports_errors
+def run(config_file):
+    """Watch every configured source and keep every target in sync until stopped."""
+    from .daemon import run_daemon
+    from .logs import setup_logging
+    from .plugins import plugin_manager
+
+    setup_logging()
+    sys.exit(run_daemon(config_file, plugin_manager()))
+
+
+@main.command()
+@click.option("--config", "config_file", type=click.Path(path_type=Path), help=CONFIG_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@reports_errors
+def status(config_file, as_json):
+    """Show each source's last version and what each target has, lacks and last failed on."""
+    from .config import load_config
+    from .plugins import plugin_manager
+    from .status import status as read_status
+
+    report = read_status(load_config(config_file), plugin_manager())
+    if as_json:
+        _emit_json(report)
+        return
+    for s in report["sources"]:
+        if s["version"] is None:
+            click.echo(f"{s['name']}: nothing archived yet ({s['path']})")
+        else:
+            click.echo(f"{s['name']}: version {s['version']} at {s['time']} ({_rows(s['rows'])})")
+        for t in s["targets"]:
+            has = f"has version {t['version']}" if t["version"] is not None else "has nothing yet"
+            pending = (f", {t['pending_versions']} version(s) pending ({_size(t['pending_bytes'])})"
+                       if t["pending_versions"] else ", up to date" if t["version"] is not None else "")
+            click.echo(f"  {t['location']}: {has}{pending}")
+            if t["error"]:
+                retry = f"; next retry {t['next_retry']}" if t["next_retry"] else ""
+                click.echo(f"    last error: {t['error']}{retry}")
+
+
+@main.group()
+def config():
+    """Check the daemon's config file, or print a sample to start from."""
+
+
+@config.command("check")
+@click.option("--config", "config_file", type=click.Path(path_type=Path), help=CONFIG_HELP)
+@reports_errors
+def config_check(config_file):
+    """Read the config file and name the first field that can't be used."""
+    from .config import load_config
+
+    cfg = load_config(config_file)
+    click.echo(f"{cfg.path}: ok: {len(cfg.sources)} source(s), {len(cfg.targets)} target(s), "
+               f"state in {cfg.state_dir}")
+    for s in cfg.sources:
+        click.echo(f"  source {s.name}: {s.path}")
+    for t in cfg.targets:
+        click.echo(f"  target {t.display}")
+
+
+@config.command("sample")
+def config_sample():
+    """Print a sample config file and where it goes."""
+    from .config import SAMPLE, default_config_path
+
+    click.echo(f"# save as {default_config_path()}\n{SAMPLE}", nl=False)
+
+
+@main.group()
+def service():
+    """Run syncd as a systemd user service."""
+
+
+@service.command("install")
+@click.option("--unit-dir", type=click.Path(path_type=Path),
+              help="Where to write the units (default: ~/.config/systemd/user).")
+@click.option("--config", "config_file", type=click.Path(path_type=Path),
+              help="A config file for the units to use (default: the usual place).")
+@reports_errors
+def service_install(unit_dir, config_file):
+    """Write the syncd units for this installation and print the systemctl commands to start them."""
+    from .service import default_unit_dir, install_units, installed_executable, next_steps
+
+    unit_dir = unit_dir or default_unit_dir()
+    config_path = config_file.expanduser().absolute() if config_file else None
+    for path in install_units(unit_dir, installed_executable(), config_path):
+        click.echo(f"wrote {path}")
+    click.echo("\nNow run:\n" + next_steps(unit_dir), nl=False)
 
 
 if __name__ == "__main__":

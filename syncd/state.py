@@ -2,7 +2,8 @@
 
     <state>/sources/<name>/mirror.db        the mirror at the latest version
     <state>/sources/<name>/archive/         a local archive, laid out like any target
-    <state>/sources/<name>/targets/*.json   per-target cursors: the version each target has
+    <state>/sources/<name>/targets/*.json   per-target cursors: the version each target has, and
+                                            the daemon's last failure and next retry for it
     <state>/sources/<name>/staging/         the replica: a private copy of the phone's database
     <state>/sources/<name>/lock             held while a pass runs
 """
@@ -56,11 +57,24 @@ class SourceState:
 
     def cursor(self, location: str) -> dict | None:
         """What this target was last known to hold: {"location", "version", "hash"}."""
+        data = self.delivery(location)
+        # A target that has only ever failed has a record but no cursor.
+        return data if "hash" in data else None
+
+    def delivery(self, location: str) -> dict:
+        """The whole record: the cursor plus "error", "failures", "failed_at", "next_retry" after a failure."""
         try:
             return json.loads(self._cursor_path(location).read_text())
         except FileNotFoundError:
-            return None
+            return {}
 
     def set_cursor(self, location: str, version: int, head_hash: str) -> None:
+        """Record a delivery; it also clears the failure fields."""
         data = {"location": location, "version": version, "hash": head_hash}
+        atomic_write(self._cursor_path(location), json.dumps(data).encode())
+
+    def record_failure(self, location: str, error: str, failures: int, failed_at: str, next_retry: str) -> None:
+        """Keep the cursor and note why the last delivery failed and when the daemon tries again."""
+        data = self.delivery(location) | {"location": location, "error": error, "failures": failures,
+                                          "failed_at": failed_at, "next_retry": next_retry}
         atomic_write(self._cursor_path(location), json.dumps(data).encode())

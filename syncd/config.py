@@ -1,0 +1,205 @@
+"""The daemon's config file: which databases to watch and where to send them.
+
+    # ~/.config/syncd/config.toml
+    state_dir = "~/.local/state/syncd"      # optional
+
+    [[source]]
+    name = "wechat"                         # optional: defaults to the file's name
+    path = "~/Backups/EnMicroMsg.db"
+
+    [[target]]
+    url = "/mnt/nas/chat-archive"
+    options = {}                            # optional, handed to the storage plugin
+
+    [daemon]                                # optional tuning; these are the defaults
+    quiet = 2.0
+
+Every problem is reported as one line naming the field, e.g. `source[1].path: missing`
+(tables are counted from 1, as a person reading the file would).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from .archive import SOURCE_NAME
+from .errors import UsageError
+from .state import default_state_dir
+from .sync import default_source_name
+
+
+class ConfigError(UsageError):
+    """The config file is missing, not TOML, or has a field that can't be used."""
+
+
+@dataclass(frozen=True)
+class DaemonSettings:
+    """How the daemon paces itself; every number is in seconds."""
+
+    # Wait this long after the last file event, with the file's size and mtime
+    # unchanged, before snapshotting: sync tools write in several bursts.
+    quiet: float = 2.0
+    # Compare every source with what was last archived this often, since inotify
+    # drops events silently when its queue overflows.
+    rescan: float = 300.0
+    # How often a polled folder (a network or FUSE mount) is listed.
+    poll: float = 5.0
+    # A failing target is retried after retry_min, doubling up to retry_max.
+    retry_min: float = 5.0
+    retry_max: float = 600.0
+    # Log the same error again at most this often.
+    error_log_interval: float = 600.0
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    name: str
+    path: Path
+
+
+@dataclass(frozen=True)
+class TargetConfig:
+    url: str
+    options: dict = field(default_factory=dict)
+
+    @property
+    def display(self) -> str:
+        """The URL without a password, for logs and status."""
+        return redact_url(self.url)
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    sources: list[SourceConfig]
+    targets: list[TargetConfig]
+    state_dir: Path
+    daemon: DaemonSettings = DaemonSettings()
+
+
+SAMPLE = """\
+# syncd daemon config. Check it with: syncd config check
+# state_dir = "~/.local/state/syncd"   # where versions are persisted before upload
+
+[[source]]
+name = "wechat"                        # how archives name this database
+path = "~/Backups/phone/EnMicroMsg.db" # where the phone's database lands
+
+[[target]]
+url = "/mnt/nas/chat-archive"          # a folder, or any URL a storage plugin handles
+
+[[target]]
+url = "/media/usb/chat-archive"
+"""
+
+
+def default_config_path() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config"
+    return Path(base) / "syncd" / "config.toml"
+
+
+def redact_url(url: str) -> str:
+    """Drop the password from `scheme://user:password@host/...`."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def load_config(path: Path | None = None) -> Config:
+    """Read and check the config file; ConfigError names the first bad field."""
+    path = Path(path or default_config_path()).expanduser().absolute()
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"no config file at {path}",
+                          hint=f"create {path} like this (`syncd config sample` prints it again):\n{SAMPLE}") from None
+    except OSError as e:
+        raise ConfigError(f"{path} can't be read: {e.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise ConfigError(f"{path} is not valid TOML: {e}") from None
+    return parse_config(data, path)
+
+
+def parse_config(data: dict, path: Path) -> Config:
+    def bad(where: str, problem: str) -> ConfigError:
+        return ConfigError(f"{path}: {where}: {problem}")
+
+    unknown = set(data) - {"source", "target", "state_dir", "daemon"}
+    if unknown:
+        raise bad(sorted(unknown)[0], "unknown setting (expected source, target, state_dir or daemon)")
+    sources = [_source(table, f"source[{i}]", bad) for i, table in enumerate(_tables(data, "source", bad), 1)]
+    if not sources:
+        raise bad("source", "missing: add a [[source]] table with the database's path")
+    names = [s.name for s in sources]
+    for i, name in enumerate(names, 1):
+        if names.index(name) != i - 1:
+            raise bad(f"source[{i}].name", f"{name!r} is used by source[{names.index(name) + 1}] too")
+    targets = [_target(table, f"target[{i}]", bad) for i, table in enumerate(_tables(data, "target", bad), 1)]
+    if not targets:
+        raise bad("target", "missing: add a [[target]] table with a url")
+    state_dir = data.get("state_dir", default_state_dir())
+    if not isinstance(state_dir, (str, Path)) or not str(state_dir):
+        raise bad("state_dir", "must be a path")
+    return Config(path, sources, targets, Path(state_dir).expanduser(), _daemon(data.get("daemon", {}), bad))
+
+
+def _tables(data: dict, key: str, bad) -> list[dict]:
+    tables = data.get(key, [])
+    if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+        raise bad(key, f"must be [[{key}]] tables")
+    return tables
+
+
+def _string(table: dict, key: str, where: str, bad) -> str:
+    if key not in table:
+        raise bad(f"{where}.{key}", "missing")
+    value = table[key]
+    if not isinstance(value, str) or not value.strip():
+        raise bad(f"{where}.{key}", "must be a non-empty string")
+    return value
+
+
+def _only(table: dict, allowed: set[str], where: str, bad) -> None:
+    for key in sorted(set(table) - allowed):
+        raise bad(f"{where}.{key}", f"unknown setting (expected {', '.join(sorted(allowed))})")
+
+
+def _source(table: dict, where: str, bad) -> SourceConfig:
+    _only(table, {"name", "path"}, where, bad)
+    path = Path(_string(table, "path", where, bad)).expanduser()
+    name = _string(table, "name", where, bad) if "name" in table else default_source_name(path)
+    if not SOURCE_NAME.match(name):
+        raise bad(f"{where}.name", f"{name!r} can't name a source: use letters, digits, '.', '_' and '-'")
+    return SourceConfig(name, path)
+
+
+def _target(table: dict, where: str, bad) -> TargetConfig:
+    _only(table, {"url", "options"}, where, bad)
+    url = _string(table, "url", where, bad)
+    options = table.get("options", {})
+    if not isinstance(options, dict):
+        raise bad(f"{where}.options", "must be a table, e.g. options = { user = \"me\" }")
+    return TargetConfig(url, dict(options))
+
+
+def _daemon(table, bad) -> DaemonSettings:
+    if not isinstance(table, dict):
+        raise bad("daemon", "must be a [daemon] table")
+    known = {f.name for f in fields(DaemonSettings)}
+    _only(table, known, "daemon", bad)
+    for key, value in table.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise bad(f"daemon.{key}", "must be a positive number of seconds")
+    settings = DaemonSettings(**{k: float(v) for k, v in table.items()})
+    if settings.retry_max < settings.retry_min:
+        raise bad("daemon.retry_max", "must be at least daemon.retry_min")
+    return settings

@@ -1,0 +1,417 @@
+"""The daemon: watch every source, archive each change locally, then bring every target up to date.
+
+One thread does all the work, so the local commit and the deliveries never race;
+watchdog's threads and signals only record what happened and wake it through a
+pipe. Each pass reuses `record_version` (the local commit) and `deliver` (one
+target) from `syncd.sync`. Every target has its own schedule: a failure pushes
+only that target back, with exponential backoff, and the versions it misses stay
+queued in the local archive until it is back.
+
+A crash at any moment is safe (see `syncd.sync`): a restart snapshots again and
+delivers whatever a target lacks. SIGTERM lets the current step finish, or
+abandons it after `STOP_GRACE` seconds (as safe as a crash), and exits 0.
+SIGHUP reloads the config.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+import select
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pluggy
+
+from .archive import Archive
+from .backend import Backend
+from .config import Config, SourceConfig, TargetConfig, load_config
+from .errors import SourceError, SyncdError, UsageError
+from .logs import LOGGER, RepeatFilter
+from .manifest import Manifest
+from .notify import notify, watchdog_interval
+from .plugins import open_backend
+from .snapshot import take_snapshot
+from .state import SourceState
+from .sync import TargetReport, deliver, record_version
+from .watch import Watcher, signature
+
+# After SIGTERM, a step still running this long is abandoned, so the process is
+# gone well within the 10 s that systemd and users expect.
+STOP_GRACE = 6.0
+# Signals that only the main thread may receive: Python runs handlers there, and only a
+# signal delivered to the main thread interrupts the system call it is blocked in
+# (the kernel hands a process's signal to any thread that doesn't block it).
+HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGALRM)
+# Each failure of a target doubles its wait, from DaemonSettings.retry_min up to retry_max.
+BACKOFF_FACTOR = 2.0
+# Another syncd (a manual `syncd sync`) holds a source's lock: look again after this long.
+LOCK_RETRY = 5.0
+# An unexpected error in a pass: try that source again after this long rather than spin.
+ERROR_RETRY = 60.0
+
+
+class Abandon(BaseException):
+    """Raised in the main thread (by SIGALRM) when a step outlives STOP_GRACE after SIGTERM.
+
+    A BaseException, so no `except Exception` on the way swallows it; every write
+    on the way is atomic, so abandoning is as safe as a crash.
+    """
+
+
+def backoff(failures: int, retry_min: float, retry_max: float) -> float:
+    """Seconds to wait after the `failures`-th failure in a row."""
+    return min(retry_max, retry_min * BACKOFF_FACTOR ** max(0, failures - 1))
+
+
+def open_target(pm: pluggy.PluginManager, target: TargetConfig) -> Backend:
+    """Open a configured target; its options go to an `open_backend` that accepts them."""
+    if not target.options:
+        return open_backend(pm, target.url)
+    if "options" not in inspect.signature(open_backend).parameters:
+        raise UsageError(f"{target.display}: the storage plugins of this syncd take no options",
+                         hint="remove `options` from this [[target]]")
+    return open_backend(pm, target.url, options=target.options)
+
+
+def describe(error: SyncdError) -> str:
+    return f"{error} ({error.hint})" if error.hint else str(error)
+
+
+def _wall(monotonic_moment: float) -> str:
+    """A monotonic deadline as a wall-clock time, for status and logs."""
+    moment = datetime.now(timezone.utc) + timedelta(seconds=monotonic_moment - time.monotonic())
+    return moment.isoformat(timespec="seconds")
+
+
+@dataclass
+class TargetSchedule:
+    behind: bool = True  # may lack the local head; `deliver` finds out cheaply from the cursor
+    failures: int = 0
+    next_try: float = 0.0  # monotonic
+
+
+@dataclass
+class SourceRun:
+    config: SourceConfig
+    targets: dict[str, TargetSchedule] = field(default_factory=dict)  # by target URL
+    pending_since: float | None = None  # when the last file event came, while one is unhandled
+    seen: tuple | None = None  # the file's signature at that event
+    archived: tuple | None = None  # its signature when last snapshotted
+    blocked_until: float = 0.0
+
+
+class Daemon:
+    """Runs the sources and targets of one config file; `run()` returns when stopped."""
+
+    def __init__(self, config_path: Path | None, pm: pluggy.PluginManager):
+        self.config_path = config_path
+        self.pm = pm
+        self.log = logging.getLogger(LOGGER)
+        self.config: Config = load_config(config_path)
+        self.errors = RepeatFilter(self.log, self.config.daemon.error_log_interval)
+        self.lock = threading.Lock()  # guards SourceRun event fields against watchdog's threads
+        self.sources: dict[str, SourceRun] = {}
+        self.watcher: Watcher | None = None
+        self.stopping = self.reloading = False
+        # The grace period is kept by a thread started up front (not in the handler)
+        # that aims SIGALRM at the main thread: a thread-directed signal always
+        # interrupts the system call the current step is blocked in.
+        self.stop_requested, self.finished = threading.Event(), threading.Event()
+        self.main_thread = threading.get_ident()
+        self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.ping_every = watchdog_interval()
+        self.next_ping = self.next_rescan = 0.0
+        self._apply(self.config)
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    def run(self) -> int:
+        """Work until SIGTERM or SIGINT; the exit code."""
+        previous = {sig: signal.getsignal(sig) for sig in HANDLED_SIGNALS}
+        signal.signal(signal.SIGTERM, self._on_stop)
+        signal.signal(signal.SIGINT, self._on_stop)
+        signal.signal(signal.SIGHUP, self._on_reload)
+        signal.signal(signal.SIGALRM, self._on_alarm)
+        old_wakeup = signal.set_wakeup_fd(self.wake_w)
+        guard = threading.Thread(target=self._keep_grace, name="syncd-stop-grace", daemon=True)
+        try:
+            self._with_signals_blocked(guard.start)
+            self._start_watcher()
+            self.log.info("syncd started: %d source(s), %d target(s), state in %s", len(self.config.sources),
+                          len(self.config.targets), self.config.state_dir)
+            notify(f"READY=1\nSTATUS={self._summary()}")
+            try:
+                self._loop()
+            except Abandon:
+                self.log.warning("stopped in the middle of a step; it is redone at the next start")
+        finally:
+            self.finished.set()
+            self.stop_requested.set()  # lets the guard thread end
+            notify("STOPPING=1\nSTATUS=stopping")
+            self.watcher.stop()
+            signal.set_wakeup_fd(old_wakeup)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            os.close(self.wake_r)
+            os.close(self.wake_w)
+        self.log.info("syncd stopped")
+        return 0
+
+    def _loop(self) -> None:
+        while not self.stopping:
+            if self.reloading:
+                self._reload()
+            self._tick()
+            self._ping()
+            if self.stopping:
+                break
+            self._wait(self._next_wake())
+
+    def _start_watcher(self) -> None:
+        """Start watchdog's threads with our signals blocked, so the kernel gives them to the main thread."""
+        self._with_signals_blocked(self.watcher.start)
+
+    @staticmethod
+    def _with_signals_blocked(start) -> None:
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)
+        try:
+            start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+
+    def _keep_grace(self) -> None:
+        """In its own thread: once SIGTERM came, abandon the step still running after STOP_GRACE."""
+        self.stop_requested.wait()
+        if not self.finished.wait(STOP_GRACE):
+            signal.pthread_kill(self.main_thread, signal.SIGALRM)
+
+    def _on_stop(self, signum, frame) -> None:
+        if not self.stopping:
+            self.stopping = True
+            self.log.info("%s: stopping", signal.Signals(signum).name)
+            self.stop_requested.set()
+
+    def _on_reload(self, signum, frame) -> None:
+        self.reloading = True
+
+    def _on_alarm(self, signum, frame) -> None:
+        if self.stopping:
+            raise Abandon()
+
+    def _wake(self) -> None:
+        try:
+            os.write(self.wake_w, b"\0")
+        except (BlockingIOError, OSError):
+            pass  # the pipe is full (a wake-up is already due) or being closed
+
+    def _wait(self, timeout: float) -> None:
+        select.select([self.wake_r], [], [], timeout)
+        try:
+            while os.read(self.wake_r, 4096):
+                pass
+        except BlockingIOError:
+            pass
+
+    def _reload(self) -> None:
+        self.reloading = False
+        notify("RELOADING=1")
+        try:
+            config = load_config(self.config_path)
+        except SyncdError as e:
+            self.log.error("config not reloaded, the running one stays: %s", e)
+        else:
+            self.watcher.stop()
+            self._apply(config)
+            self._start_watcher()
+            self.log.info("config reloaded: %d source(s), %d target(s)", len(config.sources), len(config.targets))
+        notify(f"READY=1\nSTATUS={self._summary()}")
+
+    def _apply(self, config: Config) -> None:
+        """Take on a config: new sources and targets get a pass at once; known ones keep their schedule."""
+        now = time.monotonic()
+        with self.lock:
+            old, self.sources = self.sources, {}
+            for source in config.sources:
+                run = old.get(source.name)
+                if run is None or run.config.path != source.path:
+                    run = SourceRun(source)
+                run.config = source
+                run.targets = {t.url: run.targets.get(t.url) or TargetSchedule() for t in config.targets}
+                for schedule in run.targets.values():
+                    schedule.behind = True
+                run.pending_since, run.seen = now, signature(source.path)
+                self.sources[source.name] = run
+        self.config = config
+        self.errors.interval = config.daemon.error_log_interval
+        self.next_rescan = now + config.daemon.rescan
+        self.watcher = Watcher([(s.name, s.path) for s in config.sources], self._changed,
+                               poll_interval=config.daemon.poll)
+
+    # -- events -------------------------------------------------------------------
+
+    def _changed(self, name: str) -> None:
+        """A file event for a source (called from watchdog's threads): restart its quiet period."""
+        with self.lock:
+            run = self.sources.get(name)
+            if run is not None:
+                run.pending_since, run.seen = time.monotonic(), signature(run.config.path)
+        self._wake()
+
+    def _rescan(self, now: float) -> None:
+        """Catch changes whose events were lost (inotify overflow) and folders that appeared."""
+        self.next_rescan = now + self.config.daemon.rescan
+        self.watcher.refresh()
+        with self.lock:
+            for run in self.sources.values():
+                current = signature(run.config.path)
+                if current != run.archived and run.pending_since is None:
+                    run.pending_since, run.seen = now, current
+
+    def _snapshot_due(self, run: SourceRun, now: float) -> bool:
+        """Quiet for a whole period and unchanged across it: time to snapshot, if it differs from the last one."""
+        with self.lock:
+            if run.pending_since is None or now - run.pending_since < self.config.daemon.quiet:
+                return False
+            current = signature(run.config.path)
+            if current != run.seen:  # changed without an event we saw (polling lag): wait again
+                run.pending_since, run.seen = now, current
+                return False
+            run.pending_since = None
+        return current != run.archived
+
+    def _next_wake(self) -> float:
+        now = time.monotonic()
+        deadlines = [self.next_rescan]
+        if self.ping_every:
+            deadlines.append(self.next_ping)
+        with self.lock:
+            for run in self.sources.values():
+                if run.pending_since is not None:
+                    deadlines.append(max(run.pending_since + self.config.daemon.quiet, run.blocked_until))
+                deadlines += [max(s.next_try, run.blocked_until) for s in run.targets.values() if s.behind]
+        return max(0.0, min(deadlines) - now)
+
+    def _ping(self) -> None:
+        if self.ping_every and time.monotonic() >= self.next_ping:
+            notify("WATCHDOG=1")
+            self.next_ping = time.monotonic() + self.ping_every
+
+    # -- work ---------------------------------------------------------------------
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        if now >= self.next_rescan:
+            self._rescan(now)
+        for run in list(self.sources.values()):
+            if self.stopping or self.reloading:
+                return
+            if now < run.blocked_until:
+                continue
+            snapshot = self._snapshot_due(run, now)
+            if snapshot or any(s.behind and s.next_try <= now for s in run.targets.values()):
+                self._pass(run, snapshot)
+
+    def _pass(self, run: SourceRun, snapshot: bool) -> None:
+        name = run.config.name
+        state = SourceState(self.config.state_dir, name)
+        try:
+            with state.locked():
+                local = Archive(open_backend(self.pm, str(state.archive_dir)), name)
+                manifest = self._record(run, state, local) if snapshot else local.manifest()
+                if manifest is None or manifest.head is None:
+                    # Nothing archived yet (the source's error is logged): nothing to deliver
+                    # until a first version exists.
+                    for schedule in run.targets.values():
+                        schedule.behind = False
+                    return
+                now = time.monotonic()
+                due = [url for url, s in run.targets.items() if s.behind and s.next_try <= now]
+                for url in due:
+                    if self.stopping:
+                        return  # the rest catch up at the next start
+                    self._deliver(run, state, local, manifest, url)
+                    self._ping()
+        except SyncdError as e:  # another syncd holds the lock, or the state dir is unusable
+            run.blocked_until = time.monotonic() + LOCK_RETRY
+            self._mark_pending(run)
+            self.errors.error(f"{name}:state", f"{name}: {describe(e)}")
+        except Exception:
+            run.blocked_until = time.monotonic() + ERROR_RETRY
+            self._mark_pending(run)
+            self.log.exception("%s: unexpected error; trying again in %.0f s", name, ERROR_RETRY)
+        notify(f"STATUS={self._summary()}")
+
+    def _mark_pending(self, run: SourceRun) -> None:
+        with self.lock:
+            run.pending_since, run.seen = time.monotonic(), signature(run.config.path)
+
+    def _record(self, run: SourceRun, state: SourceState, local: Archive) -> Manifest | None:
+        """Snapshot the source and commit its changes locally; the local manifest afterwards."""
+        name = run.config.name
+        before = signature(run.config.path)
+        try:
+            with take_snapshot(run.config.path, state.staging) as snapshot:
+                manifest, created = record_version(state, local, snapshot)
+        except SourceError as e:
+            # Most often a file still being copied: its next write brings us back.
+            self.errors.error(f"{name}:source", f"{name}: {describe(e)}")
+            return local.manifest()
+        run.archived = before
+        if self.errors.resolved(f"{name}:source"):
+            self.log.info("%s: %s can be read again", name, run.config.path)
+        if created:
+            rows = created.rows
+            self.log.info("%s: version %d archived locally (+%d ~%d -%d rows)", name, created.number,
+                          rows.get("added", 0), rows.get("changed", 0), rows.get("deleted", 0))
+            for schedule in run.targets.values():
+                schedule.behind = True
+        return manifest
+
+    def _deliver(self, run: SourceRun, state: SourceState, local: Archive, manifest: Manifest, url: str) -> None:
+        name, target = run.config.name, next(t for t in self.config.targets if t.url == url)
+        schedule = run.targets[url]
+        try:
+            backend = open_target(self.pm, target)
+        except SyncdError as e:
+            report = TargetReport(target.display, False, None, error=str(e), hint=e.hint)
+        else:
+            try:
+                report = deliver(local, manifest, Archive(backend, name), state)
+            finally:
+                backend.close()
+        key = f"{name}->{url}"
+        if report.ok:
+            recovered = self.errors.resolved(key)
+            if report.bytes or recovered:
+                self.log.info("%s: %s has version %d%s", name, report.location, report.version,
+                              " (caught up)" if recovered else "")
+            schedule.behind, schedule.failures, schedule.next_try = False, 0, 0.0
+            return
+        # After a restart the backoff goes on from the persisted count, so a crash
+        # loop doesn't turn into a retry storm against a server that is down.
+        schedule.failures = max(schedule.failures, state.delivery(report.location).get("failures", 0)) + 1
+        delay = backoff(schedule.failures, self.config.daemon.retry_min, self.config.daemon.retry_max)
+        schedule.next_try = time.monotonic() + delay
+        state.record_failure(report.location, report.error, schedule.failures,
+                             datetime.now(timezone.utc).isoformat(timespec="seconds"), _wall(schedule.next_try))
+        hint = f" ({report.hint})" if report.hint else ""
+        self.errors.error(key, f"{name}: {report.location} not updated: {report.error}{hint}; "
+                               "the versions it lacks stay queued locally")
+
+    def _summary(self) -> str:
+        schedules = [s for run in self.sources.values() for s in run.targets.values()]
+        failing, behind = sum(s.failures > 0 for s in schedules), sum(s.behind for s in schedules)
+        text = f"watching {len(self.sources)} source(s), {len(self.config.targets)} target(s)"
+        if failing:
+            return f"{text}; {failing} delivery(ies) failing, retried with backoff"
+        return f"{text}; {behind} delivery(ies) pending" if behind else f"{text}; every target up to date"
+
+
+def run_daemon(config_path: Path | None, pm: pluggy.PluginManager) -> int:
+    return Daemon(config_path, pm).run()

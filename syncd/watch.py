@@ -1,0 +1,165 @@
+"""Noticing that a phone's database changed: inotify on local disks, polling on network mounts.
+
+inotify only sees changes made through this machine's kernel, so a folder on
+NFS, SMB or a FUSE mount (sshfs, rclone mount) written by another machine would
+stay silent: those are polled instead, chosen from the mount's filesystem type.
+Either way this only says *when to look*; the daemon waits for quiet, checks the
+file holds still, and rescans periodically, since inotify drops events silently
+when its queue overflows.
+"""
+
+from __future__ import annotations
+
+import errno
+import glob
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from watchdog.events import (FileClosedEvent, FileCreatedEvent, FileDeletedEvent, FileModifiedEvent,
+                             FileMovedEvent, FileSystemEvent, PatternMatchingEventHandler)
+from watchdog.observers.inotify import InotifyObserver
+from watchdog.observers.polling import PollingObserver
+
+from .snapshot import COMPANIONS
+
+log = logging.getLogger("syncd")
+
+MOUNTINFO = Path("/proc/self/mountinfo")
+# Filesystems whose changes may come from another machine, where inotify sees nothing.
+NETWORK_FILESYSTEMS = {"nfs", "nfs4", "cifs", "smb3", "smbfs", "ncpfs", "9p", "virtiofs", "afs", "ceph",
+                       "glusterfs", "lustre", "gpfs", "davfs", "coda", "ocfs2", "gfs2"}
+# Local FUSE filesystems (an NTFS USB disk) are written through this kernel, so inotify works there.
+LOCAL_FUSE = {"fuseblk"}
+# Writes, renames and deletes; not opens and reads, or our own snapshot would wake us again.
+EVENTS = [FileCreatedEvent, FileModifiedEvent, FileMovedEvent, FileDeletedEvent, FileClosedEvent]
+# inotify's per-user limits: running out means polling, not failing.
+WATCH_LIMIT_ERRNOS = {errno.ENOSPC, errno.EMFILE}
+
+
+def filesystem_type(path: Path, mountinfo: str | None = None) -> str:
+    """The type of the filesystem `path` lives on, from /proc/self/mountinfo ("" if unknown)."""
+    if mountinfo is None:
+        try:
+            mountinfo = MOUNTINFO.read_text()
+        except OSError:
+            return ""
+    path = os.path.realpath(path)
+    best, kind = "", ""
+    for line in mountinfo.splitlines():
+        fields = line.split()
+        if " - " not in line or len(fields) < 5:
+            continue
+        point = _unescape(fields[4])
+        after = line.split(" - ", 1)[1].split()
+        inside = path == point or path.startswith(point.rstrip("/") + "/")
+        # The longest mount point wins; a later line with the same one is mounted on top.
+        if inside and len(point) >= len(best) and after:
+            best, kind = point, after[0]
+    return kind
+
+
+def _unescape(field: str) -> str:
+    """mountinfo writes space, tab, newline and backslash as octal escapes."""
+    for code, char in (("\\040", " "), ("\\011", "\t"), ("\\012", "\n"), ("\\134", "\\")):
+        field = field.replace(code, char)
+    return field
+
+
+def needs_polling(fstype: str) -> bool:
+    return fstype in NETWORK_FILESYSTEMS or (fstype.startswith("fuse") and fstype not in LOCAL_FUSE)
+
+
+def signature(path: Path) -> tuple:
+    """What changes whenever the database or a companion is written, renamed over or removed."""
+    parts = []
+    for p in [Path(path)] + [Path(f"{path}{suffix}") for suffix in COMPANIONS]:
+        try:
+            st = p.stat()
+            parts.append((st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
+        except OSError:
+            parts.append(None)
+    return tuple(parts)
+
+
+def patterns_for(path: Path) -> list[str]:
+    """watchdog 7 matches patterns against full paths: the database and its companions, escaped."""
+    return [glob.escape(str(path)) + suffix for suffix in ("",) + COMPANIONS]
+
+
+class _SourceHandler(PatternMatchingEventHandler):
+    def __init__(self, name: str, path: Path, on_change: Callable[[str], None]):
+        super().__init__(patterns=patterns_for(path), ignore_directories=True, case_sensitive=True)
+        self.name = name
+        self.on_change = on_change
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        self.on_change(self.name)
+
+
+@dataclass
+class Watched:
+    name: str
+    path: Path
+    mode: str = "none"  # "inotify", "polling", or "none" while the folder can't be watched
+
+
+class Watcher:
+    """Calls `on_change(name)` (from a watchdog thread) when a source's file may have changed."""
+
+    def __init__(self, sources: list[tuple[str, Path]], on_change: Callable[[str], None], *,
+                 poll_interval: float, mountinfo: str | None = None):
+        self.sources = [Watched(name, Path(path).absolute()) for name, path in sources]
+        self.on_change = on_change
+        self.mountinfo = mountinfo
+        self.inotify = InotifyObserver()
+        self.polling = PollingObserver(timeout=poll_interval)
+        self.inotify_broken = False
+
+    def start(self) -> None:
+        # Observers start first so that `schedule` starts each watch at once and a
+        # watch-limit error surfaces here, per folder, rather than inside start().
+        self.inotify.start()
+        self.polling.start()
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Watch every folder that isn't watched yet (it may have been missing, or unmounted)."""
+        for watched in self.sources:
+            if watched.mode == "none":
+                watched.mode = self._schedule(watched)
+
+    def _schedule(self, watched: Watched) -> str:
+        folder = watched.path.parent
+        if not folder.is_dir():
+            log.warning("%s: folder %s does not exist yet; checking again at each rescan", watched.name, folder)
+            return "none"
+        handler = _SourceHandler(watched.name, watched.path, self.on_change)
+        fstype = filesystem_type(folder, self.mountinfo)
+        mode = "polling" if needs_polling(fstype) or self.inotify_broken else "inotify"
+        if mode == "inotify":
+            try:
+                self.inotify.schedule(handler, str(folder), event_filter=EVENTS)
+            except OSError as e:
+                if e.errno not in WATCH_LIMIT_ERRNOS:
+                    log.warning("%s: can't watch %s: %s; checking again at each rescan", watched.name, folder,
+                                e.strerror or e)
+                    return "none"
+                # Said once: every later folder goes straight to polling.
+                self.inotify_broken = True
+                log.warning("inotify limit reached (%s); polling instead. Raise fs.inotify.max_user_watches "
+                            "or max_user_instances to avoid it", e.strerror or e)
+                mode = "polling"
+        if mode == "polling":
+            self.polling.schedule(handler, str(folder), event_filter=EVENTS)
+        log.info("%s: watching %s (%s%s)", watched.name, watched.path, mode, f", {fstype}" if fstype else "")
+        return mode
+
+    def stop(self) -> None:
+        for observer in (self.inotify, self.polling):
+            observer.stop()
+        for observer in (self.inotify, self.polling):
+            if observer.is_alive():
+                observer.join(timeout=5)
