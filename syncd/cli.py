@@ -168,7 +168,7 @@ def log(target, source, as_json):
         _emit_json({"source": manifest.source, "versions": [v.to_dict() for v in manifest.versions]})
         return
     for v in manifest.versions:
-        size = sum(ref.size for ref in (v.delta, v.base) if ref)
+        size = v.stored_bytes
         kind = "base" if v.delta is None else ("delta+base" if v.base else "delta")
         click.echo(f"{v.number:>5}  {v.time}  {_rows(v.rows)}  {_size(size)} {kind}")
 

@@ -2,7 +2,7 @@
 
 One thread does all the work, so the local commit and the deliveries never race;
 watchdog's threads and signals only record what happened and wake it through a
-pipe. Each pass reuses `record_version` (the local commit) and `deliver` (one
+pipe. Each pass reuses `archive_locally` (the local commit) and `deliver` (one
 target) from `syncd.sync`. Every target has its own schedule: a failure pushes
 only that target back, with exponential backoff, and the versions it misses stay
 queued in the local archive until it is back.
@@ -15,7 +15,6 @@ SIGHUP reloads the config.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import os
 import select
@@ -31,14 +30,13 @@ import pluggy
 from .archive import Archive
 from .backend import Backend
 from .config import Config, SourceConfig, TargetConfig, load_config
-from .errors import SourceError, SyncdError, UsageError
+from .errors import SourceError, SyncdError
 from .logs import LOGGER, RepeatFilter
 from .manifest import Manifest
 from .notify import notify, watchdog_interval
 from .plugins import open_backend
-from .snapshot import take_snapshot
 from .state import SourceState
-from .sync import TargetReport, deliver, record_version
+from .sync import TargetReport, archive_locally, deliver
 from .watch import Watcher, signature
 
 # After SIGTERM, a step still running this long is abandoned, so the process is
@@ -70,12 +68,7 @@ def backoff(failures: int, retry_min: float, retry_max: float) -> float:
 
 
 def open_target(pm: pluggy.PluginManager, target: TargetConfig) -> Backend:
-    """Open a configured target; its options go to an `open_backend` that accepts them."""
-    if not target.options:
-        return open_backend(pm, target.url)
-    if "options" not in inspect.signature(open_backend).parameters:
-        raise UsageError(f"{target.display}: the storage plugins of this syncd take no options",
-                         hint="remove `options` from this [[target]]")
+    """Open a configured target, handing its options to its storage plugin."""
     return open_backend(pm, target.url, options=target.options)
 
 
@@ -356,8 +349,7 @@ class Daemon:
         name = run.config.name
         before = signature(run.config.path)
         try:
-            with take_snapshot(run.config.path, state.staging) as snapshot:
-                manifest, created = record_version(state, local, snapshot)
+            manifest, created, _ = archive_locally(run.config.path, state, local, self.pm)
         except SourceError as e:
             # Most often a file still being copied: its next write brings us back.
             self.errors.error(f"{name}:source", f"{name}: {describe(e)}")
@@ -382,7 +374,7 @@ class Daemon:
             report = TargetReport(target.display, False, None, error=str(e), hint=e.hint)
         else:
             try:
-                report = deliver(local, manifest, Archive(backend, name), state)
+                report = deliver(local, manifest, Archive(backend, name), state, self.pm)
             finally:
                 backend.close()
         key = f"{name}->{url}"

@@ -54,6 +54,11 @@ class Version:
         return content
 
     @property
+    def stored_bytes(self) -> int:
+        """What archiving this version stored: its content, plus a base made beside a delta."""
+        return sum(ref.size for ref in (self.delta, self.base) if ref)
+
+    @property
     def when(self) -> datetime:
         return datetime.fromisoformat(self.time)
 

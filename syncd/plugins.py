@@ -8,6 +8,7 @@ group, exactly like third-party ones. The plugin manager is built by
 from __future__ import annotations
 
 from dataclasses import dataclass
+import inspect
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -15,7 +16,7 @@ from urllib.parse import urlsplit
 import pluggy
 
 from .backend import Backend
-from .errors import PermanentError
+from .errors import PermanentError, UsageError
 
 if TYPE_CHECKING:
     from .manifest import Version
@@ -94,7 +95,9 @@ def scheme_of(url: str) -> str:
     return urlsplit(url).scheme.lower()
 
 
-def open_backend(pm: pluggy.PluginManager, url: str) -> Backend:
+def open_backend(pm: pluggy.PluginManager, url: str, options: dict | None = None) -> Backend:
+    """The backend for `url`; `options` (from a [[target]] table of the config file) go to its
+    `from_url` as keyword arguments."""
     classes = backend_classes(pm)
     scheme = scheme_of(url)
     if scheme not in classes:
@@ -105,4 +108,10 @@ def open_backend(pm: pluggy.PluginManager, url: str) -> Backend:
         )
     if scheme == "file" and "://" not in url:
         url = Path(url).expanduser().absolute().as_uri()
-    return classes[scheme].from_url(url)
+    cls = classes[scheme]
+    accepted = inspect.signature(cls.from_url).parameters
+    unknown = sorted(set(options or {}) - set(accepted) - {"url"})
+    if unknown:
+        raise UsageError(f"{scheme} targets take no option {unknown[0]!r}",
+                         hint=f"options they take: {', '.join(sorted(set(accepted) - {'url'})) or 'none'}")
+    return cls.from_url(url, **(options or {}))

@@ -13,11 +13,6 @@ from .plugins import open_backend
 from .state import SourceState
 
 
-def version_bytes(version: Version) -> int:
-    """What delivering this version uploads: its content, plus a base made beside a delta."""
-    return version.content.size + (version.base.size if version.delta and version.base else 0)
-
-
 def status(config: Config, pm: pluggy.PluginManager) -> dict:
     """Per source its last version; per target the version it has, what is pending, its last error."""
     return {"config": str(config.path), "state_dir": str(config.state_dir),
@@ -26,7 +21,9 @@ def status(config: Config, pm: pluggy.PluginManager) -> dict:
 
 def _source(config: Config, source, pm) -> dict:
     state = SourceState(config.state_dir, source.name)
-    manifest = Archive(open_backend(pm, str(state.archive_dir)), source.name).manifest()
+    # Before the first pass there is no local archive yet, and so nothing archived.
+    archived = state.archive_dir.is_dir()
+    manifest = Archive(open_backend(pm, str(state.archive_dir)), source.name).manifest() if archived else None
     head = manifest.head if manifest else None
     versions = manifest.versions if manifest else []
     return {
@@ -51,7 +48,7 @@ def _target(state: SourceState, target, versions: list[Version], pm) -> dict:
     pending = [v for v in versions if has is None or v.number > has]
     return {
         "url": target.display, "location": location, "version": has,
-        "pending_versions": len(pending), "pending_bytes": sum(map(version_bytes, pending)),
+        "pending_versions": len(pending), "pending_bytes": sum(v.stored_bytes for v in pending),
         "error": record.get("error"), "failures": record.get("failures", 0),
         "failed_at": record.get("failed_at"), "next_retry": record.get("next_retry"),
     }

@@ -73,7 +73,7 @@ class SyncReport:
             "head": self.head,
             "time": v.time if v else None,
             "rows": v.rows if v else None,
-            "bytes": (v.content.size + (v.base.size if v.delta and v.base else 0)) if v else 0,
+            "bytes": v.stored_bytes if v else 0,
             "targets": [t.to_dict() for t in self.targets],
             "detection": self.detection.to_dict() if self.detection else None,
         }
@@ -96,21 +96,29 @@ def sync(source: Path, targets: list[str], *, state_dir: Path, pm: pluggy.Plugin
     try:
         with state.locked():
             local = Archive(open_backend(pm, str(state.archive_dir)), name)
-            snapshots = SnapshotStore(state.staging)
-            snapshot = snapshots.take(Path(source))
-            manifest, created, plan = record_version(state, local, snapshot, full=full)
-            snapshots.settle(snapshot)
-            log.info("%s: %s comparison (%s)", name, plan.path, plan.reason)
-            if created:
-                pm.hook.version_persisted(source=name, version=created)
-            reports = [deliver(local, manifest, Archive(b, name), state) for b in backends]
-            for report in reports:
-                if report.ok and report.bytes:
-                    pm.hook.target_updated(source=name, location=report.location, version=report.version)
+            manifest, created, plan = archive_locally(Path(source), state, local, pm, full=full)
+            reports = [deliver(local, manifest, Archive(b, name), state, pm) for b in backends]
     finally:
         for backend in backends:
             backend.close()
     return SyncReport(name, created, manifest.head.number, reports, plan)
+
+
+def archive_locally(source: Path, state: SourceState, local: Archive, pm: pluggy.PluginManager, *,
+                    full: bool = False) -> tuple[Manifest, Version | None, Plan]:
+    """Snapshot `source` and persist what changed as a new local version: the local commit.
+
+    Returns the local manifest, the version made (None if nothing changed) and how the
+    changes were found. Raises SourceError for a source that can't be archived.
+    """
+    snapshots = SnapshotStore(state.staging)
+    snapshot = snapshots.take(source)
+    manifest, created, plan = record_version(state, local, snapshot, full=full)
+    snapshots.settle(snapshot)
+    log.info("%s: %s comparison (%s)", local.source, plan.path, plan.reason)
+    if created:
+        pm.hook.version_persisted(source=local.source, version=created)
+    return manifest, created, plan
 
 
 def record_version(state: SourceState, local: Archive, snapshot: Snapshot, *,
@@ -222,8 +230,11 @@ def open_mirror(state: SourceState, local: Archive, manifest: Manifest) -> Mirro
     return build_mirror(local, manifest, head, state.mirror_path)
 
 
-def deliver(local: Archive, manifest: Manifest, target: Archive, state: SourceState) -> TargetReport:
-    """Upload what `target` lacks, then its manifest; a failure is reported, not raised."""
+def deliver(local: Archive, manifest: Manifest, target: Archive, state: SourceState,
+            pm: pluggy.PluginManager | None = None) -> TargetReport:
+    """Upload what `target` lacks, then its manifest; a failure is reported, not raised.
+
+    With `pm`, plugins hear of a target that received a version."""
     head = manifest.head
     cursor = state.cursor(target.location)
     if cursor and cursor["hash"] == head.hash:
@@ -252,4 +263,6 @@ def deliver(local: Archive, manifest: Manifest, target: Archive, state: SourceSt
     except SyncdError as e:
         return TargetReport(target.location, False, known, error=str(e), hint=e.hint)
     state.set_cursor(target.location, head.number, head.hash)
+    if pm is not None:
+        pm.hook.target_updated(source=local.source, location=target.location, version=head.number)
     return TargetReport(target.location, True, head.number, sent)

@@ -101,3 +101,14 @@ def test_missing_object_on_a_missing_folder_is_not_found(wsgidav):
     assert backend.list("src/") == []
     with pytest.raises(NotFound):
         backend.open("src/manifest.json")
+
+
+def test_a_password_can_come_from_the_config_file_options(pm, tmp_path, monkeypatch):
+    """`[[target]] options = { password = … }` stands in for ~/.netrc."""
+    from syncd.plugins import open_backend
+
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    backend = open_backend(pm, "webdav://alice@127.0.0.1:9/x", options={"password": "s3cret"})
+    assert backend.client.auth is not None and "s3cret" not in repr(backend) + backend.location
+    with pytest.raises(Exception, match="take no option 'colour'"):
+        open_backend(pm, "webdav://alice@127.0.0.1:9/x", options={"colour": "blue"})

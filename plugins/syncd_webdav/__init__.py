@@ -79,7 +79,8 @@ class WebDAVBackend:
         return f"WebDAVBackend({self.location!r})"
 
     @classmethod
-    def from_url(cls, url: str) -> WebDAVBackend:
+    def from_url(cls, url: str, password: str | None = None) -> WebDAVBackend:
+        """`password` comes from the config file's [[target]] options; otherwise from ~/.netrc."""
         parts = urlsplit(url)
         if parts.password is not None:
             raise PermanentError("a WebDAV URL must not hold a password",
@@ -92,7 +93,10 @@ class WebDAVBackend:
         path = quote(unquote(parts.path.rstrip("/")))
         user = unquote(parts.username) if parts.username else None
         location = f"{parts.scheme}://{quote(user) + '@' if user else ''}{parts.hostname}{port}{path}"
-        return cls(f"{http}://{parts.hostname}{port}{path}/", location, netrc_credentials(parts.hostname, user))
+        if password is not None and not user:
+            raise PermanentError("a WebDAV password needs a user", hint="use webdav://USER@HOST/path")
+        auth = (user, password) if password is not None else netrc_credentials(parts.hostname, user)
+        return cls(f"{http}://{parts.hostname}{port}{path}/", location, auth)
 
     # -- HTTP, with every failure mapped in one place -------------------------
 
