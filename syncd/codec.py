@@ -1,6 +1,7 @@
 """How object bytes are stored: each object records its codec in the manifest.
 
-Today every object is a zstd frame; encryption will add a codec, not a format.
+Every object is a zstd frame; on an encrypted target (`zstd+age`) that frame is
+age-encrypted too, which syncd.sealed adds and removes around this module.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ import zstandard
 from .errors import CorruptObject
 
 ZSTD = "zstd"
+ZSTD_AGE = "zstd+age"
 ZSTD_LEVEL = 3
 CHUNK = 1 << 20
-SUFFIX = {ZSTD: ".zst"}
+SUFFIX = {ZSTD: ".zst", ZSTD_AGE: ".zst.age"}
 
 
 class _Hashing:
