@@ -3,6 +3,8 @@
     <state>/sources/<name>/mirror.db        the mirror at the latest version
     <state>/sources/<name>/archive/         a local archive, laid out like any target
     <state>/sources/<name>/targets/*.json   per-target cursors: the version each target has
+    <state>/sources/<name>/targets/*.written.json  for an encrypted target: the manifest last written
+                                            there, in the clear, and the digest of its encrypted form
     <state>/sources/<name>/staging/         the replica: a private copy of the phone's database
     <state>/sources/<name>/lock             held while a pass runs
 """
@@ -17,12 +19,20 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import SyncdError
-from .fsutil import atomic_write
+from .fsutil import atomic_write, fsync_dir
+
+WRITTEN, WRITING = "written", "writing"
 
 
 def default_state_dir() -> Path:
     base = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
     return Path(base) / "syncd"
+
+
+def known_sources(state_dir: Path) -> list[str]:
+    """The sources a state dir has worked on."""
+    root = Path(state_dir).expanduser() / "sources"
+    return sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
 
 
 class SourceState:
@@ -64,3 +74,30 @@ class SourceState:
     def set_cursor(self, location: str, version: int, head_hash: str) -> None:
         data = {"location": location, "version": version, "hash": head_hash}
         atomic_write(self._cursor_path(location), json.dumps(data).encode())
+
+    # An encrypted target can't be read back without the identity, which the sync
+    # side never has: it keeps what it wrote there. `writing` is recorded before the
+    # remote write and becomes `written` after it, so a crash in between is
+    # recognised on the next pass instead of looking like a replaced target.
+
+    def _written_path(self, key: str, stage: str) -> Path:
+        return self._cursor_path(key).with_suffix(f".{stage}.json")
+
+    def sealed_records(self, key: str) -> dict[str, dict]:
+        """{"written": …, "writing": …} as far as present; each {"sha256", "size", "manifest"}."""
+        found = {}
+        for stage in (WRITTEN, WRITING):
+            try:
+                found[stage] = json.loads(self._written_path(key, stage).read_text())
+            except FileNotFoundError:
+                pass
+        return found
+
+    def record_sealed(self, key: str, stage: str, sha256: str, size: int, manifest: dict) -> None:
+        data = {"location": key, "sha256": sha256, "size": size, "manifest": manifest}
+        atomic_write(self._written_path(key, stage), json.dumps(data, ensure_ascii=False).encode())
+
+    def settle_sealed(self, key: str) -> None:
+        """The remote write of the `writing` manifest went through: it is now the `written` one."""
+        os.replace(self._written_path(key, WRITING), self._written_path(key, WRITTEN))
+        fsync_dir(self.cursors)

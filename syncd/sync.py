@@ -19,6 +19,7 @@ import apsw
 import pluggy
 
 from .archive import Archive, check_source_name
+from .backend import Backend
 from .detect import Plan, plan_changes
 from .errors import ArchiveError, PermanentError, SyncdError
 from .fsutil import fsync_dir
@@ -27,8 +28,10 @@ from .mirror import Mirror, remove_database
 from .plugins import open_backend
 from .restore import build_mirror
 from .retry import RetryingBackend
+from .sealed import SealedArchive, deliver_sealed
 from .snapshot import Snapshot, SnapshotStore
 from .state import SourceState
+from .target import Target, as_target
 
 log = logging.getLogger(__name__)
 
@@ -83,14 +86,16 @@ def default_source_name(path: Path) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "-", Path(path).name).lstrip(".-_") or "source"
 
 
-def sync(source: Path, targets: list[str], *, state_dir: Path, pm: pluggy.PluginManager,
+def sync(source: Path, targets: list[str | Target], *, state_dir: Path, pm: pluggy.PluginManager,
          name: str | None = None, full: bool = False) -> SyncReport:
     """Archive what changed in `source` as a new version and bring every target up to date.
 
+    A target is a URL, or a `Target` that may carry recipients to encrypt to.
     `full` compares every row instead of only those in changed pages.
     """
     name = check_source_name(name or default_source_name(source))
-    backends = [RetryingBackend(open_backend(pm, url)) for url in targets]
+    targets = [as_target(t) for t in targets]
+    backends = [RetryingBackend(open_backend(pm, t.url)) for t in targets]
     state = SourceState(state_dir, name)
     try:
         with state.locked():
@@ -102,7 +107,7 @@ def sync(source: Path, targets: list[str], *, state_dir: Path, pm: pluggy.Plugin
             log.info("%s: %s comparison (%s)", name, plan.path, plan.reason)
             if created:
                 pm.hook.version_persisted(source=name, version=created)
-            reports = [deliver(local, manifest, Archive(b, name), state) for b in backends]
+            reports = [deliver_to(local, manifest, t, b, state) for t, b in zip(targets, backends)]
             for report in reports:
                 if report.ok and report.bytes:
                     pm.hook.target_updated(source=name, location=report.location, version=report.version)
@@ -206,6 +211,20 @@ def open_mirror(state: SourceState, local: Archive, manifest: Manifest) -> Mirro
             return mirror
         mirror.close()
     return build_mirror(local, manifest, head, state.mirror_path)
+
+
+def deliver_to(local: Archive, manifest: Manifest, target: Target, backend: Backend,
+               state: SourceState) -> TargetReport:
+    """Deliver in the clear, or encrypted when the target has recipients (see syncd.sealed)."""
+    if not target.encrypted:
+        return deliver(local, manifest, Archive(backend, local.source), state)
+    sealed = SealedArchive.for_source(backend, local.source, target.recipients())
+    try:
+        version, sent = deliver_sealed(local, manifest, sealed, state)
+    except SyncdError as e:
+        known = state.cursor(sealed.cursor_key)
+        return TargetReport(sealed.location, False, known and known["version"], error=str(e), hint=e.hint)
+    return TargetReport(sealed.location, True, version, sent)
 
 
 def deliver(local: Archive, manifest: Manifest, target: Archive, state: SourceState) -> TargetReport:
