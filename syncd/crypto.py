@@ -91,7 +91,8 @@ def read_passphrase(prompt: str) -> str:
         try:
             return Path(path).read_text().rstrip("\r\n")
         except OSError as e:
-            raise KeyProblem(f"can't read the passphrase file {path}: {e.strerror}") from None
+            raise KeyProblem(f"can't read the passphrase file {path}: {e.strerror}",
+                             hint=f"point {PASSPHRASE_FILE_ENV} at a file only you can read") from None
     try:
         with open("/dev/tty"):
             pass
@@ -108,12 +109,13 @@ def load_identities(path: Path, ask: Callable[[str], str] = read_passphrase) -> 
     try:
         raw = path.read_bytes()[:IDENTITY_MAX_BYTES]
     except OSError as e:
-        raise KeyProblem(f"can't read identity file {path}: {e.strerror}") from None
+        raise KeyProblem(f"can't read identity file {path}: {e.strerror}", hint="check the path") from None
     if raw.lstrip().startswith(AGE_HEADERS):
         try:
             raw = age_passphrase.decrypt(raw, ask(f"passphrase for {path}: "))
         except pyrage.DecryptError:
-            raise KeyProblem(f"the passphrase for identity file {path} is wrong, or the file is damaged") from None
+            raise KeyProblem(f"the passphrase for identity file {path} is wrong, or the file is damaged",
+                             hint="try again; `age -d FILE` opens it with the same passphrase") from None
     try:
         lines = raw.decode().splitlines()
         keys = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
@@ -122,7 +124,7 @@ def load_identities(path: Path, ask: Callable[[str], str] = read_passphrase) -> 
         identities = []
     if not identities or len(identities) != len(keys):
         raise KeyProblem(f"{path} is not a readable age identity file",
-                         hint="it should hold `AGE-SECRET-KEY-1…` lines, as `syncd keygen` or `age-keygen` write")
+                         hint="give the file `syncd keygen` or `age-keygen` wrote, unchanged")
     return identities
 
 
@@ -130,7 +132,7 @@ def _check_private(path: Path, what: str) -> None:
     try:
         mode = path.stat().st_mode
     except OSError as e:
-        raise KeyProblem(f"can't read {what} {path}: {e.strerror}") from None
+        raise KeyProblem(f"can't read {what} {path}: {e.strerror}", hint="check the path") from None
     if mode & LOOSE_BITS:
         raise KeyProblem(f"{what} {path} is open to other users (mode {stat.S_IMODE(mode):04o})",
                          hint=f"chmod 600 {path}")
