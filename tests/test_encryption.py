@@ -127,7 +127,9 @@ def test_nothing_on_an_encrypted_target_reveals_messages_contacts_tables_or_the_
 
 def test_objects_are_named_only_by_number_kind_and_hash(sealed):
     folder = folder_of(sealed)
-    assert len(folder.name) == crypto.FOLDER_ID_HEX and SOURCE not in folder.name
+    # As docs/format.md derives it, so a person can find their folder by hand.
+    parts = b"".join(b"\0" + p.encode() for p in [SOURCE, *sorted(sealed.to[0].encrypt_to)])
+    assert folder.name == hashlib.sha256(b"syncd folder id v1" + parts).hexdigest()[:32]
     assert sorted(p.name for p in folder.iterdir()) == ["manifest.age", "objects"]
     for obj in objects_of(sealed):
         number, kind, digest = obj.name.removesuffix(".zst.age").split("-")
