@@ -21,6 +21,7 @@ import pyrage
 from pyrage import passphrase as age_passphrase
 from pyrage import x25519
 
+from .codec import HashingFile
 from .errors import CorruptObject, KeyProblem
 
 # Where `restore` finds the passphrase of a protected identity without a terminal.
@@ -138,37 +139,9 @@ def _check_private(path: Path, what: str) -> None:
                          hint=f"chmod 600 {path}")
 
 
-class _Hashing:
-    """A file-like pass-through that hashes and counts the bytes it sees."""
-
-    def __init__(self, inner: BinaryIO):
-        self.inner, self.sha256, self.size = inner, hashlib.sha256(), 0
-
-    def read(self, n: int = -1) -> bytes:
-        data = self.inner.read(n)
-        self._see(data)
-        return data
-
-    def readinto(self, buffer) -> int:
-        n = self.inner.readinto(buffer)
-        self._see(memoryview(buffer)[:n])
-        return n
-
-    def write(self, data) -> int:
-        self._see(data)
-        return self.inner.write(data)
-
-    def flush(self) -> None:
-        self.inner.flush()
-
-    def _see(self, data) -> None:
-        self.sha256.update(data)
-        self.size += len(data)
-
-
 def encrypt(plain: BinaryIO, sealed: BinaryIO, recipients: Sequence[x25519.Recipient]) -> tuple[str, int, str]:
     """Stream `plain` through age into `sealed`; return (plain sha256, sealed size, sealed sha256)."""
-    reader, writer = _Hashing(plain), _Hashing(sealed)
+    reader, writer = HashingFile(plain), HashingFile(sealed)
     try:
         pyrage.encrypt_io(reader, writer, list(recipients))
     except pyrage.EncryptError as e:
@@ -178,7 +151,7 @@ def encrypt(plain: BinaryIO, sealed: BinaryIO, recipients: Sequence[x25519.Recip
 
 def decrypt(sealed: BinaryIO, plain: BinaryIO, identities: Sequence[x25519.Identity], where: str) -> str:
     """Stream the age file `sealed` into `plain`; return the plain sha256. `where` names it in errors."""
-    writer = _Hashing(plain)
+    writer = HashingFile(plain)
     try:
         pyrage.decrypt_io(sealed, writer, list(identities))
     except pyrage.DecryptError as e:
