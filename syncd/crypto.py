@@ -46,7 +46,8 @@ def parse_recipients(texts: Sequence[str]) -> list[x25519.Recipient]:
         text = text.strip()
         if text.upper().startswith(SECRET_PREFIX):
             raise KeyProblem(f"recipient #{i} is a secret key, not a recipient",
-                             hint="give the public `age1…` line (`syncd keygen` prints it); keep the secret key private")
+                             hint="give the public `age1…` line (`syncd keygen` prints it); "
+                                  "keep the secret key private")
         try:
             recipients.append(x25519.Recipient.from_str(text))
         except (pyrage.RecipientError, ValueError):

@@ -39,7 +39,8 @@ INSERT INTO message VALUES (1, 'wxid_k8s2alice', '今晚七点在老地方见，
 CHANGES = [
     "INSERT INTO message VALUES (2, 'wxid_b0bsecret', 'the spare key is under the blue flowerpot', 1700000001000)",
     "UPDATE message SET content = '\"Alice\" 撤回了一条消息' WHERE msgId = 1",
-    "ALTER TABLE message ADD COLUMN flag INT; INSERT INTO message VALUES (3, '4242@chatroom', '晚安', 1700000002000, 1)",
+    "ALTER TABLE message ADD COLUMN flag INT;"
+    "INSERT INTO message VALUES (3, '4242@chatroom', '晚安', 1700000002000, 1)",
 ]
 age_cli = pytest.mark.skipif(shutil.which("age") is None,
                              reason="the stock `age` tool is not installed (.ci/run installs it: apt-get install age)")
