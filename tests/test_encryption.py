@@ -374,3 +374,18 @@ def test_the_stock_age_tool_opens_every_object_into_the_local_zstd_bytes(sealed,
     manifest = subprocess.run(["age", "-d", "-i", str(keys.owner), str(folder_of(sealed) / "manifest.age")],
                               capture_output=True, check=True).stdout
     assert SOURCE.encode() in manifest and os.path.basename(str(objects[0])).encode() in manifest
+
+
+def test_a_rollback_of_a_plain_target_is_caught_with_the_local_state(sealed, tmp_path):
+    clear = tmp_path / "clear"
+    clear.mkdir()
+    sealed.sync([str(clear)])
+    manifest = clear / SOURCE / "manifest.json"
+    old = manifest.read_bytes()
+    sealed.execute("INSERT INTO message VALUES (9, 'wxid_k8s2alice', 'later', 1700000009000, 0)")
+    sealed.sync([str(clear)])
+    manifest.write_bytes(old)
+    (result,) = verify(open_backend(sealed.pm, str(clear)), state_dir=sealed.state)
+    assert any("rolled back" in p for p in result.problems)
+    (result,) = verify(open_backend(sealed.pm, str(clear)))
+    assert result.problems == []  # without the state, an older archive is a valid archive
