@@ -104,8 +104,11 @@ class Archive:
     # -- objects ------------------------------------------------------------
 
     def object_names(self) -> set[str]:
-        prefix = self._key(OBJECTS)
-        return {info.name[len(self.folder) + 1:] for info in self.backend.list(prefix)}
+        return set(self.stored_objects())
+
+    def stored_objects(self) -> dict[str, int]:
+        """Every object stored here (`objects/…`) with its size."""
+        return {info.name[len(self.folder) + 1:]: info.size for info in self.backend.list(self._key(OBJECTS))}
 
     def store(self, plain: Path, kind: str, version: int, scratch: Path) -> ObjectRef:
         """Encode a local file and write it as a new object."""

@@ -160,14 +160,23 @@ def deliver_sealed(local: Archive, manifest: Manifest, target: SealedArchive, st
         raise ArchiveError(f"{target.location} holds a different history of {local.source!r}",
                            hint="sync this source under another --name, or to another target")
     sent, versions = 0, list(held.versions)
+    uploads, present = state.sealed_uploads(target.cursor_key), target.stored_objects()
     with tempfile.TemporaryDirectory(dir=state.root) as scratch:
         for version in manifest.versions[len(held.versions):]:
             sealed = {}
             for kind in ("delta", "base"):
                 ref = getattr(version, kind)
-                if ref is not None:
-                    sealed[kind] = target.seal(local, ref, version.number, kind, Path(scratch))
-                    sent += sealed[kind].size
+                if ref is None:
+                    continue
+                key = f"{version.number}-{kind}-{ref.sha256}"
+                earlier = uploads.get(key)
+                if earlier and present.get(earlier["name"]) == earlier["size"]:
+                    sealed[kind] = ObjectRef.from_dict(earlier)
+                    continue
+                sealed[kind] = target.seal(local, ref, version.number, kind, Path(scratch))
+                sent += sealed[kind].size
+                uploads[key] = sealed[kind].to_dict()
+                state.record_sealed_upload(target.cursor_key, uploads)
             versions.append(replace(version, **sealed))
     written = replace(held, versions=tuple(versions))
     raw = crypto.seal_bytes(written.to_bytes(), target.recipients)

@@ -5,6 +5,7 @@
     <state>/sources/<name>/targets/*.json   per-target cursors: the version each target has
     <state>/sources/<name>/targets/*.written.json  for an encrypted target: the manifest last written
                                             there, in the clear, and the digest of its encrypted form
+                                            (*.writing.json while writing, *.uploaded.json: objects sent since)
     <state>/sources/<name>/staging/         the replica: a private copy of the phone's database
     <state>/sources/<name>/lock             held while a pass runs
 """
@@ -21,7 +22,7 @@ from pathlib import Path
 from .errors import SyncdError
 from .fsutil import atomic_write, fsync_dir
 
-WRITTEN, WRITING = "written", "writing"
+WRITTEN, WRITING, UPLOADED = "written", "writing", "uploaded"
 
 
 def default_state_dir() -> Path:
@@ -100,4 +101,19 @@ class SourceState:
     def settle_sealed(self, key: str) -> None:
         """The remote write of the `writing` manifest went through: it is now the `written` one."""
         os.replace(self._written_path(key, WRITING), self._written_path(key, WRITTEN))
+        self._written_path(key, UPLOADED).unlink(missing_ok=True)
         fsync_dir(self.cursors)
+
+    # Encrypting is not repeatable (every run gives other bytes), so objects a failed
+    # pass already uploaded are remembered, and the next pass uses them instead of
+    # sending a 100 MB base again.
+
+    def sealed_uploads(self, key: str) -> dict[str, dict]:
+        """Objects uploaded since the last manifest write: "<version>-<kind>-<plain sha256>" → its ref."""
+        try:
+            return json.loads(self._written_path(key, UPLOADED).read_text())
+        except FileNotFoundError:
+            return {}
+
+    def record_sealed_upload(self, key: str, uploads: dict[str, dict]) -> None:
+        atomic_write(self._written_path(key, UPLOADED), json.dumps(uploads).encode())

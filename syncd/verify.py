@@ -18,7 +18,7 @@ from typing import Sequence
 
 from pyrage import x25519
 
-from .archive import CHUNK, OBJECTS, Archive, list_sources
+from .archive import CHUNK, Archive, list_sources
 from .backend import Backend
 from .errors import NotFound, SyncdError
 from .manifest import Manifest
@@ -77,7 +77,7 @@ def _check_manifest(archive: Archive, manifest: Manifest, check: SourceCheck) ->
     """The chain, and every referenced object fetched, checked and decoded."""
     check.versions = len(manifest.versions)
     check.problems += manifest.chain_problems()
-    stored = _stored_objects(archive)
+    stored = archive.stored_objects()
     referenced = manifest.objects()
     check.objects = len(referenced)
     with tempfile.TemporaryDirectory(prefix="syncd-verify-") as tmp:
@@ -100,11 +100,6 @@ def _rollback(manifest: Manifest, delivered: int, head_hash: str) -> list[str]:
     if manifest.versions[delivered - 1].hash != head_hash:
         return [f"replaced: the target's version {delivered} is not the one delivered there"]
     return []
-
-
-def _stored_objects(archive: Archive) -> dict[str, int]:
-    prefix = f"{archive.folder}/"
-    return {info.name[len(prefix):]: info.size for info in archive.backend.list(prefix + OBJECTS)}
 
 
 def _check_sealed(archive: SealedArchive, state_dir: Path | None) -> SourceCheck:
@@ -152,7 +147,7 @@ def _delivered(archive: SealedArchive, state_dir: Path, raw: bytes, check: Sourc
 
 def _check_from_outside(archive: SealedArchive, written: Manifest | None, check: SourceCheck) -> None:
     """Without the identity: every object's bytes against its name; with the state, nothing missing."""
-    stored = _stored_objects(archive)
+    stored = archive.stored_objects()
     check.objects = len(stored)
     for name in stored:
         match = OBJECT_NAME.match(name)

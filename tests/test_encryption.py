@@ -20,7 +20,7 @@ from test_bad_input import cli, error_lines
 from conftest import Harness
 from logical import logical_state
 from syncd import crypto
-from syncd.errors import CorruptObject, KeyProblem
+from syncd.errors import CorruptObject, KeyProblem, TransientError
 from syncd.plugins import open_backend
 from syncd.restore import open_archive, restore
 from syncd.target import Target
@@ -389,3 +389,20 @@ def test_a_rollback_of_a_plain_target_is_caught_with_the_local_state(sealed, tmp
     assert any("rolled back" in p for p in result.problems)
     (result,) = verify(open_backend(sealed.pm, str(clear)))
     assert result.problems == []  # without the state, an older archive is a valid archive
+
+
+def test_objects_a_failed_pass_uploaded_are_not_sent_again(sealed, keys, monkeypatch):
+    sealed.execute("INSERT INTO message VALUES (9, 'wxid_k8s2alice', 'later', 1700000009000, 0)")
+    before = set(objects_of(sealed))
+
+    def connection_reset(*args):
+        raise TransientError("connection reset")
+
+    monkeypatch.setattr("syncd.sealed.SealedArchive.write_sealed_manifest", connection_reset)
+    assert not sealed.sync(sealed.to).ok
+    monkeypatch.undo()
+    uploaded = set(objects_of(sealed)) - before
+    assert uploaded
+    report = sealed.sync(sealed.to)
+    assert report.ok and set(objects_of(sealed)) - before == uploaded
+    assert check(sealed, keys, state=True).problems == [] and check(sealed, keys).unreferenced == []
