@@ -13,6 +13,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import apsw
 import pytest
 from pyrage import passphrase
 from test_bad_input import cli, error_lines
@@ -406,3 +407,19 @@ def test_objects_a_failed_pass_uploaded_are_not_sent_again(sealed, keys, monkeyp
     report = sealed.sync(sealed.to)
     assert report.ok and set(objects_of(sealed)) - before == uploaded
     assert check(sealed, keys, state=True).problems == [] and check(sealed, keys).unreferenced == []
+
+
+def test_the_cli_encrypts_every_target_of_the_command(tmp_path, keys):
+    phone = tmp_path / SOURCE
+    db = apsw.Connection(str(phone))
+    db.execute(SCHEMA)
+    db.close()
+    nas, usb = tmp_path / "nas", tmp_path / "usb"
+    nas.mkdir(), usb.mkdir()
+    result = cli("sync", phone, "--to", nas, "--to", usb, "--state", tmp_path / "state",
+                 "--encrypt-to", keys.recipients[0], "--encrypt-to", keys.recipients[1])
+    assert result.exit_code == 0, result.stderr
+    for target in (nas, usb):
+        assert [p.name for p in target.rglob("*") if p.is_file() and not p.name.endswith(".age")] == []
+        assert visible(everything_under(target)) == []
+        assert cli("log", "--from", target, "--identity", keys.recovery).stdout.count("\n") == 1
