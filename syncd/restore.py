@@ -62,11 +62,11 @@ def pick_source(backend: Backend, source: str | None) -> str:
 def open_archive(backend: Backend, source: str | None, identities: Sequence[x25519.Identity] = ()) -> Archive:
     """The archive of `source` (or the only one) on `backend`: plain, or encrypted if `identities` are given."""
     plain = list_sources(backend)
-    if identities and not (source in plain):
+    if source not in plain and (identities or not plain) and sealed_folders(backend):
+        if not identities:
+            raise KeyProblem(f"{backend.location} holds an encrypted archive and no identity was given",
+                             hint="add --identity FILE (the key the target was encrypted to)")
         return open_sealed(backend, identities, source)
-    if not plain and sealed_folders(backend):
-        raise KeyProblem(f"{backend.location} holds an encrypted archive and no identity was given",
-                         hint="add --identity FILE (the key the target was encrypted to)")
     return Archive(backend, pick_source(backend, source))
 
 

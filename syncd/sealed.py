@@ -76,6 +76,13 @@ class SealedArchive(Archive):
             self.source = self._opened.source
         return self._opened
 
+    # Writing in the clear would leak into the opaque folder: only sealed writes here.
+    def write_manifest(self, manifest: Manifest) -> int:
+        raise TypeError("an encrypted archive's manifest is written sealed (see deliver_sealed)")
+
+    def store(self, *args, **kwargs) -> ObjectRef:
+        raise TypeError("objects reach an encrypted archive sealed (see SealedArchive.seal)")
+
     def write_sealed_manifest(self, sealed: bytes) -> None:
         self.backend.write(self._key(MANIFEST_AGE), io.BytesIO(sealed))
 
