@@ -12,11 +12,11 @@ from pyrage import x25519
 
 from .archive import Archive, list_sources
 from .backend import Backend
-from .errors import ArchiveError, CorruptObject, KeyProblem, SyncdError, UsageError
+from .errors import ArchiveError, CorruptObject, SyncdError, UsageError
 from .export import export_database
 from .manifest import Manifest, Version
 from .mirror import Mirror, remove_database
-from .sealed import open_sealed, sealed_folders
+from .sealed import no_identity, open_sealed, sealed_folders
 
 
 def build_mirror(archive: Archive, manifest: Manifest, number: int, path: Path) -> Mirror:
@@ -64,8 +64,7 @@ def open_archive(backend: Backend, source: str | None, identities: Sequence[x255
     plain = list_sources(backend)
     if source not in plain and (identities or not plain) and sealed_folders(backend):
         if not identities:
-            raise KeyProblem(f"{backend.location} holds an encrypted archive and no identity was given",
-                             hint="add --identity FILE (the key the target was encrypted to)")
+            raise no_identity(backend.location)
         return open_sealed(backend, identities, source)
     return Archive(backend, pick_source(backend, source))
 

@@ -67,8 +67,7 @@ class SealedArchive(Archive):
             if raw is None:
                 return None
             if not self.identities:
-                raise KeyProblem(f"{self.location} holds an encrypted archive and no identity was given",
-                                 hint="add --identity FILE (the key the target was encrypted to)")
+                raise no_identity(self.location)
             plain = crypto.open_bytes(raw, self.identities, self.manifest_where)
             self._opened = Manifest.from_bytes(plain, self.manifest_where)
             if self.source is not None and self._opened.source != self.source:
@@ -111,6 +110,11 @@ class SealedArchive(Archive):
             frame.seek(0)
             with open(plain, "wb") as out:
                 codec.decode(frame, out, codec.ZSTD, where)
+
+
+def no_identity(location: str) -> KeyProblem:
+    return KeyProblem(f"{location} holds an encrypted archive and no identity was given",
+                      hint="add --identity FILE (the key the target was encrypted to)")
 
 
 def sealed_folders(backend: Backend) -> list[str]:
