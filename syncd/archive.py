@@ -17,6 +17,7 @@ import re
 import tempfile
 import time
 from pathlib import Path
+from typing import BinaryIO
 
 from . import codec
 from .backend import Backend
@@ -49,31 +50,47 @@ def list_sources(backend: Backend) -> list[str]:
 
 
 class Archive:
+    """A plain archive: the folder is named after the source (see syncd.sealed for encrypted ones)."""
+
+    manifest_name = MANIFEST
+
     def __init__(self, backend: Backend, source: str):
         self.backend = backend
         self.source = check_source_name(source)
+        self.folder = self.source
 
     @property
     def location(self) -> str:
         return self.backend.location
 
+    @property
+    def cursor_key(self) -> str:
+        """What names this archive's delivery cursor in the local state."""
+        return self.location
+
     def _key(self, name: str) -> str:
-        return f"{self.source}/{name}"
+        return f"{self.folder}/{name}"
 
     # -- manifest -----------------------------------------------------------
 
-    def manifest(self) -> Manifest | None:
-        """The manifest, or None if this source has never been written here."""
+    def manifest_bytes(self) -> bytes | None:
+        """The manifest as stored, or None if there is none."""
         for attempt in range(MANIFEST_GAP_RETRIES + 1):
             try:
-                with self.backend.open(self._key(MANIFEST)) as f:
-                    raw = f.read()
-                break
+                with self.backend.open(self._key(self.manifest_name)) as f:
+                    return f.read()
             except NotFound:
                 # Objects without a manifest: another machine may be replacing it right now.
                 if attempt == MANIFEST_GAP_RETRIES or not self.object_names():
                     return None
                 time.sleep(MANIFEST_GAP_WAIT)
+        return None
+
+    def manifest(self) -> Manifest | None:
+        """The manifest, or None if this source has never been written here."""
+        raw = self.manifest_bytes()
+        if raw is None:
+            return None
         manifest = Manifest.from_bytes(raw, f"{self.location}: {self._key(MANIFEST)}")
         if manifest.source != self.source:
             raise CorruptObject(f"{self.location}: {self._key(MANIFEST)} belongs to source {manifest.source!r}")
@@ -87,8 +104,11 @@ class Archive:
     # -- objects ------------------------------------------------------------
 
     def object_names(self) -> set[str]:
-        prefix = self._key(OBJECTS)
-        return {info.name[len(self.source) + 1:] for info in self.backend.list(prefix)}
+        return set(self.stored_objects())
+
+    def stored_objects(self) -> dict[str, int]:
+        """Every object stored here (`objects/…`) with its size."""
+        return {info.name[len(self.folder) + 1:]: info.size for info in self.backend.list(self._key(OBJECTS))}
 
     def store(self, plain: Path, kind: str, version: int, scratch: Path) -> ObjectRef:
         """Encode a local file and write it as a new object."""
@@ -116,21 +136,28 @@ class Archive:
         """Download an object, check it against its ref, and decode it into `plain`."""
         where = f"{self.location}: {self._key(ref.name)}"
         with tempfile.TemporaryFile(dir=plain.parent) as stored:
-            digest, size = hashlib.sha256(), 0
-            try:
-                with self.backend.open(self._key(ref.name)) as f:
-                    while chunk := f.read(CHUNK):
-                        digest.update(chunk)
-                        size += len(chunk)
-                        stored.write(chunk)
-            except NotFound:
-                raise CorruptObject(f"{where} is missing", hint="run `syncd verify` on this target") from None
-            if size != ref.size or digest.hexdigest() != ref.sha256:
-                raise CorruptObject(f"{where} is damaged (its content doesn't match the manifest)",
-                                    hint="restore from another target, or run `syncd verify`")
+            self.download(ref, stored, where)
             stored.seek(0)
-            with open(plain, "wb") as out:
-                codec.decode(stored, out, ref.codec, where)
+            self._decode(ref, stored, plain, where)
+
+    def download(self, ref: ObjectRef, stored: BinaryIO, where: str) -> None:
+        """Copy an object's stored bytes into `stored`, checking its size and sha256."""
+        digest, size = hashlib.sha256(), 0
+        try:
+            with self.backend.open(self._key(ref.name)) as f:
+                while chunk := f.read(CHUNK):
+                    digest.update(chunk)
+                    size += len(chunk)
+                    stored.write(chunk)
+        except NotFound:
+            raise CorruptObject(f"{where} is missing", hint="run `syncd verify` on this target") from None
+        if size != ref.size or digest.hexdigest() != ref.sha256:
+            raise CorruptObject(f"{where} is damaged (its content doesn't match the manifest)",
+                                hint="restore from another target, or run `syncd verify`")
+
+    def _decode(self, ref: ObjectRef, stored: BinaryIO, plain: Path, where: str) -> None:
+        with open(plain, "wb") as out:
+            codec.decode(stored, out, ref.codec, where)
 
     def delete_object(self, name: str) -> None:
         self.backend.delete(self._key(name))

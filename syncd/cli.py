@@ -68,6 +68,16 @@ def _moment(value: str | None) -> datetime | None:
         raise click.BadParameter(f"{value!r} is not a date and time like 2026-11-26T14:30 or 2026-11-26") from None
 
 
+IDENTITY_HELP = ("An age identity file, for an encrypted target (a passphrase-protected one asks on the "
+                 "terminal, or reads the file $SYNCD_PASSPHRASE_FILE names).")
+
+
+def _identities(identity: Path | None) -> list:
+    from .crypto import load_identities
+
+    return load_identities(identity) if identity else []
+
+
 def _state(state: Path | None) -> Path:
     from .state import default_state_dir
 
@@ -85,17 +95,22 @@ def main():
 @click.option("--to", "targets", multiple=True, required=True, metavar="TARGET",
               help="A target: a folder path, file:///path, webdav[s]://user@host/path, "
                    "rclone:REMOTE:path, or any plugin's URL. Repeat for several.")
+@click.option("--encrypt-to", "recipients", multiple=True, metavar="AGE1…",
+              help="Encrypt every --to target of this command to this age recipient "
+                   "(`syncd keygen` prints one). Repeat for a recovery key.")
 @click.option("--name", help="Name of the source in archives (default: the file's name).")
 @click.option("--state", type=click.Path(path_type=Path), help=STATE_HELP)
 @click.option("--full", is_flag=True, help="Compare every row, not only those in changed pages.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @reports_errors
-def sync(source, targets, name, state, full, as_json):
+def sync(source, targets, recipients, name, state, full, as_json):
     """Archive what changed in SOURCE as a new version and update every target."""
     from .plugins import plugin_manager
     from .sync import sync as run_sync
+    from .target import Target
 
-    report = run_sync(source, list(targets), state_dir=_state(state), pm=plugin_manager(), name=name, full=full)
+    targets = [Target(url, recipients) for url in targets]
+    report = run_sync(source, targets, state_dir=_state(state), pm=plugin_manager(), name=name, full=full)
     if as_json:
         _emit_json(report.to_dict())
     else:
@@ -121,13 +136,17 @@ def sync(source, targets, name, state, full, as_json):
         sys.exit(1)
 
 
-def _open_archive(target: str, source: str | None):
-    from .archive import Archive
+def _open_archive(target: str, source: str | None, identity: Path | None):
     from .plugins import open_backend, plugin_manager
-    from .restore import pick_source
+    from .restore import open_archive
 
+    identities = _identities(identity)
     backend = open_backend(plugin_manager(), target)
-    return Archive(backend, pick_source(backend, source))
+    try:
+        return open_archive(backend, source, identities)
+    except BaseException:
+        backend.close()
+        raise
 
 
 @main.command()
@@ -137,12 +156,13 @@ def _open_archive(target: str, source: str | None):
 @click.option("--version", "number", type=click.IntRange(min=1), help="Version number (default: latest).")
 @click.option("--at", help="The version current at this time, e.g. 2026-11-26T14:30.")
 @click.option("--force", is_flag=True, help="Replace OUTPUT if it exists.")
+@click.option("--identity", type=click.Path(path_type=Path), help=IDENTITY_HELP)
 @reports_errors
-def restore(output, target, source, number, at, force):
+def restore(output, target, source, number, at, force, identity):
     """Rebuild the database as it was at a version, from TARGET alone, into OUTPUT."""
     from .restore import restore as run_restore
 
-    archive = _open_archive(target, source)
+    archive = _open_archive(target, source, identity)
     try:
         version = run_restore(archive, output, number=number, at=_moment(at), force=force)
     finally:
@@ -154,12 +174,13 @@ def restore(output, target, source, number, at, force):
 @click.option("--from", "target", required=True, metavar="TARGET", help="The target to read.")
 @click.option("--source", help="Which source, if the target holds several.")
 @click.option("--json", "as_json", is_flag=True, help="Print the versions as JSON.")
+@click.option("--identity", type=click.Path(path_type=Path), help=IDENTITY_HELP)
 @reports_errors
-def log(target, source, as_json):
+def log(target, source, as_json, identity):
     """List the versions a target holds, oldest first."""
     from .restore import read_manifest
 
-    archive = _open_archive(target, source)
+    archive = _open_archive(target, source, identity)
     try:
         manifest = read_manifest(archive)
     finally:
@@ -178,22 +199,28 @@ def log(target, source, as_json):
               help="The target to check (default: every target in the daemon's config).")
 @click.option("--source", help="Check only this source.")
 @click.option("--config", "config_file", type=click.Path(path_type=Path), help=CONFIG_HELP)
+@click.option("--identity", type=click.Path(path_type=Path),
+              help="For an encrypted target: an age identity file, to decrypt and check everything "
+                   "(without it, only what shows from outside is checked).")
+@click.option("--state", type=click.Path(path_type=Path),
+              help="Also compare the target with what this state dir delivered there (catches a rollback).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @reports_errors
-def verify(target, source, config_file, as_json):
+def verify(target, source, config_file, identity, state, as_json):
     """Check every object on TARGET (or every configured target) against its manifest and hash chain."""
     from .config import load_config
 
     if target:
-        reports = [_verify_one(target, source, as_json)]
+        reports = [_verify_one(target, source, identity, state, as_json)]
     else:
         # Every configured target, each named; one that can't be read doesn't stop the others.
+        config = load_config(config_file)
         reports = []
-        for t in load_config(config_file).targets:
+        for t in config.targets:
             if not as_json:
                 click.echo(f"{t.display}:")
             try:
-                reports.append(_verify_one(t.url, source, as_json))
+                reports.append(_verify_one(t.url, source, identity, state or config.state_dir, as_json))
             except SyncdError as e:
                 click.echo(f"error: {t.display}: {e}", err=True)
                 reports.append({"target": t.display, "ok": False, "error": str(e), "sources": []})
@@ -203,14 +230,16 @@ def verify(target, source, config_file, as_json):
         sys.exit(1)
 
 
-def _verify_one(target: str, source: str | None, as_json: bool) -> dict:
+def _verify_one(target: str, source: str | None, identity: Path | None, state: Path | None,
+                as_json: bool) -> dict:
     """Verify one target, print its report as text unless JSON is wanted, and return it."""
     from .plugins import open_backend, plugin_manager
     from .verify import verify as run_verify
 
+    identities = _identities(identity)
     backend = open_backend(plugin_manager(), target)
     try:
-        checks = run_verify(backend, [source] if source else None)
+        checks = run_verify(backend, [source] if source else None, identities=identities, state_dir=state)
     finally:
         backend.close()
     if not checks:
@@ -220,12 +249,29 @@ def _verify_one(target: str, source: str | None, as_json: bool) -> dict:
     if not as_json:
         for c in checks:
             status = "ok" if not c.problems else f"{len(c.problems)} problem(s)"
-            click.echo(f"{c.source}: {c.versions} versions, {c.objects} objects: {status}")
+            if c.deep:
+                click.echo(f"{c.source}: {c.versions} versions, {c.objects} objects: {status}")
+            else:
+                click.echo(f"{c.source}: encrypted, {c.objects} objects checked from outside only "
+                           f"(add --identity to check inside): {status}")
             for problem in c.problems:
                 click.echo(f"  - {problem}")
             if c.unreferenced:
                 click.echo(f"  ({len(c.unreferenced)} unreferenced object(s), left by interrupted uploads: harmless)")
     return report
+
+
+@main.command()
+@click.option("--out", "out", type=click.Path(path_type=Path), required=True,
+              help="Where to write the new identity (created with mode 0600; never overwritten).")
+@reports_errors
+def keygen(out):
+    """Create an age identity for encrypted targets and print its public recipient."""
+    from .crypto import keygen as run_keygen
+
+    click.echo(run_keygen(out))
+    click.echo(f"wrote the identity (the secret key) to {out}: keep it safe, and a copy away from your targets",
+               err=True)
 
 
 @main.command()

@@ -1,6 +1,7 @@
 """How object bytes are stored: each object records its codec in the manifest.
 
-Today every object is a zstd frame; encryption will add a codec, not a format.
+Every object is a zstd frame; on an encrypted target (`zstd+age`) that frame is
+age-encrypted too, which syncd.sealed adds and removes around this module.
 """
 
 from __future__ import annotations
@@ -14,28 +15,40 @@ import zstandard
 from .errors import CorruptObject
 
 ZSTD = "zstd"
+ZSTD_AGE = "zstd+age"
 ZSTD_LEVEL = 3
 CHUNK = 1 << 20
-SUFFIX = {ZSTD: ".zst"}
+SUFFIX = {ZSTD: ".zst", ZSTD_AGE: ".zst.age"}
 
 
-class _Hashing:
-    """A write-only file that hashes and counts what passes through it."""
+class HashingFile:
+    """A pass-through file (read or write) that hashes and counts the bytes it sees."""
 
-    def __init__(self, out: BinaryIO):
-        self.out, self.sha256, self.size = out, hashlib.sha256(), 0
+    def __init__(self, inner: BinaryIO):
+        self.inner, self.sha256, self.size = inner, hashlib.sha256(), 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.inner.read(n)
+        self._see(data)
+        return data
 
     def write(self, data) -> int:
+        self._see(data)
+        return self.inner.write(data)
+
+    def flush(self) -> None:
+        self.inner.flush()
+
+    def _see(self, data) -> None:
         self.sha256.update(data)
         self.size += len(data)
-        return self.out.write(data)
 
 
 def encode(plain: BinaryIO, stored: BinaryIO, codec: str = ZSTD) -> tuple[int, str]:
     """Encode `plain` into `stored`; return the stored size and its sha256."""
     if codec != ZSTD:
         raise ValueError(f"unknown codec {codec!r}")
-    sink = _Hashing(stored)
+    sink = HashingFile(stored)
     compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL, threads=-1)
     compressor.copy_stream(plain, sink, read_size=CHUNK, write_size=CHUNK)
     return sink.size, sink.sha256.hexdigest()

@@ -2,6 +2,7 @@
 
     SyncdError                    anything syncd reports as one line plus a hint
     ├── UsageError                the command asks for something impossible (exit 2)
+    │   └── KeyProblem            an age identity or recipient can't be used (missing, wrong, damaged, exposed)
     ├── SourceError               the phone's database can't be archived (exit 2)
     ├── TargetError               a storage target failed
     │   ├── TransientError        may succeed if tried again (network, timeouts, 5xx)
@@ -10,7 +11,7 @@
     └── ArchiveError              an archive's content is wrong or not what was asked
         └── CorruptObject         an object doesn't match its recorded hash or can't be decoded
 
-Library exceptions (OSError, apsw, zstd) are mapped to these at one boundary per
+Library exceptions (OSError, apsw, zstd, pyrage) are mapped to these at one boundary per
 module; nothing else reaches the CLI, which prints `error: <message>` and the hint.
 Messages never include secrets.
 """
@@ -32,6 +33,10 @@ class UsageError(SyncdError):
     """Options that contradict each other, or a value that can't be used (a source name)."""
 
     exit_code = 2
+
+
+class KeyProblem(UsageError):
+    """An identity or recipient is missing, wrong, damaged or readable by others; never names the key."""
 
 
 class SourceError(SyncdError):

@@ -1,8 +1,11 @@
 """The manifest: the list of a source's versions, written last as the commit point.
 
 Each version names its objects by content hash and carries a `hash` that covers
-its number, time, row counts, content object and its parent's hash, so every
-version proves its predecessor and a changed or reordered entry is detected.
+its number, time, row counts, the digest of its content's plain (zstd) bytes and
+its parent's hash, so every version proves its predecessor and a changed or
+reordered entry is detected. The chain covers the plain digest, not the stored
+object, so it is the same on every target: an encrypted target stores other
+bytes under other names, but the same versions with the same hashes.
 A version's *content* is its delta (changeset from the version before) or, for a
 version without one (the first), its base (the whole mirror). Bases added later
 to shorten restores are checked by their own content hash.
@@ -17,24 +20,36 @@ from datetime import datetime, timezone
 
 from .errors import ArchiveError, CorruptObject
 
-FORMAT = "syncd-archive/1"
+# /2: the chain covers `plain_sha256` instead of the whole object ref (so it is the
+# same on plain and encrypted targets). /1 archives came only from development builds.
+FORMAT = "syncd-archive/2"
 
 
 @dataclass(frozen=True)
 class ObjectRef:
-    """An immutable stored object: its name, stored size, sha256 of stored bytes, codec."""
+    """An immutable stored object: its name, stored size, sha256 of stored bytes, codec.
+
+    `plain_sha256` is the sha256 of the zstd bytes before any encryption: equal to
+    `sha256` for a plain object, and what the hash chain covers.
+    """
 
     name: str
     size: int
     sha256: str
     codec: str
+    plain_sha256: str = ""
+
+    def __post_init__(self):
+        if not self.plain_sha256:
+            object.__setattr__(self, "plain_sha256", self.sha256)
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "size": self.size, "sha256": self.sha256, "codec": self.codec}
+        return {"name": self.name, "size": self.size, "sha256": self.sha256, "codec": self.codec,
+                "plain_sha256": self.plain_sha256}
 
     @classmethod
     def from_dict(cls, d: dict) -> ObjectRef:
-        return cls(d["name"], int(d["size"]), d["sha256"], d["codec"])
+        return cls(d["name"], int(d["size"]), d["sha256"], d["codec"], d.get("plain_sha256", ""))
 
 
 @dataclass(frozen=True)
@@ -68,7 +83,7 @@ class Version:
             "time": self.time,
             "parent": self.parent,
             "rows": self.rows,
-            "content": self.content.to_dict(),
+            "content": self.content.plain_sha256,
         }
         return hashlib.sha256(_canonical(covered)).hexdigest()
 
@@ -174,7 +189,7 @@ class Manifest:
             data = json.loads(raw)
             if data.get("format") != FORMAT:
                 raise CorruptObject(f"{name} has format {data.get('format')!r}, expected {FORMAT!r}",
-                                    hint="a newer syncd may have written it")
+                                    hint="another version of syncd wrote it")
             return cls(data["source"], tuple(Version.from_dict(v) for v in data["versions"]))
         except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise CorruptObject(f"{name} is not a readable manifest ({type(e).__name__}: {e})") from None

@@ -6,6 +6,9 @@ import os
 import tempfile
 from datetime import datetime
 from pathlib import Path
+from typing import Sequence
+
+from pyrage import x25519
 
 from .archive import Archive, list_sources
 from .backend import Backend
@@ -13,6 +16,7 @@ from .errors import ArchiveError, CorruptObject, SyncdError, UsageError
 from .export import export_database
 from .manifest import Manifest, Version
 from .mirror import Mirror, remove_database
+from .sealed import no_identity, open_sealed, sealed_folders
 
 
 def build_mirror(archive: Archive, manifest: Manifest, number: int, path: Path) -> Mirror:
@@ -53,6 +57,16 @@ def pick_source(backend: Backend, source: str | None) -> str:
     if len(names) > 1:
         raise ArchiveError(f"{backend.location} holds several sources: {', '.join(names)}", hint="pick one with --source")
     return names[0]
+
+
+def open_archive(backend: Backend, source: str | None, identities: Sequence[x25519.Identity] = ()) -> Archive:
+    """The archive of `source` (or the only one) on `backend`: plain, or encrypted if `identities` are given."""
+    plain = list_sources(backend)
+    if source not in plain and (identities or not plain) and sealed_folders(backend):
+        if not identities:
+            raise no_identity(backend.location)
+        return open_sealed(backend, identities, source)
+    return Archive(backend, pick_source(backend, source))
 
 
 def read_manifest(archive: Archive) -> Manifest:

@@ -4,6 +4,9 @@
     <state>/sources/<name>/archive/         a local archive, laid out like any target
     <state>/sources/<name>/targets/*.json   per-target cursors: the version each target has, and
                                             the daemon's last failure and next retry for it
+    <state>/sources/<name>/targets/*.written.json  for an encrypted target: the manifest last written
+                                            there, in the clear, and the digest of its encrypted form
+                                            (*.writing.json while writing, *.uploaded.json: objects sent since)
     <state>/sources/<name>/staging/         the replica: a private copy of the phone's database
     <state>/sources/<name>/lock             held while a pass runs
 """
@@ -18,12 +21,20 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import SyncdError
-from .fsutil import atomic_write
+from .fsutil import atomic_write, fsync_dir
+
+WRITTEN, WRITING, UPLOADED = "written", "writing", "uploaded"
 
 
 def default_state_dir() -> Path:
     base = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
     return Path(base) / "syncd"
+
+
+def known_sources(state_dir: Path) -> list[str]:
+    """The sources a state dir has worked on."""
+    root = Path(state_dir).expanduser() / "sources"
+    return sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
 
 
 class SourceState:
@@ -78,3 +89,45 @@ class SourceState:
         data = self.delivery(location) | {"location": location, "error": error, "failures": failures,
                                           "failed_at": failed_at, "next_retry": next_retry}
         atomic_write(self._cursor_path(location), json.dumps(data).encode())
+
+    # An encrypted target can't be read back without the identity, which the sync
+    # side never has: it keeps what it wrote there. `writing` is recorded before the
+    # remote write and becomes `written` after it, so a crash in between is
+    # recognised on the next pass instead of looking like a replaced target.
+
+    def _written_path(self, key: str, stage: str) -> Path:
+        return self._cursor_path(key).with_suffix(f".{stage}.json")
+
+    def sealed_records(self, key: str) -> dict[str, dict]:
+        """{"written": …, "writing": …} as far as present; each {"sha256", "size", "manifest"}."""
+        found = {}
+        for stage in (WRITTEN, WRITING):
+            try:
+                found[stage] = json.loads(self._written_path(key, stage).read_text())
+            except FileNotFoundError:
+                pass
+        return found
+
+    def record_sealed(self, key: str, stage: str, sha256: str, size: int, manifest: dict) -> None:
+        data = {"location": key, "sha256": sha256, "size": size, "manifest": manifest}
+        atomic_write(self._written_path(key, stage), json.dumps(data, ensure_ascii=False).encode())
+
+    def settle_sealed(self, key: str) -> None:
+        """The remote write of the `writing` manifest went through: it is now the `written` one."""
+        os.replace(self._written_path(key, WRITING), self._written_path(key, WRITTEN))
+        self._written_path(key, UPLOADED).unlink(missing_ok=True)
+        fsync_dir(self.cursors)
+
+    # Encrypting is not repeatable (every run gives other bytes), so objects a failed
+    # pass already uploaded are remembered, and the next pass uses them instead of
+    # sending a 100 MB base again.
+
+    def sealed_uploads(self, key: str) -> dict[str, dict]:
+        """Objects uploaded since the last manifest write: "<version>-<kind>-<plain sha256>" → its ref."""
+        try:
+            return json.loads(self._written_path(key, UPLOADED).read_text())
+        except FileNotFoundError:
+            return {}
+
+    def record_sealed_upload(self, key: str, uploads: dict[str, dict]) -> None:
+        atomic_write(self._written_path(key, UPLOADED), json.dumps(uploads).encode())

@@ -20,6 +20,7 @@ import apsw
 import pluggy
 
 from .archive import Archive, check_source_name
+from .backend import Backend
 from .detect import Plan, plan_changes
 from .errors import ArchiveError, PermanentError, SourceError, SyncdError
 from .fsutil import fsync_dir, fsync_file
@@ -28,8 +29,10 @@ from .mirror import Mirror, remove_database
 from .plugins import open_backend
 from .restore import build_mirror
 from .retry import RetryingBackend
+from .sealed import SealedArchive, deliver_sealed
 from .snapshot import WAIT_HINT, Snapshot, SnapshotStore
 from .state import SourceState
+from .target import Target, as_target
 
 log = logging.getLogger(__name__)
 
@@ -84,20 +87,22 @@ def default_source_name(path: Path) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "-", Path(path).name).lstrip(".-_") or "source"
 
 
-def sync(source: Path, targets: list[str], *, state_dir: Path, pm: pluggy.PluginManager,
+def sync(source: Path, targets: list[str | Target], *, state_dir: Path, pm: pluggy.PluginManager,
          name: str | None = None, full: bool = False) -> SyncReport:
     """Archive what changed in `source` as a new version and bring every target up to date.
 
+    A target is a URL, or a `Target` that may carry recipients to encrypt to.
     `full` compares every row instead of only those in changed pages.
     """
     name = check_source_name(name or default_source_name(source))
-    backends = [RetryingBackend(open_backend(pm, url)) for url in targets]
+    targets = [as_target(t) for t in targets]
+    backends = [RetryingBackend(open_backend(pm, t.url)) for t in targets]
     state = SourceState(state_dir, name)
     try:
         with state.locked():
             local = Archive(open_backend(pm, str(state.archive_dir)), name)
             manifest, created, plan = archive_locally(Path(source), state, local, pm, full=full)
-            reports = [deliver(local, manifest, Archive(b, name), state, pm) for b in backends]
+            reports = [deliver_to(local, manifest, t, b, state, pm) for t, b in zip(targets, backends)]
     finally:
         for backend in backends:
             backend.close()
@@ -228,6 +233,24 @@ def open_mirror(state: SourceState, local: Archive, manifest: Manifest) -> Mirro
             return mirror
         mirror.close()
     return build_mirror(local, manifest, head, state.mirror_path)
+
+
+def deliver_to(local: Archive, manifest: Manifest, target: Target, backend: Backend,
+               state: SourceState, pm: pluggy.PluginManager | None = None) -> TargetReport:
+    """Deliver in the clear, or encrypted when the target has recipients (see syncd.sealed).
+
+    With `pm`, plugins hear of a target that received a version."""
+    if not target.encrypted:
+        return deliver(local, manifest, Archive(backend, local.source), state, pm)
+    sealed = SealedArchive.for_source(backend, local.source, target.recipients())
+    try:
+        version, sent = deliver_sealed(local, manifest, sealed, state)
+    except SyncdError as e:
+        known = state.cursor(sealed.cursor_key)
+        return TargetReport(sealed.location, False, known and known["version"], error=str(e), hint=e.hint)
+    if pm is not None and sent:
+        pm.hook.target_updated(source=local.source, location=sealed.location, version=version)
+    return TargetReport(sealed.location, True, version, sent)
 
 
 def deliver(local: Archive, manifest: Manifest, target: Archive, state: SourceState,

@@ -1,34 +1,61 @@
-"""Checking a target: every manifest's chain, and every object against its recorded hash."""
+"""Checking a target: every manifest's chain, and every object against its recorded hash.
+
+An encrypted archive is checked as deeply as the caller can: without an
+identity only from outside (every object's bytes against the hash in its name,
+nothing unexpected in its folder); with one, like a plain archive (chain,
+every object decrypted and checked against `plain_sha256`). Given the local
+state dir, a target is also compared with what this machine delivered there,
+which catches a rollback to an older manifest and, when encrypted, a deleted object.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
-from .archive import OBJECTS, Archive, list_sources
+from pyrage import x25519
+
+from .archive import CHUNK, Archive, list_sources
 from .backend import Backend
-from .errors import SyncdError
+from .errors import NotFound, SyncdError
+from .manifest import Manifest
+from .sealed import MANIFEST_AGE, OBJECT_NAME, SealedArchive, recorded_manifest, sealed_folders
+from .state import WRITTEN, SourceState, known_sources
 
 
 @dataclass
 class SourceCheck:
-    source: str
+    source: str  # the source's name, or its folder id when that can't be read
     versions: int = 0
     objects: int = 0
     problems: list[str] = field(default_factory=list)
     unreferenced: list[str] = field(default_factory=list)  # leftovers of interrupted uploads: harmless
+    encrypted: bool = False
+    deep: bool = True  # False: an encrypted archive checked without its identity
 
     def to_dict(self) -> dict:
         return dict(self.__dict__, ok=not self.problems)
 
 
-def verify(backend: Backend, sources: list[str] | None = None) -> list[SourceCheck]:
-    """Check each source's archive on `backend` (all of them by default)."""
-    return [_check_source(Archive(backend, name)) for name in (sources or list_sources(backend))]
+def verify(backend: Backend, sources: list[str] | None = None, *, identities: Sequence[x25519.Identity] = (),
+           state_dir: Path | None = None) -> list[SourceCheck]:
+    """Check each source's archive on `backend` (all of them by default), plain and encrypted."""
+    wanted = lambda name: not sources or name in sources  # noqa: E731
+    checks = [_check_source(Archive(backend, name), state_dir) for name in list_sources(backend) if wanted(name)]
+    for folder in sealed_folders(backend):
+        check = _check_sealed(SealedArchive(backend, folder, identities=identities), state_dir)
+        if wanted(check.source):
+            checks.append(check)
+    found = {c.source for c in checks}
+    checks += [SourceCheck(name, problems=[f"{name}/manifest.json is missing"]) for name in sources or []
+               if name not in found]
+    return checks
 
 
-def _check_source(archive: Archive) -> SourceCheck:
+def _check_source(archive: Archive, state_dir: Path | None) -> SourceCheck:
     check = SourceCheck(archive.source)
     try:
         manifest = archive.manifest()
@@ -38,22 +65,108 @@ def _check_source(archive: Archive) -> SourceCheck:
     if manifest is None:
         check.problems.append(f"{archive.source}/manifest.json is missing")
         return check
+    if state_dir is not None:
+        cursor = SourceState(state_dir, archive.source).cursor(archive.cursor_key)
+        if cursor:
+            check.problems += _rollback(manifest, cursor["version"], cursor["hash"])
+    _check_manifest(archive, manifest, check)
+    return check
+
+
+def _check_manifest(archive: Archive, manifest: Manifest, check: SourceCheck) -> None:
+    """The chain, and every referenced object fetched, checked and decoded."""
     check.versions = len(manifest.versions)
     check.problems += manifest.chain_problems()
-    stored = {info.name[len(archive.source) + 1:]: info.size
-              for info in archive.backend.list(f"{archive.source}/{OBJECTS}")}
+    stored = archive.stored_objects()
     referenced = manifest.objects()
     check.objects = len(referenced)
     with tempfile.TemporaryDirectory(prefix="syncd-verify-") as tmp:
         for ref in referenced:
             if ref.name not in stored:
-                check.problems.append(f"{archive.source}/{ref.name} is missing")
+                check.problems.append(f"{archive.folder}/{ref.name} is missing")
                 continue
             try:
                 archive.fetch(ref, Path(tmp, "object"))
             except SyncdError as e:
                 check.problems.append(str(e))
-    names = {ref.name for ref in referenced}
-    check.unreferenced = sorted(set(stored) - names)
+    check.unreferenced = sorted(set(stored) - {ref.name for ref in referenced})
+
+
+def _rollback(manifest: Manifest, delivered: int, head_hash: str) -> list[str]:
+    """The target holds less than, or other than, the version this machine delivered there."""
+    held = manifest.head.number if manifest.head else 0
+    if held < delivered:
+        return [f"rolled back: the target holds version {held}, but version {delivered} was delivered there"]
+    if manifest.versions[delivered - 1].hash != head_hash:
+        return [f"replaced: the target's version {delivered} is not the one delivered there"]
+    return []
+
+
+def _check_sealed(archive: SealedArchive, state_dir: Path | None) -> SourceCheck:
+    check = SourceCheck(archive.folder, encrypted=True, deep=bool(archive.identities))
+    prefix = f"{archive.folder}/"
+    for info in archive.backend.list(prefix):
+        name = info.name[len(prefix):]
+        if name != MANIFEST_AGE and not OBJECT_NAME.match(name):
+            check.problems.append(f"{info.name} does not belong in an encrypted archive")
+    raw = archive.manifest_bytes()
+    if raw is None:
+        check.problems.append(f"{prefix}{MANIFEST_AGE} is missing")
+        return check
+    written = _delivered(archive, state_dir, raw, check) if state_dir is not None else None
+    if not archive.identities:
+        _check_from_outside(archive, written, check)
+        return check
+    try:
+        manifest = archive.manifest()
+    except SyncdError as e:
+        check.problems.append(str(e))
+        return check
+    check.source = manifest.source
+    if written is not None:
+        check.problems += _rollback(manifest, len(written.versions), written.head.hash)
+    _check_manifest(archive, manifest, check)
     return check
 
+
+def _delivered(archive: SealedArchive, state_dir: Path, raw: bytes, check: SourceCheck) -> Manifest | None:
+    """What this state dir last wrote to this archive, if it did; notes a manifest it didn't write."""
+    for name in known_sources(state_dir):
+        records = SourceState(state_dir, name).sealed_records(archive.cursor_key)
+        if WRITTEN not in records:
+            continue
+        check.source = name
+        digest = (hashlib.sha256(raw).hexdigest(), len(raw))
+        matching = [r for r in records.values() if (r["sha256"], r["size"]) == digest]
+        if not matching:
+            check.problems.append(f"{archive.folder}/{MANIFEST_AGE} is not the manifest this machine wrote there "
+                                  "last (rolled back or replaced)")
+        return recorded_manifest((matching or [records[WRITTEN]])[0], f"{state_dir} ({archive.folder})")
+    return None
+
+
+def _check_from_outside(archive: SealedArchive, written: Manifest | None, check: SourceCheck) -> None:
+    """Without the identity: every object's bytes against its name; with the state, nothing missing."""
+    stored = archive.stored_objects()
+    check.objects = len(stored)
+    for name in stored:
+        match = OBJECT_NAME.match(name)
+        if match and not _sha256(archive, name).startswith(match.group(3)):
+            check.problems.append(f"{archive.folder}/{name} does not match the hash in its name "
+                                  "(modified, or swapped with another object)")
+    if written is not None:
+        check.versions = len(written.versions)
+        for ref in written.objects():
+            if ref.name not in stored:
+                check.problems.append(f"{archive.folder}/{ref.name} is missing")
+
+
+def _sha256(archive: Archive, name: str) -> str:
+    digest = hashlib.sha256()
+    try:
+        with archive.backend.open(f"{archive.folder}/{name}") as f:
+            while chunk := f.read(CHUNK):
+                digest.update(chunk)
+    except NotFound:
+        return ""
+    return digest.hexdigest()

@@ -13,6 +13,8 @@ import pytest
 import zstandard
 
 from logical import logical_state
+from syncd import crypto
+from syncd.target import Target
 
 RECOVER = Path(__file__).resolve().parents[1] / "docs" / "recover.py"
 
@@ -37,23 +39,64 @@ def decompress(src: Path, dst: Path) -> None:
             zstandard.ZstdDecompressor().copy_stream(f, out)
 
 
-@pytest.fixture
-def archived(harness):
+def archive(harness, sync):
     harness.execute(
         "CREATE TABLE message(id INTEGER PRIMARY KEY, talker TEXT, body TEXT, data BLOB, score);"
         "CREATE TABLE settings(key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
         "INSERT INTO message VALUES (1, 'wxid_a', 'hi', NULL, 1), (2, 'wxid_b', 'yo', x'01', 2.0)"
     )
-    harness.sync()
+    sync()
     for sql in CHANGES:
         harness.execute(sql)
-        assert harness.sync().version is not None
+        assert sync().version is not None
     return harness
+
+
+@pytest.fixture
+def archived(harness):
+    return archive(harness, harness.sync)
 
 
 def test_every_version_rebuilds_by_hand_with_the_standard_library(archived, tmp_path):
     folder = archived.target / "chat.db"
     manifest = json.loads((folder / "manifest.json").read_text())
+
+    def check(ref: dict, work: Path) -> Path:
+        stored = folder / ref["name"]
+        assert hashlib.sha256(stored.read_bytes()).hexdigest() == ref["sha256"]
+        return stored
+
+    rebuild_every_version(manifest, check, archived.expected, tmp_path)
+
+
+@pytest.mark.skipif(shutil.which("age") is None,
+                    reason="the stock `age` tool is not installed (.ci/run installs it: apt-get install age)")
+def test_an_encrypted_target_rebuilds_by_hand_with_age(harness, tmp_path):
+    """docs/format.md's recovery of an encrypted target: `age -d`, then the same steps."""
+    key = tmp_path / "key.txt"
+    to = [Target(str(harness.target), [crypto.keygen(key)])]
+    archive(harness, lambda: harness.sync(to))
+    (folder,) = harness.target.iterdir()
+
+    def age_decrypt(src: Path, dst: Path) -> Path:
+        subprocess.run(["age", "-d", "-i", str(key), "-o", str(dst), str(src)], check=True)
+        return dst
+
+    manifest = json.loads(age_decrypt(folder / "manifest.age", tmp_path / "manifest.json").read_text())
+    assert manifest["source"] == "chat.db"
+
+    def check(ref: dict, work: Path) -> Path:
+        stored = folder / ref["name"]
+        assert hashlib.sha256(stored.read_bytes()).hexdigest() == ref["sha256"]
+        frame = age_decrypt(stored, work / Path(ref["name"]).stem)  # …-<sha256>.zst
+        assert hashlib.sha256(frame.read_bytes()).hexdigest() == ref["plain_sha256"]
+        return frame
+
+    rebuild_every_version(manifest, check, harness.expected, tmp_path)
+
+
+def rebuild_every_version(manifest: dict, check, expected: dict, tmp_path: Path) -> None:
+    """Rebuild each version from its base and deltas; `check(ref, work)` gives an object's zstd file."""
     versions = manifest["versions"]
     for wanted in versions:
         n = wanted["version"]
@@ -63,16 +106,14 @@ def test_every_version_rebuilds_by_hand_with_the_standard_library(archived, tmp_
         objects = [versions[base_at - 1]["base"]] + [v["delta"] for v in versions[base_at:n]]
         files = []
         for i, ref in enumerate(objects):
-            stored = folder / ref["name"]
-            assert hashlib.sha256(stored.read_bytes()).hexdigest() == ref["sha256"]
             files.append(work / ("mirror.db" if i == 0 else f"{i}.changeset"))
-            decompress(stored, files[-1])
+            decompress(check(ref, work), files[-1])
         # -I -S: isolated, no site-packages, so neither syncd nor apsw can help.
         result = subprocess.run([sys.executable, "-I", "-S", str(RECOVER), *map(str, files[:1]),
                                  str(work / "restored.db"), *map(str, files[1:])],
                                 capture_output=True, text=True, check=True)
         assert result.stdout.strip() == "ok"
-        assert logical_state(work / "restored.db") == archived.expected[n], f"version {n} differs"
+        assert logical_state(work / "restored.db") == expected[n], f"version {n} differs"
 
 
 def test_tables_change_shape_only_at_a_base(archived):

@@ -1,0 +1,232 @@
+"""An encrypted archive on a target: nothing in it is readable without an identity.
+
+Layout (see docs/format.md, "Encrypted targets"):
+
+    <folder-id>/manifest.age                                the manifest, age-encrypted; holds the source name
+    <folder-id>/objects/<version>-<kind>-<sha256>.zst.age   each local object's zstd bytes, age-encrypted
+
+`folder-id` is derived from the source name and the recipients (syncd.crypto),
+so it names neither. The local archive stays plain; objects are encrypted per
+target as they are delivered, so the same version has other bytes, names and
+sizes on each target, and the same chain hashes (they cover `plain_sha256`).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+from typing import BinaryIO, Sequence
+
+from pyrage import x25519
+
+from . import codec, crypto
+from .archive import OBJECTS, Archive
+from .backend import Backend
+from .errors import ArchiveError, CorruptObject, KeyProblem, PermanentError
+from .manifest import Manifest, ObjectRef
+from .state import WRITING, WRITTEN, SourceState
+
+MANIFEST_AGE = "manifest.age"
+OBJECT_NAME = re.compile(r"^objects/(\d{10})-(base|delta)-([0-9a-f]{32})\.zst\.age$")
+FOLDER_NAME = re.compile(rf"^[0-9a-f]{{{crypto.FOLDER_ID_HEX}}}$")
+
+
+class SealedArchive(Archive):
+    """One source's encrypted archive: writable with recipients, readable with identities."""
+
+    manifest_name = MANIFEST_AGE
+
+    def __init__(self, backend: Backend, folder: str, *, source: str | None = None,
+                 recipients: Sequence[x25519.Recipient] = (), identities: Sequence[x25519.Identity] = ()):
+        self.backend, self.folder, self.source = backend, folder, source
+        self.recipients, self.identities = list(recipients), list(identities)
+        self._opened: Manifest | None = None
+
+    @classmethod
+    def for_source(cls, backend: Backend, source: str, recipients: Sequence[x25519.Recipient]) -> SealedArchive:
+        return cls(backend, crypto.folder_id(source, recipients), source=source, recipients=recipients)
+
+    @property
+    def cursor_key(self) -> str:
+        # The folder too: the same target may also hold this source in the clear,
+        # or encrypted to other recipients, each with its own cursor.
+        return f"{self.location}#{self.folder}"
+
+    @property
+    def manifest_where(self) -> str:
+        return f"{self.location}: {self._key(MANIFEST_AGE)}"
+
+    def manifest(self) -> Manifest | None:
+        """The decrypted manifest (read once), or None if there is none; needs an identity."""
+        if self._opened is None:
+            raw = self.manifest_bytes()
+            if raw is None:
+                return None
+            if not self.identities:
+                raise no_identity(self.location)
+            plain = crypto.open_bytes(raw, self.identities, self.manifest_where)
+            self._opened = Manifest.from_bytes(plain, self.manifest_where)
+            if self.source is not None and self._opened.source != self.source:
+                raise CorruptObject(f"{self.manifest_where} belongs to source {self._opened.source!r}")
+            self.source = self._opened.source
+        return self._opened
+
+    # Writing in the clear would leak into the opaque folder: only sealed writes here.
+    def write_manifest(self, manifest: Manifest) -> int:
+        raise TypeError("an encrypted archive's manifest is written sealed (see deliver_sealed)")
+
+    def store(self, *args, **kwargs) -> ObjectRef:
+        raise TypeError("objects reach an encrypted archive sealed (see SealedArchive.seal)")
+
+    def write_sealed_manifest(self, sealed: bytes) -> None:
+        self.backend.write(self._key(MANIFEST_AGE), io.BytesIO(sealed))
+
+    def seal(self, local: Archive, ref: ObjectRef, number: int, kind: str, scratch: Path) -> ObjectRef:
+        """Encrypt one local object to this archive's recipients and upload it; return its ref here."""
+        where = f"{local.location}: {local._key(ref.name)}"
+        with tempfile.TemporaryFile(dir=scratch) as sealed:
+            with local.backend.open(local._key(ref.name)) as plain:
+                plain_sha256, size, sha256 = crypto.encrypt(plain, sealed, self.recipients)
+            # Checked on the way through, so a damaged local object is never sealed and shipped.
+            if plain_sha256 != ref.sha256:
+                raise CorruptObject(f"{where} is damaged (its content doesn't match the local manifest)",
+                                    hint="run `syncd verify` on the state dir's archive")
+            name = f"{OBJECTS}{number:010d}-{kind}-{sha256[:32]}{codec.SUFFIX[codec.ZSTD_AGE]}"
+            sealed.seek(0)
+            self.backend.write(self._key(name), sealed)
+        return ObjectRef(name, size, sha256, codec.ZSTD_AGE, plain_sha256)
+
+    def _decode(self, ref: ObjectRef, stored: BinaryIO, plain: Path, where: str) -> None:
+        if ref.codec != codec.ZSTD_AGE:
+            raise CorruptObject(f"{where} has codec {ref.codec!r} in an encrypted archive")
+        with tempfile.TemporaryFile(dir=plain.parent) as frame:
+            if crypto.decrypt(stored, frame, self.identities, where) != ref.plain_sha256:
+                raise CorruptObject(f"{where} decrypts to other content than the manifest records",
+                                    hint="restore from another target, or run `syncd verify`")
+            frame.seek(0)
+            with open(plain, "wb") as out:
+                codec.decode(frame, out, codec.ZSTD, where)
+
+
+def no_identity(location: str) -> KeyProblem:
+    return KeyProblem(f"{location} holds an encrypted archive and no identity was given",
+                      hint="add --identity FILE (the key the target was encrypted to)")
+
+
+def sealed_folders(backend: Backend) -> list[str]:
+    """The folders on `backend` that hold an encrypted manifest."""
+    suffix = "/" + MANIFEST_AGE
+    return [info.name[: -len(suffix)] for info in backend.list("")
+            if info.name.endswith(suffix) and FOLDER_NAME.match(info.name[: -len(suffix)])]
+
+
+def open_sealed(backend: Backend, identities: Sequence[x25519.Identity], source: str | None) -> SealedArchive:
+    """The encrypted archive of `source` (or the only one) that `identities` open on `backend`."""
+    folders = sealed_folders(backend)
+    if not folders:
+        raise ArchiveError(f"{backend.location} holds no encrypted syncd archive",
+                           hint="check the target, or run `syncd sync --encrypt-to …` first")
+    opened: dict[str, SealedArchive] = {}
+    for folder in folders:
+        archive = SealedArchive(backend, folder, identities=identities)
+        try:
+            manifest = archive.manifest()
+        except KeyProblem:
+            continue  # encrypted to someone else
+        best = opened.get(manifest.source)
+        # The same source encrypted to two sets of recipients: the longer history wins.
+        if best is None or len(best.manifest().versions) < len(manifest.versions):
+            opened[manifest.source] = archive
+    if not opened:
+        raise KeyProblem(f"none of the {len(folders)} encrypted archive(s) on {backend.location} "
+                         "opens with the identity given",
+                         hint="use the identity whose recipient the target was encrypted to")
+    if source is not None:
+        if source not in opened:
+            raise ArchiveError(f"{backend.location} holds no source named {source!r} for this identity",
+                               hint=f"sources there: {', '.join(sorted(opened))}")
+        return opened[source]
+    if len(opened) > 1:
+        raise ArchiveError(f"{backend.location} holds several sources: {', '.join(sorted(opened))}",
+                           hint="pick one with --source")
+    return next(iter(opened.values()))
+
+
+def deliver_sealed(local: Archive, manifest: Manifest, target: SealedArchive, state: SourceState) -> tuple[int, int]:
+    """Encrypt and upload what `target` lacks, then its manifest; return (version it holds, bytes sent).
+
+    The sync side can't decrypt the target's manifest, so it builds on the copy it
+    kept of what it wrote last, after checking the target still holds exactly that.
+    """
+    head = manifest.head
+    cursor = state.cursor(target.cursor_key)
+    if cursor and cursor["hash"] == head.hash:
+        return head.number, 0
+    held = _last_written(target, state, cursor)
+    if not manifest.extends(held):
+        raise ArchiveError(f"{target.location} holds a different history of {local.source!r}",
+                           hint="sync this source under another --name, or to another target")
+    sent, versions = 0, list(held.versions)
+    uploads, present = state.sealed_uploads(target.cursor_key), target.stored_objects()
+    with tempfile.TemporaryDirectory(dir=state.root) as scratch:
+        for version in manifest.versions[len(held.versions):]:
+            sealed = {}
+            for kind in ("delta", "base"):
+                ref = getattr(version, kind)
+                if ref is None:
+                    continue
+                key = f"{version.number}-{kind}-{ref.sha256}"
+                earlier = uploads.get(key)
+                if earlier and present.get(earlier["name"]) == earlier["size"]:
+                    sealed[kind] = ObjectRef.from_dict(earlier)
+                    continue
+                sealed[kind] = target.seal(local, ref, version.number, kind, Path(scratch))
+                sent += sealed[kind].size
+                uploads[key] = sealed[kind].to_dict()
+                state.record_sealed_upload(target.cursor_key, uploads)
+            versions.append(replace(version, **sealed))
+    written = replace(held, versions=tuple(versions))
+    raw = crypto.seal_bytes(written.to_bytes(), target.recipients)
+    state.record_sealed(target.cursor_key, WRITING, crypto.sha256(raw), len(raw), _as_dict(written))
+    target.write_sealed_manifest(raw)  # the target's commit point
+    state.settle_sealed(target.cursor_key)
+    state.set_cursor(target.cursor_key, head.number, head.hash)
+    return head.number, sent + len(raw)
+
+
+def _last_written(target: SealedArchive, state: SourceState, cursor: dict | None) -> Manifest:
+    """What the target holds, as written there last; an error if it holds something else."""
+    records = state.sealed_records(target.cursor_key)
+    raw = target.manifest_bytes()
+    if raw is None:
+        if cursor or WRITTEN in records:
+            version = cursor["version"] if cursor else "?"
+            raise PermanentError(f"{target.location} no longer holds the encrypted archive it had (version {version})",
+                                 hint="is the share mounted? If it was emptied on purpose, remove "
+                                      f"{state.cursors} to upload everything again")
+        return Manifest(target.source)
+    digest = (crypto.sha256(raw), len(raw))
+    for stage in (WRITTEN, WRITING):  # `writing`: a pass that stopped right after the remote write
+        record = records.get(stage)
+        if record and (record["sha256"], record["size"]) == digest:
+            return recorded_manifest(record, f"{state.cursors} ({stage})")
+    if WRITTEN in records:
+        raise PermanentError(f"{target.location}: the encrypted archive of {target.source!r} is not the one "
+                             "this machine wrote last (replaced or rolled back)",
+                             hint="check it with `syncd verify --identity FILE --state DIR`")
+    raise ArchiveError(f"{target.location} already holds an encrypted archive of {target.source!r} "
+                       "that this state dir did not write",
+                       hint="sync this source under another --name, or to another target")
+
+
+def _as_dict(manifest: Manifest) -> dict:
+    return json.loads(manifest.to_bytes())
+
+
+def recorded_manifest(record: dict, where: str) -> Manifest:
+    """The manifest a state record says was written to an encrypted target."""
+    return Manifest.from_bytes(json.dumps(record["manifest"], ensure_ascii=False).encode(), where)

@@ -1,0 +1,37 @@
+"""A storage target as `sync` takes it: its URL, and the recipients to encrypt to, if any."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pyrage import x25519
+
+from .crypto import parse_recipients
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where to deliver, and to whom it must be readable (nobody else, when `encrypt_to` is set).
+
+    The CLI's `--to … --encrypt-to …` and a config file's `encrypt_to = [...]` both
+    build one; a bad recipient fails here, before a pass starts.
+    """
+
+    url: str
+    encrypt_to: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        object.__setattr__(self, "encrypt_to", tuple(self.encrypt_to))
+        if self.encrypt_to:
+            parse_recipients(self.encrypt_to)
+
+    @property
+    def encrypted(self) -> bool:
+        return bool(self.encrypt_to)
+
+    def recipients(self) -> list[x25519.Recipient]:
+        return parse_recipients(self.encrypt_to)
+
+
+def as_target(target: str | Target) -> Target:
+    return target if isinstance(target, Target) else Target(target)
