@@ -27,9 +27,10 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from .archive import SOURCE_NAME
-from .errors import UsageError
+from .errors import KeyProblem, UsageError
 from .state import default_state_dir
 from .sync import default_source_name
+from .target import Target
 
 
 class ConfigError(UsageError):
@@ -65,6 +66,10 @@ class SourceConfig:
 class TargetConfig:
     url: str
     options: dict = field(default_factory=dict)
+    encrypt_to: tuple[str, ...] = ()  # age recipients: the target gets only ciphertext
+
+    def target(self) -> Target:
+        return Target(self.url, self.encrypt_to)
 
     @property
     def display(self) -> str:
@@ -94,6 +99,7 @@ url = "/mnt/nas/chat-archive"          # a folder, or any URL a storage plugin h
 
 [[target]]
 url = "/media/usb/chat-archive"
+# encrypt_to = ["age1…"]               # only ciphertext reaches this target (`syncd keygen`)
 """
 
 
@@ -183,12 +189,19 @@ def _source(table: dict, where: str, bad) -> SourceConfig:
 
 
 def _target(table: dict, where: str, bad) -> TargetConfig:
-    _only(table, {"url", "options"}, where, bad)
+    _only(table, {"url", "options", "encrypt_to"}, where, bad)
     url = _string(table, "url", where, bad)
     options = table.get("options", {})
     if not isinstance(options, dict):
         raise bad(f"{where}.options", "must be a table, e.g. options = { user = \"me\" }")
-    return TargetConfig(url, dict(options))
+    encrypt_to = table.get("encrypt_to", [])
+    if not isinstance(encrypt_to, list) or not all(isinstance(r, str) for r in encrypt_to):
+        raise bad(f"{where}.encrypt_to", 'must be a list of age recipients, e.g. encrypt_to = ["age1…"]')
+    try:
+        Target(url, tuple(encrypt_to))
+    except KeyProblem as e:
+        raise bad(f"{where}.encrypt_to", str(e)) from None
+    return TargetConfig(url, dict(options), tuple(encrypt_to))
 
 
 def _daemon(table, bad) -> DaemonSettings:

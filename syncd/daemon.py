@@ -36,7 +36,7 @@ from .manifest import Manifest
 from .notify import notify, watchdog_interval
 from .plugins import open_backend
 from .state import SourceState
-from .sync import TargetReport, archive_locally, deliver
+from .sync import TargetReport, archive_locally, deliver_to, target_archive
 from .watch import Watcher, signature
 
 # After SIGTERM, a step still running this long is abandoned, so the process is
@@ -368,13 +368,16 @@ class Daemon:
     def _deliver(self, run: SourceRun, state: SourceState, local: Archive, manifest: Manifest, url: str) -> None:
         name, target = run.config.name, next(t for t in self.config.targets if t.url == url)
         schedule = run.targets[url]
+        cursor = target.display
         try:
             backend = open_target(self.pm, target)
         except SyncdError as e:
             report = TargetReport(target.display, False, None, error=str(e), hint=e.hint)
         else:
             try:
-                report = deliver(local, manifest, Archive(backend, name), state, self.pm)
+                archive = target_archive(backend, name, target.target())
+                cursor = archive.cursor_key
+                report = deliver_to(local, manifest, archive, state, self.pm)
             finally:
                 backend.close()
         key = f"{name}->{url}"
@@ -387,10 +390,10 @@ class Daemon:
             return
         # After a restart the backoff goes on from the persisted count, so a crash
         # loop doesn't turn into a retry storm against a server that is down.
-        schedule.failures = max(schedule.failures, state.delivery(report.location).get("failures", 0)) + 1
+        schedule.failures = max(schedule.failures, state.delivery(cursor).get("failures", 0)) + 1
         delay = backoff(schedule.failures, self.config.daemon.retry_min, self.config.daemon.retry_max)
         schedule.next_try = time.monotonic() + delay
-        state.record_failure(report.location, report.error, schedule.failures,
+        state.record_failure(cursor, report.error, schedule.failures,
                              datetime.now(timezone.utc).isoformat(timespec="seconds"), _wall(schedule.next_try))
         hint = f" ({report.hint})" if report.hint else ""
         self.errors.error(key, f"{name}: {report.location} not updated: {report.error}{hint}; "

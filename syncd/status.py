@@ -11,6 +11,7 @@ from .errors import SyncdError
 from .manifest import Version
 from .plugins import open_backend
 from .state import SourceState
+from .sync import target_archive
 
 
 def status(config: Config, pm: pluggy.PluginManager) -> dict:
@@ -30,20 +31,21 @@ def _source(config: Config, source, pm) -> dict:
         "name": source.name, "path": str(source.path),
         "version": head.number if head else None, "time": head.time if head else None,
         "rows": head.rows if head else None,
-        "targets": [_target(state, target, versions, pm) for target in config.targets],
+        "targets": [_target(state, source.name, target, versions, pm) for target in config.targets],
     }
 
 
-def _target(state: SourceState, target, versions: list[Version], pm) -> dict:
+def _target(state: SourceState, source: str, target, versions: list[Version], pm) -> dict:
     location = target.display
     try:
         backend = open_target(pm, target)
         location = backend.location
+        cursor = target_archive(backend, source, target.target()).cursor_key
         backend.close()
     except SyncdError as e:
         record = {"error": str(e)}
     else:
-        record = state.delivery(location)
+        record = state.delivery(cursor)
     has = record.get("version")
     pending = [v for v in versions if has is None or v.number > has]
     return {

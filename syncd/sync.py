@@ -102,7 +102,8 @@ def sync(source: Path, targets: list[str | Target], *, state_dir: Path, pm: plug
         with state.locked():
             local = Archive(open_backend(pm, str(state.archive_dir)), name)
             manifest, created, plan = archive_locally(Path(source), state, local, pm, full=full)
-            reports = [deliver_to(local, manifest, t, b, state, pm) for t, b in zip(targets, backends)]
+            reports = [deliver_to(local, manifest, target_archive(b, name, t), state, pm)
+                       for t, b in zip(targets, backends)]
     finally:
         for backend in backends:
             backend.close()
@@ -235,14 +236,21 @@ def open_mirror(state: SourceState, local: Archive, manifest: Manifest) -> Mirro
     return build_mirror(local, manifest, head, state.mirror_path)
 
 
-def deliver_to(local: Archive, manifest: Manifest, target: Target, backend: Backend,
-               state: SourceState, pm: pluggy.PluginManager | None = None) -> TargetReport:
-    """Deliver in the clear, or encrypted when the target has recipients (see syncd.sealed).
+def target_archive(backend: Backend, source: str, target: Target) -> Archive:
+    """How `source` is laid out on a target: in the clear, or sealed to its recipients."""
+    if not target.encrypted:
+        return Archive(backend, source)
+    return SealedArchive.for_source(backend, source, target.recipients())
+
+
+def deliver_to(local: Archive, manifest: Manifest, archive: Archive, state: SourceState,
+               pm: pluggy.PluginManager | None = None) -> TargetReport:
+    """Deliver in the clear, or encrypted to a sealed archive (see syncd.sealed).
 
     With `pm`, plugins hear of a target that received a version."""
-    if not target.encrypted:
-        return deliver(local, manifest, Archive(backend, local.source), state, pm)
-    sealed = SealedArchive.for_source(backend, local.source, target.recipients())
+    if not isinstance(archive, SealedArchive):
+        return deliver(local, manifest, archive, state, pm)
+    sealed = archive
     try:
         version, sent = deliver_sealed(local, manifest, sealed, state)
     except SyncdError as e:

@@ -113,3 +113,13 @@ def test_config_check_command(tmp_path):
     assert "source[1].path: missing" in bad.stderr
     sample = runner.invoke(main, ["config", "sample"])
     assert sample.exit_code == 0 and SAMPLE in sample.output
+
+
+def test_encrypt_to_is_checked_when_the_config_is_read(tmp_path):
+    from syncd.config import load_config
+    from syncd.errors import UsageError
+
+    path = tmp_path / "config.toml"
+    path.write_text('[[source]]\npath = "/a"\n[[target]]\nurl = "/t"\nencrypt_to = ["age1notarecipient"]\n')
+    with pytest.raises(UsageError, match=r"target\[1\]\.encrypt_to: recipient #1 is not a valid age recipient"):
+        load_config(path)

@@ -275,7 +275,7 @@ def hanging_deliver(*args):
     time.sleep(120)
 
 daemon.STOP_GRACE = 1.0
-daemon.deliver = hanging_deliver
+daemon.deliver_to = hanging_deliver
 sys.exit(daemon.run_daemon(Path(sys.argv[1]), plugin_manager()))
 """
 
@@ -378,3 +378,24 @@ def test_backoff_goes_on_after_a_restart(tmp_path):
     # Not back to 1: a crash loop must not reset the backoff against a server that is down.
     assert after["failures"] > before["failures"]
     assert rig.head(rig.targets[0]) == 1
+
+
+def test_a_configured_encrypted_target_gets_only_ciphertext(rig, pm, tmp_path):
+    """`encrypt_to = [...]` in a [[target]]: the daemon needs only the recipient; restore needs the key."""
+    from syncd.crypto import keygen, load_identities
+    from syncd.restore import open_archive
+
+    identity = tmp_path / "key.txt"
+    recipient = keygen(identity)
+    sealed = rig.targets[1]
+    rig.config.write_text(rig.config.read_text().replace(
+        f'url = "{sealed}"', f'url = "{sealed}"\nencrypt_to = ["{recipient}"]'))
+    rig.start()
+    wait_for(lambda: [t["version"] for t in rig.status()["sources"][0]["targets"]] == [1, 1],
+             what=lambda: f"both targets at version 1 in status\n{rig.log()}")
+    everything = b"".join(p.name.encode() + p.read_bytes() for p in sealed.rglob("*") if p.is_file())
+    assert b"chat.db" not in everything and b"message" not in everything
+    archive = open_archive(open_backend(pm, str(sealed)), None, load_identities(identity))
+    out = tmp_path / "restored.db"
+    restore(archive, out)
+    assert logical_state(out) == logical_state(rig.source)
