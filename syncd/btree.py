@@ -101,6 +101,12 @@ class PageFile:
                         survey.reparented[child] = (low, high)
         return survey
 
+    def is_index_page(self, page: int) -> bool:
+        """Whether `page` exists and is laid out as a page of an index b-tree."""
+        if not 1 <= page <= self.page_count:
+            return False
+        return self.read(page)[HEADER_SIZE if page == 1 else 0] in (INTERIOR_INDEX, LEAF_INDEX)
+
     def _is_leaf(self, page: int) -> bool:
         kind = self.read(page)[HEADER_SIZE if page == 1 else 0]
         if kind not in (LEAF_TABLE, LEAF_INDEX, INTERIOR_TABLE, INTERIOR_INDEX):

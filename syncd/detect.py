@@ -81,6 +81,8 @@ def _plan(snapshot: Snapshot, old: PageFile, new: PageFile) -> Plan:
     accounted = old.bookkeeping() | new.bookkeeping() | old.freelist() | new.freelist()
     moved: list[tuple[PageFile, int]] = []  # leaves that changed or moved, as they were and are
     for name, root, kind in _trees(snapshot):
+        if kind == "index":
+            continue  # its pages are told by their type below: walking big indexes costs more
         before, after = old.survey(root, changed), new.survey(root, changed)
         accounted |= before.pages() | after.pages()
         # A leaf under a changed parent may have left the tree (then) or joined it (now).
@@ -92,7 +94,9 @@ def _plan(snapshot: Snapshot, old: PageFile, new: PageFile) -> Plan:
         elif kind == "without rowid" and changed & (before.pages() | after.pages()):
             # Its b-tree keeps rows in interior pages too, so any touched page may hold a change.
             plan.whole.add(name)
-    unattributed = changed - accounted
+    # A changed page in no table's b-tree that is (or was) an index b-tree page belongs to an
+    # index: tables, WITHOUT ROWID ones included, were all walked. Indexes hold no row of their own.
+    unattributed = {p for p in changed - accounted if not (old.is_index_page(p) or new.is_index_page(p))}
     # What is left should be overflow pages of the cells of moved leaves (long messages, blobs).
     for view, page in moved:
         if not unattributed:
@@ -104,14 +108,14 @@ def _plan(snapshot: Snapshot, old: PageFile, new: PageFile) -> Plan:
 
 
 def _trees(snapshot: Snapshot) -> list[tuple[str, int, str]]:
-    """Every b-tree: (name, root page, "rowid" | "without rowid" | "index")."""
+    """Every b-tree: (name, root page, "rowid" | "without rowid" | "index" | "schema")."""
     db = apsw.Connection(str(snapshot.path))
     try:
         shapes = {e.name: e.shape for e in read_schema(db) if e.shape}
         roots = db.execute("SELECT name, rootpage FROM sqlite_schema WHERE rootpage > 0").fetchall()
     finally:
         db.close()
-    trees = [("sqlite_schema", 1, "index")]
+    trees = [("sqlite_schema", 1, "schema")]
     for name, root in roots:
         shape = shapes.get(name)
         kind = "index" if shape is None else ("rowid" if shape.key is None else "without rowid")

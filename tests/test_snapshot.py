@@ -124,3 +124,19 @@ def test_an_interrupted_pass_is_not_trusted(database, store):
     write(database, "INSERT INTO message VALUES (2, 'b')")
     snap = store.take(database)
     assert snap.past is None and "interrupted" in snap.why_full
+
+
+def test_commits_still_in_the_wal_are_read_without_reading_the_database_file(tmp_path, store, monkeypatch):
+    path = tmp_path / "wal.db"
+    app = apsw.Connection(str(path))
+    app.execute("PRAGMA journal_mode = WAL").fetchall()
+    app.execute("PRAGMA wal_autocheckpoint = 0")
+    app.execute("CREATE TABLE message(id INTEGER PRIMARY KEY, body TEXT); INSERT INTO message VALUES (1, 'a')")
+    store.settle(store.take(path))
+    app.execute("INSERT INTO message VALUES (2, 'only in the wal')")  # the database file is untouched
+    patched = []
+    monkeypatch.setattr(SnapshotStore, "_patch", lambda self, *a: patched.append(a) or a[-2:])
+    snap = store.take(path)
+    app.close()
+    assert patched == [] and rows(snap.path) == [(1, "a"), (2, "only in the wal")]
+    assert snap.past is not None  # and detection stays incremental
