@@ -80,14 +80,16 @@ class SnapshotStore:
         self.identity_file = self.folder / IDENTITY
         self.digest_file = self.folder / CHUNK_DIGESTS
 
-    def take(self, source: Path) -> Snapshot:
-        """Bring the replica up to `source`; raise SourceError for anything that isn't a sound database."""
+    def take(self, source: Path, *, reread: bool = False) -> Snapshot:
+        """Bring the replica up to `source`; raise SourceError for anything that isn't a sound database.
+
+        `reread` reads the phone's file even when it looks untouched since last archived."""
         source = Path(source)
         _check_source_path(source)
         _check_header(source, _read_head(source, 4096), source.stat().st_size)
         identity = _identity(source)
         trusted = self.replica.exists() and not self.dirty.exists()
-        if trusted and self._saved_identity() == identity:
+        if trusted and not reread and self._saved_identity() == identity:
             return Snapshot(source, self.replica, True, {}, 0)
         self.folder.mkdir(parents=True, exist_ok=True)
         atomic_write(self.dirty, b"")

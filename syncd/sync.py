@@ -118,7 +118,7 @@ def archive_locally(source: Path, state: SourceState, local: Archive, pm: pluggy
     changes were found. Raises SourceError for a source that can't be archived.
     """
     snapshots = SnapshotStore(state.staging)
-    snapshot = snapshots.take(source)
+    snapshot = snapshots.take(source, reread=full)
     manifest, created, plan = record_version(state, local, snapshot, full=full)
     snapshots.settle(snapshot)
     log.info("%s: %s comparison (%s)", local.source, plan.path, plan.reason)

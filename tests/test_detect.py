@@ -163,3 +163,8 @@ def test_the_phone_folder_stays_untouched_across_incremental_passes(wechat):
     assert {p.name: p.stat().st_mtime_ns for p in wechat.phone.iterdir()} == after_app
     assert set(before) == set(after_app)
     shutil.rmtree(wechat.state)  # and a fresh state dir still works: full path, same archive
+
+
+def test_full_compares_even_files_that_look_untouched(wechat):
+    report = sync(wechat.source, [], state_dir=wechat.state, pm=wechat.pm, full=True)
+    assert report.detection.path == "full" and report.version is None
