@@ -228,12 +228,13 @@ class Mirror:
         )
         assignments = ", ".join(f"{c} = excluded.{c}" for c in columns)
         update = f"DO UPDATE SET {assignments} WHERE {differs}" if columns else "DO NOTHING"
-        self.db.execute(
-            f"INSERT INTO {m}({', '.join(key_columns + columns)}) "
-            f"SELECT {', '.join(source_key + columns)} FROM {s} WHERE {source_where} "
-            f"ON CONFLICT({key_target}) {update}",
-            bounds,
-        )
+        insert = (f"INSERT INTO {m}({', '.join(key_columns + columns)}) "
+                  f"SELECT {', '.join(source_key + columns)} FROM {s} WHERE {source_where}")
+        if self.bulk:
+            # A new mirror's tables are empty: every row is an insert, and nothing can be deleted.
+            self.db.execute(insert, bounds)
+            return self.db.changes()
+        self.db.execute(f"{insert} ON CONFLICT({key_target}) {update}", bounds)
         written = self.db.changes()
         if shape.key is None:
             mirror_where = f"{within.replace('?rowid', quote(ROWID))} AND " if within else ""

@@ -167,6 +167,11 @@ class SnapshotStore:
             buffer, old_buf = bytearray(CHUNK), bytearray(BLOCK)
             for offset in range(0, size, CHUNK):
                 chunk = memoryview(buffer)[:os.preadv(src, [buffer], offset)]
+                if past is None and offset >= old_size:
+                    # Past the replica's end (all of a first pass): no old bytes to compare with.
+                    seen += [xxhash.xxh3_128_digest(chunk[at:at + BLOCK]) for at in range(0, len(chunk), BLOCK)]
+                    os.pwrite(rep, chunk, offset)
+                    continue
                 for start in range(0, len(chunk), BLOCK):
                     new = chunk[start:start + BLOCK]
                     digest = xxhash.xxh3_128_digest(new)
