@@ -30,8 +30,9 @@ SOURCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 CHUNK = 1 << 20
 # Stores without an atomic replace (WebDAV's MOVE deletes the old manifest first,
 # RFC 4918 §9.9.3) leave a moment with no manifest while a writer replaces it;
-# a reader waits that out rather than call the archive empty.
-MANIFEST_GAP_RETRIES = 3
+# a reader waits that out (doubling waits, about 6 s in all: a busy server is slow)
+# rather than call the archive empty.
+MANIFEST_GAP_RETRIES = 5
 MANIFEST_GAP_WAIT = 0.2
 
 
@@ -83,7 +84,7 @@ class Archive:
                 # Objects without a manifest: another machine may be replacing it right now.
                 if attempt == MANIFEST_GAP_RETRIES or not self.object_names():
                     return None
-                time.sleep(MANIFEST_GAP_WAIT)
+                time.sleep(MANIFEST_GAP_WAIT * 2 ** attempt)
         return None
 
     def manifest(self) -> Manifest | None:
