@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+from contextlib import contextmanager
 from datetime import datetime
 from functools import wraps
 from pathlib import Path
@@ -136,17 +137,18 @@ def sync(source, targets, recipients, name, state, full, as_json):
         sys.exit(1)
 
 
-def _open_archive(target: str, source: str | None, identity: Path | None):
+@contextmanager
+def _archive(target: str, source: str | None, identity: Path | None):
+    """The source's archive on TARGET (decrypted with the identity, if given), closed afterwards."""
     from .plugins import open_backend, plugin_manager
     from .restore import open_archive
 
     identities = _identities(identity)
     backend = open_backend(plugin_manager(), target)
     try:
-        return open_archive(backend, source, identities)
-    except BaseException:
+        yield open_archive(backend, source, identities)
+    finally:
         backend.close()
-        raise
 
 
 @main.command()
@@ -162,11 +164,8 @@ def restore(output, target, source, number, at, force, identity):
     """Rebuild the database as it was at a version, from TARGET alone, into OUTPUT."""
     from .restore import restore as run_restore
 
-    archive = _open_archive(target, source, identity)
-    try:
+    with _archive(target, source, identity) as archive:
         version = run_restore(archive, output, number=number, at=_moment(at), force=force)
-    finally:
-        archive.backend.close()
     click.echo(f"restored {archive.source} version {version.number} (archived {version.time}) to {output}")
 
 
@@ -180,18 +179,14 @@ def log(target, source, as_json, identity):
     """List the versions a target holds, oldest first."""
     from .restore import read_manifest
 
-    archive = _open_archive(target, source, identity)
-    try:
+    with _archive(target, source, identity) as archive:
         manifest = read_manifest(archive)
-    finally:
-        archive.backend.close()
     if as_json:
         _emit_json({"source": manifest.source, "versions": [v.to_dict() for v in manifest.versions]})
         return
     for v in manifest.versions:
-        size = v.stored_bytes
         kind = "base" if v.delta is None else ("delta+base" if v.base else "delta")
-        click.echo(f"{v.number:>5}  {v.time}  {_rows(v.rows)}  {_size(size)} {kind}")
+        click.echo(f"{v.number:>5}  {v.time}  {_rows(v.rows)}  {_size(v.stored_bytes)} {kind}")
 
 
 @main.command()
