@@ -67,7 +67,10 @@ class Snapshot:
     past: dict[int, bytes] | None
     past_page_count: int
     why_full: str | None = None
-    digests: bytes = b""  # the chunk digests of the phone's file, saved when the pass is settled
+    # What the phone's files were (inode, size, times) and their block digests when read:
+    # saved when the pass is settled, so a change made after the read is never taken as seen.
+    identity: list | None = None
+    digests: bytes = b""
 
 
 class SnapshotStore:
@@ -87,19 +90,21 @@ class SnapshotStore:
         source = Path(source)
         _check_source_path(source)
         _check_header(source, _read_head(source, 4096), source.stat().st_size)
-        identity = _identity(source)
         trusted = self.replica.exists() and not self.dirty.exists()
-        if trusted and not reread and self._saved_identity() == identity:
+        saved = self._saved_identity() if trusted else None
+        if saved is not None and not reread and saved == _identity(source):
             return Snapshot(source, self.replica, True, {}, 0)
         self.folder.mkdir(parents=True, exist_ok=True)
         atomic_write(self.dirty, b"")
         why_full = None if trusted else ("the first pass" if not self.replica.exists() else "an earlier pass was interrupted")
         past: dict[int, bytes] | None = {} if trusted else None
-        past_pages = self.replica.stat().st_size // _page_size(self.replica) if trusted else 0
-        if trusted and _page_size(self.replica) != _page_size(source):
-            past, why_full = None, "the page size changed"
+        past_pages = 0
+        if trusted:
+            replica_page = _page_size(self.replica)
+            past_pages = self.replica.stat().st_size // replica_page
+            if replica_page != _page_size(source):
+                past, why_full = None, "the page size changed"
         digests = self._saved_digests() if trusted else b""
-        saved = self._saved_identity() if trusted else None
         delay = STABLE_COPY_DELAY
         for _ in range(STABLE_COPY_TRIES):
             before = _identity(source)
@@ -114,23 +119,21 @@ class SnapshotStore:
             delay *= 2
         else:
             raise SourceError(f"{source} kept changing while it was being read", hint=WAIT_HINT)
-        if past is None and why_full is None:
-            why_full = "more than could be compared page by page changed"
         if journal and past is not None:
             # Rolling back a hot journal rewrites pages this pass doesn't track.
             past, why_full = None, "the phone's app was in the middle of a write"
         if past is not None:
             past = self._keep_past(self._wal_pages(), past, past_pages)
-            if past is None:
-                why_full = "more than could be compared page by page changed"
+        if past is None and why_full is None:
+            why_full = "more than could be compared page by page changed"
         self._checkpoint(source)
-        return Snapshot(source, self.replica, False, past, past_pages, why_full, digests)
+        return Snapshot(source, self.replica, False, past, past_pages, why_full, before, digests)
 
     def settle(self, snapshot: Snapshot) -> None:
         """The replica's state is archived: remember the source's files and trust the replica."""
         if not snapshot.unchanged:
             atomic_write(self.digest_file, snapshot.digests)
-            atomic_write(self.identity_file, json.dumps(_identity(snapshot.source)).encode())
+            atomic_write(self.identity_file, json.dumps(snapshot.identity).encode())
             self.dirty.unlink(missing_ok=True)
 
     def _saved_identity(self):

@@ -140,3 +140,11 @@ def test_commits_still_in_the_wal_are_read_without_reading_the_database_file(tmp
     app.close()
     assert patched == [] and rows(snap.path) == [(1, "a"), (2, "only in the wal")]
     assert snap.past is not None  # and detection stays incremental
+
+
+def test_a_change_made_after_the_read_is_not_taken_as_archived(database, store):
+    snap = store.take(database)
+    write(database, "INSERT INTO message VALUES (2, 'b')")  # between reading and archiving
+    store.settle(snap)
+    again = store.take(database)
+    assert not again.unchanged and rows(again.path) == [(1, "a"), (2, "b")]
