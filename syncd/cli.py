@@ -119,7 +119,7 @@ def sync(source, targets, recipients, name, state, full, as_json):
         if v is None:
             click.echo(f"{report.source}: no change since version {report.head}")
         else:
-            click.echo(f"{report.source}: version {v.number} ({_rows(v.rows)}), {_size(report.to_dict()['bytes'])}")
+            click.echo(f"{report.source}: version {v.number} ({_rows(v.rows)}), {_size(v.stored_bytes)}")
         if report.detection:
             click.echo(f"  compared: {report.detection.path} ({report.detection.reason})")
         for t in report.targets:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import logging
 import os
-from contextlib import contextmanager
 import re
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -267,7 +267,7 @@ def deliver(local: Archive, manifest: Manifest, target: Archive, state: SourceSt
 
     With `pm`, plugins hear of a target that received a version."""
     head = manifest.head
-    cursor = state.cursor(target.location)
+    cursor = state.cursor(target.cursor_key)
     if cursor and cursor["hash"] == head.hash:
         return TargetReport(target.location, True, head.number)
     known = cursor["version"] if cursor else None
@@ -293,7 +293,7 @@ def deliver(local: Archive, manifest: Manifest, target: Archive, state: SourceSt
         sent += target.write_manifest(manifest)  # the target's commit point
     except SyncdError as e:
         return TargetReport(target.location, False, known, error=str(e), hint=e.hint)
-    state.set_cursor(target.location, head.number, head.hash)
+    state.set_cursor(target.cursor_key, head.number, head.hash)
     if pm is not None:
         pm.hook.target_updated(source=local.source, location=target.location, version=head.number)
     return TargetReport(target.location, True, head.number, sent)
