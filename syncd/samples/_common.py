@@ -15,8 +15,9 @@ BATCH_ROWS = 10_000
 
 
 @contextlib.contextmanager
-def new_database(path: str | os.PathLike) -> Iterator[apsw.Connection]:
-    """Open a brand-new database at `path`; remove it again if filling it fails."""
+def new_database(path: str | os.PathLike, *, user_version: int) -> Iterator[apsw.Connection]:
+    """Open a brand-new database at `path`, stamped with the app's `user_version` and set up for
+    a fast one-off load; remove it again if filling it fails."""
     path = os.fspath(path)
     # O_EXCL makes the overwrite check and the creation one step; SQLite accepts an
     # empty file as a new database.
@@ -24,6 +25,9 @@ def new_database(path: str | os.PathLike) -> Iterator[apsw.Connection]:
     try:
         db = apsw.Connection(path)
         try:
+            # Speed settings for the load; none of them is stored in the file.
+            db.execute("PRAGMA synchronous=OFF; PRAGMA cache_size=-262144; PRAGMA temp_store=MEMORY")
+            db.execute(f"PRAGMA user_version = {int(user_version)}")
             yield db
         finally:
             db.close()
@@ -32,11 +36,6 @@ def new_database(path: str | os.PathLike) -> Iterator[apsw.Connection]:
             with contextlib.suppress(FileNotFoundError):
                 os.remove(leftover)
         raise
-
-
-def bulk_load_pragmas(db: apsw.Connection) -> None:
-    """Speed settings for the one-off generation; none of them is stored in the file."""
-    db.execute("PRAGMA synchronous=OFF; PRAGMA cache_size=-262144; PRAGMA temp_store=MEMORY")
 
 
 def batched(rows: Iterable, size: int) -> Iterator[list]:

@@ -10,7 +10,7 @@ from typing import NamedTuple
 
 import apsw
 
-from ._common import BATCH_ROWS, batched, bulk_load_pragmas, new_database, pick, random_hex, random_key, recent_key
+from ._common import BATCH_ROWS, batched, new_database, pick, random_hex, random_key, recent_key
 from .text import ENGLISH, FIRST_NAMES, sentence, text_pool
 
 _APPLE_EPOCH = 978_307_200  # 2001-01-01 in Unix seconds; iMessage dates count ns from here
@@ -250,9 +250,7 @@ def _imessage_write(db: apsw.Connection, composed: Iterable[tuple[tuple, tuple, 
 def create_imessage(path, *, messages=200, chats=8, seed=0) -> None:
     """iMessage chat.db-like database: message, handle, chat, join tables, attachments, triggers."""
     rng = random.Random(seed)
-    with new_database(path) as db:
-        bulk_load_pragmas(db)
-        db.execute(f"PRAGMA user_version = {_IMESSAGE_USER_VERSION}")
+    with new_database(path, user_version=_IMESSAGE_USER_VERSION) as db:
         with db:
             db.execute(_IMESSAGE_SCHEMA)
             chat_list = _imessage_contacts(db, rng, chats)

@@ -10,7 +10,7 @@ from typing import NamedTuple
 
 import apsw
 
-from ._common import bulk_load_pragmas, new_database, pick, random_hex, random_keys, recent_key
+from ._common import new_database, pick, random_hex, random_keys, recent_key
 from .text import CHINESE, ZH_SHORT, long_text, text_pool, url
 
 WECHAT_TEXT, WECHAT_IMAGE, WECHAT_VOICE, WECHAT_VIDEO = 1, 3, 34, 43
@@ -362,9 +362,7 @@ def _wechat_save_conversation(db: apsw.Connection, username: str, count: int, un
 def create_wechat(path, *, messages=200, chats=12, seed=0) -> None:
     """WeChat Android EnMicroMsg.db-like database (plain SQLite, not SQLCipher)."""
     rng = random.Random(seed)
-    with new_database(path) as db:
-        bulk_load_pragmas(db)
-        db.execute(f"PRAGMA user_version = {_WECHAT_USER_VERSION}")
+    with new_database(path, user_version=_WECHAT_USER_VERSION) as db:
         with db:
             db.execute(_WECHAT_SCHEMA)
             me = "wxid_" + "".join(rng.choices("abcdefghijklmnopqrstuvwxyz0123456789", k=14))

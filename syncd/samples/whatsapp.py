@@ -9,7 +9,7 @@ from typing import NamedTuple
 
 import apsw
 
-from ._common import BATCH_ROWS, batched, bulk_load_pragmas, new_database, pick, random_hex, recent_key
+from ._common import BATCH_ROWS, batched, new_database, pick, random_hex, recent_key
 from .text import ENGLISH, FIRST_NAMES, text_pool
 
 WHATSAPP_TEXT, WHATSAPP_IMAGE, WHATSAPP_VOICE, WHATSAPP_SYSTEM, WHATSAPP_REVOKED = 0, 1, 2, 7, 15
@@ -231,9 +231,7 @@ def _whatsapp_point_chats(db: apsw.Connection, messages: list[tuple]) -> None:
 def create_whatsapp(path, *, messages=200, chats=8, seed=0) -> None:
     """WhatsApp Android msgstore.db-like database, in WAL mode with an FTS5 message index."""
     rng = random.Random(seed)
-    with new_database(path) as db:
-        bulk_load_pragmas(db)
-        db.execute(f"PRAGMA user_version = {_WHATSAPP_USER_VERSION}")
+    with new_database(path, user_version=_WHATSAPP_USER_VERSION) as db:
         with db:
             db.execute(_WHATSAPP_SCHEMA)
             chat_list = _whatsapp_contacts(db, rng, chats)
