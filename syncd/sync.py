@@ -229,10 +229,15 @@ def open_mirror(state: SourceState, local: Archive, manifest: Manifest) -> Mirro
     if head == 0:
         return None
     if state.mirror_path.exists():
-        mirror = Mirror(state.mirror_path)
-        if mirror.version == head:
-            return mirror
-        mirror.close()
+        try:
+            mirror = Mirror(state.mirror_path)
+        except apsw.Error as e:
+            # The mirror is derived from the local archive, so a damaged one is rebuilt, not fatal.
+            log.warning("%s: rebuilding the mirror from the local archive (%s)", local.source, e)
+        else:
+            if mirror.version == head:
+                return mirror
+            mirror.close()
     return build_mirror(local, manifest, head, state.mirror_path)
 
 

@@ -118,3 +118,12 @@ def test_restores_read_a_bounded_number_of_objects(phone, monkeypatch):
     assert max(len(manifest.restore_plan(v.number)) for v in manifest.versions) <= 4
     assert all(not c.problems for c in verify(FolderBackend(phone.target)))
     phone.check_all_versions()
+
+
+def test_damaged_mirror_is_rebuilt_from_the_local_archive(phone):
+    phone.sync()
+    mirror = phone.state / "sources" / "chat.db" / "mirror.db"
+    mirror.write_bytes(b"not a database at all" * 100)
+    add_message(phone, 2)
+    assert phone.sync().version.number == 2
+    phone.check_all_versions()
