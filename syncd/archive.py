@@ -115,7 +115,7 @@ class Archive:
         """Encode a local file and write it as a new object."""
         stored = scratch / f"{kind}.stored"
         with open(plain, "rb") as src, open(stored, "wb") as dst:
-            size, sha256 = codec.encode(src, dst)
+            size, sha256 = codec.encode(src, dst, level=codec.LEVELS[kind])
         ref = ObjectRef(f"{OBJECTS}{version:010d}-{kind}-{sha256[:32]}{codec.SUFFIX[codec.ZSTD]}",
                         size, sha256, codec.ZSTD)
         try:

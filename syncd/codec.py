@@ -16,7 +16,11 @@ from .errors import CorruptObject
 
 ZSTD = "zstd"
 ZSTD_AGE = "zstd+age"
-ZSTD_LEVEL = 3
+# Deltas are small, so they get zstd's default level. A base is the whole mirror: level 2
+# compresses it about 1.4x as fast as level 3 for 3% more bytes (a 1M-message mirror on two
+# threads: 0.31 s, 65 MiB against 0.45 s, 63 MiB), and compressing is most of a first
+# sync's time after reading the rows.
+LEVELS = {"delta": 3, "base": 2}
 CHUNK = 1 << 20
 SUFFIX = {ZSTD: ".zst", ZSTD_AGE: ".zst.age"}
 
@@ -44,12 +48,12 @@ class HashingFile:
         self.size += len(data)
 
 
-def encode(plain: BinaryIO, stored: BinaryIO, codec: str = ZSTD) -> tuple[int, str]:
+def encode(plain: BinaryIO, stored: BinaryIO, codec: str = ZSTD, *, level: int = LEVELS["delta"]) -> tuple[int, str]:
     """Encode `plain` into `stored`; return the stored size and its sha256."""
     if codec != ZSTD:
         raise ValueError(f"unknown codec {codec!r}")
     sink = HashingFile(stored)
-    compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL, threads=-1)
+    compressor = zstandard.ZstdCompressor(level=level, threads=-1)
     compressor.copy_stream(plain, sink, read_size=CHUNK, write_size=CHUNK)
     return sink.size, sink.sha256.hexdigest()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 COPY_CHUNK = 1 << 20
+SENDFILE_CHUNK = 1 << 30
 
 
 def fsync_dir(path: Path) -> None:
@@ -28,6 +30,26 @@ def fsync_file(path: Path) -> None:
         os.close(fd)
 
 
+def copy_stream(src: BinaryIO, dst: BinaryIO) -> None:
+    """Copy the rest of `src` into `dst`: in the kernel when both are plain files (a first
+    version's base is tens of MiB, copied into the local archive and then to each folder target)."""
+    try:
+        src_fd, dst_fd, offset = src.fileno(), dst.fileno(), src.tell()
+    except (AttributeError, OSError, ValueError):
+        shutil.copyfileobj(src, dst, COPY_CHUNK)
+        return
+    dst.flush()
+    try:
+        while sent := os.sendfile(dst_fd, src_fd, offset, SENDFILE_CHUNK):
+            offset += sent
+    except OSError as e:
+        if e.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ESPIPE) or offset != src.tell():
+            raise
+        shutil.copyfileobj(src, dst, COPY_CHUNK)  # not a file sendfile can read (a pipe, a socket)
+        return
+    src.seek(offset)
+
+
 def atomic_write(path: Path, data: bytes | BinaryIO) -> int:
     """Write `data` to `path` via a temporary file, fsync and rename; return bytes written.
 
@@ -40,7 +62,7 @@ def atomic_write(path: Path, data: bytes | BinaryIO) -> int:
             if isinstance(data, (bytes, bytearray, memoryview)):
                 out.write(data)
             else:
-                shutil.copyfileobj(data, out, COPY_CHUNK)
+                copy_stream(data, out)
             out.flush()
             os.fsync(out.fileno())
             size = out.tell()

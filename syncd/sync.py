@@ -12,6 +12,7 @@ import logging
 import os
 import re
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -179,10 +180,13 @@ def _record_first(state: SourceState, local: Archive, manifest: Manifest, snapsh
         mirror.commit(1)
     finally:
         mirror.close()
-    base = local.store(building, "base", 1, state.root)
     # Written without a journal or syncs: make it durable before it becomes the mirror, since a
-    # mirror that lost pages but not its version number would skew every later diff.
-    fsync_file(building)
+    # mirror that lost pages but not its version number would skew every later diff. The disk
+    # does that while the CPU compresses the base.
+    with ThreadPoolExecutor(1) as background:
+        synced = background.submit(fsync_file, building)
+        base = local.store(building, "base", 1, state.root)
+        synced.result()
     manifest = manifest.append(changes.counts.as_dict(), base=base)
     local.write_manifest(manifest)  # the local commit point
     remove_database(state.mirror_path)
