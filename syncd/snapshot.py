@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +43,7 @@ STABLE_COPY_TRIES = 6
 STABLE_COPY_DELAY = 0.25  # seconds, doubled after each torn copy
 CHUNK = 1 << 20  # read from the phone's file at once
 BLOCK = 64 << 10  # digested and compared at once: index pages of new rows scatter over a file
+SCAN_THREADS = 2
 # Old page bytes kept for change detection; past this, comparing in full is cheaper anyway.
 MAX_PAST_BYTES = 64 << 20
 # A header whose first KiB uses this many distinct byte values is noise, not a format.
@@ -152,7 +155,7 @@ class SnapshotStore:
                digests: bytes) -> tuple[dict[int, bytes] | None, bytes]:
         """Rewrite the replica's pages that differ from the source's; keep their old bytes in `past`.
 
-        `digests` are the source's chunk digests as last seen: an unchanged chunk is skipped
+        `digests` are the source's chunk digests as last seen: an unchanged block is skipped
         without reading the replica. Returns `past` and the source's digests now.
         """
         page = _page_size(source)
@@ -164,38 +167,21 @@ class SnapshotStore:
             raise
         try:
             size, old_size = os.fstat(src).st_size, os.fstat(rep).st_size
+            scan = _Scan(src, rep, digests, old_size if past is not None else 0)
             kept = sum(map(len, past.values())) if past else 0
             seen = []
-            # Buffers reused for every read: allocating 1 MiB per read cost more than reading.
-            buffer, old_buf = bytearray(CHUNK), bytearray(BLOCK)
-            for offset in range(0, size, CHUNK):
-                chunk = memoryview(buffer)[:os.preadv(src, [buffer], offset)]
-                if past is None and offset >= old_size:
-                    # Past the replica's end (all of a first pass): no old bytes to compare with.
-                    seen += [xxhash.xxh3_128_digest(chunk[at:at + BLOCK]) for at in range(0, len(chunk), BLOCK)]
-                    os.pwrite(rep, chunk, offset)
-                    continue
-                for start in range(0, len(chunk), BLOCK):
-                    new = chunk[start:start + BLOCK]
-                    digest = xxhash.xxh3_128_digest(new)
-                    at = len(seen) * DIGEST_SIZE
-                    seen.append(digest)
-                    if digests[at:at + DIGEST_SIZE] == digest:
-                        continue
-                    where = offset + start
-                    old = memoryview(old_buf)[:os.preadv(rep, [old_buf], where)]
-                    if past is None or where >= old_size:
-                        os.pwrite(rep, new, where)
-                        continue
-                    for at in range(0, len(new), page):
-                        if new[at:at + page].tobytes() != old[at:at + page].tobytes():
-                            number = (where + at) // page + 1
-                            if number not in past and where + at < old_size:
-                                past[number] = old[at:at + page].tobytes()
-                                kept += page
-                            os.pwrite(rep, new[at:at + page], where + at)
-                    if kept > MAX_PAST_BYTES:
-                        past = None
+            # Reading and digesting the file is most of a pass: two threads share it (the
+            # copying and hashing release the GIL), and the rare changed block is patched here.
+            with ThreadPoolExecutor(SCAN_THREADS) as pool:
+                for found, changed in pool.map(scan, range(0, size, CHUNK)):
+                    seen += found
+                    for where in changed:
+                        if past is None:
+                            os.pwrite(rep, os.pread(src, BLOCK, where), where)
+                            continue
+                        kept += _patch_pages(src, rep, where, page, past, old_size)
+                        if kept > MAX_PAST_BYTES:
+                            past = None
             if old_size != size:
                 os.ftruncate(rep, size)
         finally:
@@ -266,6 +252,51 @@ class SnapshotStore:
             raise SourceError(f"{source} is damaged or not a database: {_first_line(e)}", hint=WAIT_HINT) from None
         except apsw.Error as e:
             raise SourceError(f"{source} can't be opened as a SQLite database: {_first_line(e)}") from None
+
+
+def _patch_pages(src: int, rep: int, where: int, page: int, past: dict[int, bytes], old_size: int) -> int:
+    """Rewrite the pages of one changed block that differ, keeping their old bytes in `past`;
+    return how many bytes that added to `past`."""
+    new, old = os.pread(src, BLOCK, where), os.pread(rep, BLOCK, where)
+    kept = 0
+    for at in range(0, len(new), page):
+        if new[at:at + page] != old[at:at + page]:
+            number = (where + at) // page + 1
+            if number not in past and where + at < old_size:
+                past[number] = old[at:at + page]
+                kept += page
+            os.pwrite(rep, new[at:at + page], where + at)
+    return kept
+
+
+class _Scan:
+    """One chunk of a pass, run on a worker thread: read it, digest its blocks, and say which
+    blocks differ from the digests last seen. Blocks with nothing to compare against (past the
+    replica's end, or every block when there are no old page bytes to keep) are written to the
+    replica here and then."""
+
+    def __init__(self, src: int, rep: int, digests: bytes, compared_up_to: int):
+        self.src, self.rep, self.digests, self.compared_up_to = src, rep, digests, compared_up_to
+        # One buffer per thread, reused: allocating 1 MiB per read cost more than reading.
+        self.local = threading.local()
+
+    def __call__(self, offset: int) -> tuple[list[bytes], list[int]]:
+        buffer = getattr(self.local, "buffer", None)
+        if buffer is None:
+            buffer = self.local.buffer = bytearray(CHUNK)
+        chunk = memoryview(buffer)[:os.preadv(self.src, [buffer], offset)]
+        found = [xxhash.xxh3_128_digest(chunk[at:at + BLOCK]) for at in range(0, len(chunk), BLOCK)]
+        first = offset // BLOCK * DIGEST_SIZE
+        changed = [offset + n * BLOCK for n, digest in enumerate(found)
+                   if self.digests[first + n * DIGEST_SIZE:first + (n + 1) * DIGEST_SIZE] != digest]
+        if offset + len(chunk) <= self.compared_up_to or not changed:
+            return found, changed
+        if offset >= self.compared_up_to and len(changed) == len(found):
+            os.pwrite(self.rep, chunk, offset)  # a new chunk: all of a first pass
+            return found, []
+        for where in [w for w in changed if w >= self.compared_up_to]:
+            os.pwrite(self.rep, chunk[where - offset:where - offset + BLOCK], where)
+        return found, [w for w in changed if w < self.compared_up_to]
 
 
 def _page_size(path: Path) -> int:

@@ -35,6 +35,12 @@ def rows(path):
         db.close()
 
 
+def many_rows(first, last):
+    """SQL adding rows `first`..`last`, about a page each."""
+    return (f"WITH RECURSIVE n(i) AS (SELECT {first} UNION ALL SELECT i + 1 FROM n WHERE i < {last}) "
+            "INSERT INTO message SELECT i, zeroblob(4000) FROM n")
+
+
 def write(path, sql):
     db = apsw.Connection(str(path))
     db.execute(sql)
@@ -99,24 +105,50 @@ def test_old_bytes_of_changed_pages_are_kept(database, store):
 
 
 def test_chunks_the_phone_did_not_touch_are_not_read_from_the_replica(database, store, monkeypatch):
-    write(database, "WITH RECURSIVE n(i) AS (SELECT 2 UNION ALL SELECT i + 1 FROM n WHERE i < 1499) "
-                    "INSERT INTO message SELECT i, zeroblob(4000) FROM n")
+    write(database, many_rows(2, 1499))
     store.settle(store.take(database))
     write(database, "UPDATE message SET body = 'edited' WHERE id = 1499")
     replica_reads = []
-    real_preadv = os.preadv
+    real_preadv, real_pread = os.preadv, os.pread
+
+    def count(fd, n):
+        if os.path.realpath(f"/proc/self/fd/{fd}") == str(store.replica):
+            replica_reads.append(n)
 
     def counting_preadv(fd, buffers, offset):
         n = real_preadv(fd, buffers, offset)
-        if os.path.realpath(f"/proc/self/fd/{fd}") == str(store.replica):
-            replica_reads.append(n)
+        count(fd, n)
         return n
 
+    def counting_pread(fd, size, offset):
+        data = real_pread(fd, size, offset)
+        count(fd, len(data))
+        return data
+
     monkeypatch.setattr(snapshot_module.os, "preadv", counting_preadv)
+    monkeypatch.setattr(snapshot_module.os, "pread", counting_pread)
     snap = store.take(database)
     # The block with the edited row, and the first (every commit bumps the header's counter).
     assert 0 < sum(replica_reads) <= 2 * snapshot_module.BLOCK < database.stat().st_size / 20
     assert rows(snap.path)[-1] == (1499, "edited")
+
+
+@pytest.mark.parametrize("how", ["past outgrows its cap midway", "replica untrusted", "replica trusted"])
+def test_every_path_through_a_pass_leaves_the_replica_equal_to_the_phone(database, store, monkeypatch, how):
+    write(database, many_rows(2, 1499))
+    snap = store.take(database)
+    if how != "replica untrusted":
+        store.settle(snap)
+    if how == "past outgrows its cap midway":
+        monkeypatch.setattr(snapshot_module, "MAX_PAST_BYTES", 8 * 4096)
+    # Rows changed all over the file, and new ones past its old end.
+    write(database, "UPDATE message SET body = randomblob(3000) WHERE id % 7 = 0; " + many_rows(1500, 2999))
+    snap = store.take(database)
+    assert store.replica.read_bytes() == database.read_bytes()
+    if how == "replica trusted":
+        assert snap.past and snap.why_full is None
+    else:
+        assert snap.past is None and snap.why_full
 
 
 def test_an_interrupted_pass_is_not_trusted(database, store):
