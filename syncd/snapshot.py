@@ -172,7 +172,8 @@ class SnapshotStore:
             seen = []
             # Reading and digesting the file is most of a pass: two threads share it (the
             # copying and hashing release the GIL), and the rare changed block is patched here.
-            with ThreadPoolExecutor(SCAN_THREADS) as pool:
+            pool = ThreadPoolExecutor(SCAN_THREADS)
+            try:
                 for found, changed in pool.map(scan, range(0, size, CHUNK)):
                     seen += found
                     for where in changed:
@@ -182,6 +183,9 @@ class SnapshotStore:
                         kept += _patch_pages(src, rep, where, page, past, old_size)
                         if kept > MAX_PAST_BYTES:
                             past = None
+            finally:
+                # After an error, the chunks not yet read are dropped rather than read for nothing.
+                pool.shutdown(cancel_futures=True)
             if old_size != size:
                 os.ftruncate(rep, size)
         finally:

@@ -151,6 +151,23 @@ def test_every_path_through_a_pass_leaves_the_replica_equal_to_the_phone(databas
         assert snap.past is None and snap.why_full
 
 
+def test_a_pass_that_fails_midway_raises_and_the_next_one_starts_over(database, store, monkeypatch):
+    write(database, many_rows(2, 1499))
+    store.settle(store.take(database))
+    write(database, "UPDATE message SET body = 'edited' WHERE id % 50 = 0")
+
+    def disk_full(*args):
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as m:
+        m.setattr(snapshot_module, "_patch_pages", disk_full)
+        with pytest.raises(OSError, match="No space left"):
+            store.take(database)
+    snap = store.take(database)
+    assert snap.past is None and "interrupted" in snap.why_full
+    assert store.replica.read_bytes() == database.read_bytes()
+
+
 def test_an_interrupted_pass_is_not_trusted(database, store):
     store.take(database)  # never settled: like a crash before the version was archived
     write(database, "INSERT INTO message VALUES (2, 'b')")
