@@ -57,6 +57,7 @@ FULL = re.compile(r"\b507\b|insufficient storage|quota|no space left", re.IGNORE
 # and a read that raced a replace of the same object (its checksum no longer matches).
 TRY_AGAIN = re.compile(r"corrupted on transfer|hashes differ|connection refused|connection reset|timed? ?out|no route to host|network is unreachable|"
                          r"\bEOF\b|temporar|\b50[0234]\b|too many requests|\b429\b", re.IGNORECASE)
+RACED_REPLACE = re.compile(r"not a directory", re.IGNORECASE)
 CONFIG_PROBLEM = re.compile(r"didn't find section in config|config file .*not found|unknown backend|"
                             r"couldn't find backend", re.IGNORECASE)
 
@@ -182,7 +183,15 @@ class RcloneBackend:
     def open(self, name: str) -> BinaryIO:
         with tempfile.TemporaryDirectory(prefix="syncd-rclone-") as tmp:
             local = Path(tmp, "object")
-            self._run(f"reading {name}", "copyto", self._remote(name), str(local))
+            try:
+                self._run(f"reading {name}", "copyto", self._remote(name), str(local))
+            except PermanentError as e:
+                if not RACED_REPLACE.search(str(e)):
+                    raise
+                # rclone found no file at the name, took it for a folder, then found a file: the
+                # object was being replaced (SFTP without posix-rename removes, then renames).
+                raise TransientError(f"{self.location}: {name} changed while it was read",
+                                     hint="try again") from None
             if not local.exists():
                 # Some remotes (S3) report a missing object as an empty folder: nothing copied, no error.
                 raise NotFound(f"{self.location}: {name} is missing")
