@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import shlex
 
 import pytest
 from servers import PASSWORD, S3_KEY, S3_SECRET, USER, fresh_path, rclone
@@ -75,16 +76,23 @@ def test_unreachable_sftp_is_transient(closed_port):
     assert obscured not in str(caught.value) and "pass=***" in str(caught.value)
 
 
-def test_a_read_racing_a_replace_is_transient(tmp_path):
-    """What `rclone serve sftp` printed in CI when a read fell into a replace's remove-then-rename gap."""
+# What rclone printed (exit code 1) when a read of `rclone serve sftp` fell into a replace's
+# remove-then-rename gap: the file vanished after rclone saw it, or reappeared after it didn't.
+RACES = [
+    ("ERROR : Attempt 1/1 failed with 1 errors and: file does not exist", NotFound, "manifest.json"),
+    ('ERROR : Attempt 1/1 failed with 1 errors and: error listing "": sftp: '
+     '" /t/src/manifest.json: not a directory" (SSH_FX_FAILURE)', TransientError, "changed while it was read"),
+]
+
+
+@pytest.mark.parametrize("stderr, error, message", RACES)
+def test_a_read_racing_a_replace_can_be_tried_again(tmp_path, stderr, error, message):
     fake = tmp_path / "rclone"
-    fake.write_text("#!/bin/sh\n"
-                    "echo 'ERROR : Attempt 1/1 failed with 1 errors and: error listing \"\": sftp: "
-                    "\" /t/src/manifest.json: not a directory\" (SSH_FX_FAILURE)' >&2\nexit 1\n")
+    fake.write_text(f"#!/bin/sh\necho {shlex.quote(stderr)} >&2\nexit 1\n")
     fake.chmod(0o755)
     backend = RcloneBackend("sftptest", "t")
     backend.binary = str(fake)
-    with pytest.raises(TransientError, match="changed while it was read"):
+    with pytest.raises(error, match=message):
         backend.open("src/manifest.json")
 
 

@@ -57,6 +57,8 @@ FULL = re.compile(r"\b507\b|insufficient storage|quota|no space left", re.IGNORE
 # and a read that raced a replace of the same object (its checksum no longer matches).
 TRY_AGAIN = re.compile(r"corrupted on transfer|hashes differ|connection refused|connection reset|timed? ?out|no route to host|network is unreachable|"
                          r"\bEOF\b|temporar|\b50[0234]\b|too many requests|\b429\b", re.IGNORECASE)
+# rclone exits 1, not 4, when a file it has just seen is gone by the time it opens it.
+GONE = re.compile(r"file does not exist|object not found", re.IGNORECASE)
 RACED_REPLACE = re.compile(r"not a directory", re.IGNORECASE)
 CONFIG_PROBLEM = re.compile(r"didn't find section in config|config file .*not found|unknown backend|"
                             r"couldn't find backend", re.IGNORECASE)
@@ -151,7 +153,7 @@ class RcloneBackend:
         for secret in self._secrets:
             detail = detail.replace(secret, "***")
         message = f"{self.location}: {what} failed: {detail}"
-        if code in EXIT_NOT_FOUND:
+        if code in EXIT_NOT_FOUND or GONE.search(stderr):
             return NotFound(message)
         if AUTH_FAILED.search(stderr):
             return PermanentError(f"{self.location}: {what}: authentication failed",
