@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import re
 import tempfile
 import time
@@ -34,6 +35,10 @@ CHUNK = 1 << 20
 # rather than call the archive empty.
 MANIFEST_GAP_RETRIES = 5
 MANIFEST_GAP_WAIT = 0.2
+# Nor is every replace atomic for readers: rclone serve webdav's VFS can serve the new
+# manifest's bytes cut to the old one's length. A reader reads again before calling a
+# manifest damaged.
+MANIFEST_TORN_RETRIES = 2
 
 
 def check_source_name(name: str) -> str:
@@ -89,9 +94,18 @@ class Archive:
 
     def manifest(self) -> Manifest | None:
         """The manifest, or None if this source has never been written here."""
-        raw = self.manifest_bytes()
-        if raw is None:
-            return None
+        for attempt in itertools.count():
+            raw = self.manifest_bytes()
+            if raw is None:
+                return None
+            try:
+                return self.parse_manifest(raw)
+            except CorruptObject:
+                if attempt == MANIFEST_TORN_RETRIES:
+                    raise
+                time.sleep(MANIFEST_GAP_WAIT * 2 ** attempt)
+
+    def parse_manifest(self, raw: bytes) -> Manifest:
         manifest = Manifest.from_bytes(raw, f"{self.location}: {self._key(MANIFEST)}")
         if manifest.source != self.source:
             raise CorruptObject(f"{self.location}: {self._key(MANIFEST)} belongs to source {manifest.source!r}")

@@ -63,17 +63,17 @@ class SealedArchive(Archive):
     def manifest(self) -> Manifest | None:
         """The decrypted manifest (read once), or None if there is none; needs an identity."""
         if self._opened is None:
-            raw = self.manifest_bytes()
-            if raw is None:
-                return None
-            if not self.identities:
-                raise no_identity(self.location)
-            plain = crypto.open_bytes(raw, self.identities, self.manifest_where)
-            self._opened = Manifest.from_bytes(plain, self.manifest_where)
-            if self.source is not None and self._opened.source != self.source:
-                raise CorruptObject(f"{self.manifest_where} belongs to source {self._opened.source!r}")
-            self.source = self._opened.source
+            self._opened = super().manifest()
         return self._opened
+
+    def parse_manifest(self, raw: bytes) -> Manifest:
+        if not self.identities:
+            raise no_identity(self.location)
+        opened = Manifest.from_bytes(crypto.open_bytes(raw, self.identities, self.manifest_where), self.manifest_where)
+        if self.source is not None and opened.source != self.source:
+            raise CorruptObject(f"{self.manifest_where} belongs to source {opened.source!r}")
+        self.source = opened.source
+        return opened
 
     # Writing in the clear would leak into the opaque folder: only sealed writes here.
     def write_manifest(self, manifest: Manifest) -> int:

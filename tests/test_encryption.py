@@ -17,13 +17,16 @@ import apsw
 import pytest
 from pyrage import passphrase
 from test_bad_input import cli, error_lines
+from test_faults import TornManifest
 
 from conftest import Harness
 from logical import logical_state
+from syncd import archive as archive_module
 from syncd import crypto
 from syncd.errors import CorruptObject, KeyProblem, TransientError
 from syncd.plugins import open_backend
 from syncd.restore import open_archive, restore
+from syncd.sealed import SealedArchive
 from syncd.target import Target
 from syncd.verify import verify
 
@@ -229,6 +232,14 @@ def test_a_foreign_manifest_is_caught(sealed, keys, tmp_path, pm):
     (folder_of(sealed) / "manifest.age").write_bytes((folder_of(other) / "manifest.age").read_bytes())
     assert "is missing" in problems(sealed, keys)  # it names objects this folder doesn't hold
     assert "not the manifest this machine wrote" in problems(sealed, keys, deep=False, state=True)
+
+
+def test_a_torn_read_of_the_encrypted_manifest_is_read_again(sealed, keys, monkeypatch):
+    monkeypatch.setattr(archive_module, "MANIFEST_GAP_WAIT", 0.01)
+    torn = TornManifest(open_backend(sealed.pm, str(sealed.target)), torn=1)
+    archive = SealedArchive(torn, folder_of(sealed).name, identities=crypto.load_identities(keys.owner))
+    assert archive.manifest().head.number == len(sealed.expected)
+    assert torn.torn == 0
 
 
 def test_a_rollback_is_caught_with_the_local_state(sealed, keys):

@@ -18,7 +18,7 @@ import syncd_webdav
 from syncd import archive as archive_module
 from syncd.archive import Archive
 from syncd.cli import main
-from syncd.errors import NotFound, TransientError
+from syncd.errors import CorruptObject, NotFound, TransientError
 from syncd.restore import restore
 from syncd.retry import RetryingBackend
 from syncd.testing import MemoryBackend
@@ -195,4 +195,36 @@ def test_a_reader_waits_out_a_manifest_being_replaced(phone, monkeypatch):
     assert gapped.gap == 0
     empty = ManifestGap(f"empty-{fresh_path()}")
     assert Archive(empty, "chat.db").manifest() is None and empty.gap == 1, "an empty target was waited on"
+    MemoryBackend.forget(store)
+
+
+class TornManifest:
+    """A store whose replace can tear a read, as rclone serve webdav's does: the first `torn`
+    reads of a manifest get its bytes cut short."""
+
+    def __init__(self, inner, torn: int):
+        self.inner, self.torn = inner, torn
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def open(self, name):
+        with self.inner.open(name) as f:
+            data = f.read()
+        if "manifest" in name and self.torn:
+            self.torn -= 1
+            data = data[: len(data) // 2]
+        return io.BytesIO(data)
+
+
+def test_a_reader_reads_a_torn_manifest_again(phone, monkeypatch):
+    monkeypatch.setattr(archive_module, "MANIFEST_GAP_WAIT", 0.01)
+    store = f"torn-{fresh_path()}"
+    assert phone.sync([f"memory://{store}"]).ok
+    torn = TornManifest(MemoryBackend(store), torn=archive_module.MANIFEST_TORN_RETRIES)
+    assert Archive(torn, phone.source.name).manifest().head.number == 1
+    assert torn.torn == 0
+    damaged = TornManifest(MemoryBackend(store), torn=archive_module.MANIFEST_TORN_RETRIES + 1)
+    with pytest.raises(CorruptObject, match="not a readable manifest"):
+        Archive(damaged, phone.source.name).manifest()
     MemoryBackend.forget(store)

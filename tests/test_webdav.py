@@ -29,6 +29,7 @@ class TestWsgiDAV(BackendContract):
 
 class TestRcloneServeWebDAV(BackendContract):
     REPLACE_MAY_GAP = True
+    REPLACE_MAY_TEAR = True  # seen in about 1 run in 10 of the overwrite test
 
     @pytest.fixture
     def backend(self, rclone_webdav):
