@@ -69,7 +69,10 @@ class PageFile:
     def read(self, page: int) -> bytes:
         if not 1 <= page <= self.page_count:
             raise Unmappable(f"page {page} is outside the file")
-        return os.pread(self.fd, self.page_size, (page - 1) * self.page_size)
+        data = os.pread(self.fd, self.page_size, (page - 1) * self.page_size)
+        if len(data) != self.page_size:
+            raise Unmappable(f"page {page} is no longer in the file")
+        return data
 
     # -- b-trees ----------------------------------------------------------------
     # Only interior pages are read (about 1% of a file): a leaf is known by its parent, and

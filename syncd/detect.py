@@ -72,7 +72,8 @@ def _plan(snapshot: Snapshot, old: PageFile, new: PageFile) -> Plan:
     if old.header[40:44] != new.header[40:44]:
         return full("the schema changed, or VACUUM rebuilt the file")
     changed = {n for n, data in snapshot.past.items() if n <= new.page_count and new.read(n) != data}
-    changed |= set(range(old.page_count + 1, new.page_count + 1))
+    changed |= set(range(old.page_count + 1, new.page_count + 1))  # added at the end
+    changed |= set(range(new.page_count + 1, old.page_count + 1))  # cut off the end
     if len(changed) > FULL_SHARE * new.page_count:
         return full(f"{len(changed)} of {new.page_count} pages changed (VACUUM?)")
     plan = Plan("incremental", f"{len(changed)} changed pages")

@@ -186,6 +186,11 @@ class SnapshotStore:
             finally:
                 # After an error, the chunks not yet read are dropped rather than read for nothing.
                 pool.shutdown(cancel_futures=True)
+            if size < old_size and past is not None:
+                # Pages cut off the end changed too (auto_vacuum, or an older copy put back).
+                kept += _keep_cut_pages(rep, size, old_size, page, past)
+                if kept > MAX_PAST_BYTES:
+                    past = None
             if old_size != size:
                 os.ftruncate(rep, size)
         finally:
@@ -270,6 +275,16 @@ def _patch_pages(src: int, rep: int, where: int, page: int, past: dict[int, byte
                 past[number] = old[at:at + page]
                 kept += page
             os.pwrite(rep, new[at:at + page], where + at)
+    return kept
+
+
+def _keep_cut_pages(rep: int, size: int, old_size: int, page: int, past: dict[int, bytes]) -> int:
+    """Keep the old bytes of the replica's pages past `size`; return how many bytes that added."""
+    kept = 0
+    for number in range(size // page + 1, old_size // page + 1):
+        if number not in past:
+            past[number] = os.pread(rep, page, (number - 1) * page)
+            kept += page
     return kept
 
 

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from conftest import Harness, scratch_dir
 from syncd import samples
+from syncd.btree import PageFile, PastPageFile, Unmappable
 from syncd.detect import merge
 from syncd.sync import sync
 from test_property import SCHEMA, apply_operation, operations
@@ -112,6 +113,30 @@ def test_a_deleted_chat_comes_through_whichever_path_runs(wechat):
 def test_a_pass_over_unchanged_files_reads_no_page(wechat):
     report = wechat.sync()
     assert report.version is None and report.detection.path == "unchanged"
+
+
+def test_an_older_copy_put_back_takes_the_incremental_path(wechat):
+    """A phone restored from last week's backup: the file shrinks to what it was."""
+    older = wechat.root / "older.db"
+    shutil.copy(wechat.source, older)
+    change(wechat, samples.wechat_new_messages, 300)
+    grown = wechat.sync()
+    shutil.copy(older, wechat.source)
+    report = wechat.sync()
+    assert report.detection.path == "incremental", report.detection.reason
+    assert report.version.rows["deleted"] == grown.version.rows["added"]
+    wechat.check_all_versions()
+
+
+def test_a_page_the_file_no_longer_has_is_unmappable(wechat):
+    """The safety net under the map: a page that can't be read means "compare in full", not a crash."""
+    new = PageFile(str(wechat.source))
+    try:
+        old = PastPageFile(new, {}, new.page_count + 3)  # as if 3 pages were cut and not kept
+        with pytest.raises(Unmappable, match="no longer in the file"):
+            old.read(new.page_count + 1)
+    finally:
+        new.close()
 
 
 @pytest.mark.parametrize("sql, why", [

@@ -1,9 +1,11 @@
 """Property: for any sequence of app-like changes, every version restores exactly.
 
-Hypothesis drives a chat-like database through inserts, in-place edits, deletes,
+Hypothesis drives a chat-like database through inserts (one by one and in backlogs),
+in-place edits, deletes,
 rowid reuse, whole-chat deletes, VACUUM of a table without a primary key,
 WITHOUT ROWID upserts, ADD COLUMN, new and dropped tables, indexes, user_version,
-page-size and journal-mode changes, overflow blobs and FTS5, syncing between
+page-size, journal-mode and auto_vacuum changes, an older copy put back (files that
+shrink), overflow blobs and FTS5, syncing between
 batches. Restoring each version must give back, cell by cell with storage
 classes and rowids, what the phone held when that version was archived.
 """
@@ -38,6 +40,7 @@ values = st.one_of(
 operations = st.one_of(
     st.tuples(st.just("insert"), st.integers(1, 5), st.sampled_from(TALKERS), values),
     st.tuples(st.just("edit"), st.integers(0, 1000), values),
+    st.tuples(st.just("catch_up"), st.integers(100, 3000)),
     st.tuples(st.just("recall"), st.integers(0, 1000)),
     st.tuples(st.just("delete"), st.integers(0, 1000)),
     st.tuples(st.just("delete_range"), st.integers(0, 1000), st.integers(1, 300)),
@@ -53,8 +56,17 @@ operations = st.one_of(
     st.tuples(st.just("user_version"), st.integers(0, 2**31 - 1)),
     st.tuples(st.just("page_size"), st.sampled_from([1024, 4096, 8192])),
     st.tuples(st.just("journal_mode"), st.sampled_from(["WAL", "DELETE"])),
+    st.tuples(st.just("auto_vacuum"), st.sampled_from(["NONE", "FULL", "INCREMENTAL"])),
+    st.tuples(st.just("incremental_vacuum"), st.integers(1, 50)),
+    st.tuples(st.just("backup")),
+    st.tuples(st.just("put_back")),
     st.tuples(st.just("fts"), st.text(max_size=40)),
 )
+
+
+# The database as the last "backup" op left it, by file: "put_back" restores it, as a phone
+# restored from an older backup does (the file may shrink, and every page may move).
+BACKUPS: dict[str, bytes] = {}
 
 
 def apply_operation(db, op) -> None:
@@ -67,6 +79,10 @@ def apply_operation(db, op) -> None:
         for _ in range(n):
             db.execute("INSERT INTO message(talker, content, createTime, lvbuffer) VALUES (?, ?, ?, ?)",
                        (talker, value, len(ids), value))
+    elif kind == "catch_up":
+        # A phone back online fetches a backlog at once: the b-tree grows new interior pages.
+        db.execute("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?) "
+                   "INSERT INTO message(talker, content, createTime) SELECT 'wxid_a', 'm' || i, i FROM n", (args[0],))
     elif kind == "edit" and pick:
         db.execute("UPDATE message SET content = ? WHERE msgId = ?", (args[1], pick(args[0])))
     elif kind == "recall" and pick:
@@ -110,6 +126,23 @@ def apply_operation(db, op) -> None:
         db.execute(f"PRAGMA journal_mode = {mode}").fetchall()
     elif kind == "journal_mode":
         db.execute(f"PRAGMA journal_mode = {args[0]}").fetchall()
+    elif kind == "auto_vacuum":
+        # Then deletes shrink the file (FULL: at each commit; INCREMENTAL: when asked), moving pages.
+        db.execute(f"PRAGMA auto_vacuum = {args[0]}")
+        db.execute("VACUUM")
+    elif kind == "incremental_vacuum":
+        db.execute(f"PRAGMA incremental_vacuum({args[0]})").fetchall()
+    elif kind == "backup":
+        BACKUPS[db.filename] = db.serialize("main")
+    elif kind == "put_back" and db.filename in BACKUPS:
+        # What `cp older.db chat.db` does; the app's connection sees another change counter and
+        # rereads. A WAL file's pages live partly in its -wal, so only rollback-journal ones.
+        older = BACKUPS[db.filename]
+        same_pages = older[16:18] == db.execute("PRAGMA page_size").fetchall()[0][0].to_bytes(2, "big")
+        if same_pages and older[18] == 1 and db.execute("PRAGMA journal_mode").fetchall()[0][0] != "wal":
+            with open(db.filename, "r+b") as f:
+                f.write(older)
+                f.truncate()
     elif kind == "fts":
         db.execute("INSERT INTO message_fts(content) VALUES (?)", (args[0],))
 
