@@ -308,6 +308,11 @@ class _Scan:
         first = offset // BLOCK * DIGEST_SIZE
         changed = [offset + n * BLOCK for n, digest in enumerate(found)
                    if self.digests[first + n * DIGEST_SIZE:first + (n + 1) * DIGEST_SIZE] != digest]
+        for where in changed:
+            if where < self.compared_up_to:
+                # The patching thread reads this block's old bytes soon: have the disk start now,
+                # so a replica out of the page cache costs one wait, not one per changed block.
+                os.posix_fadvise(self.rep, where, BLOCK, os.POSIX_FADV_WILLNEED)
         if offset + len(chunk) <= self.compared_up_to or not changed:
             return found, changed
         if offset >= self.compared_up_to and len(changed) == len(found):
