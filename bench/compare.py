@@ -68,6 +68,7 @@ import zstandard
 
 import syncd
 from syncd import samples
+from syncd.cli import human_size as size
 
 SEED = 0
 CHANGE_SEED = 1
@@ -438,14 +439,6 @@ def machine() -> dict:
                if line.startswith("MemTotal"))
     return {"cpu": cpu, "cores": os.cpu_count(), "ram_bytes": mem, "python": platform.python_version(),
             "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
-
-
-def size(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GiB"
 
 
 def table(rows: list[Row]) -> str:

@@ -47,12 +47,13 @@ def _emit_json(data) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
-def _size(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
+def human_size(n: float) -> str:
+    """Bytes in B, KiB, MiB or GiB, as syncd prints them (the benchmark too)."""
+    for unit in ("B", "KiB", "MiB"):
+        if n < 1024:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
-    return f"{n} B"
+    return f"{n:.1f} GiB"
 
 
 def _rows(rows: dict) -> str:
@@ -119,12 +120,12 @@ def sync(source, targets, recipients, name, state, full, as_json):
         if v is None:
             click.echo(f"{report.source}: no change since version {report.head}")
         else:
-            click.echo(f"{report.source}: version {v.number} ({_rows(v.rows)}), {_size(v.stored_bytes)}")
+            click.echo(f"{report.source}: version {v.number} ({_rows(v.rows)}), {human_size(v.stored_bytes)}")
         if report.detection:
             click.echo(f"  compared: {report.detection.path} ({report.detection.reason})")
         for t in report.targets:
             if t.ok:
-                sent = f", {_size(t.bytes)} sent" if t.bytes else ""
+                sent = f", {human_size(t.bytes)} sent" if t.bytes else ""
                 click.echo(f"  {t.location}: has version {t.version}{sent}")
             else:
                 click.echo(f"  {t.location}: FAILED: {t.error}", err=True)
@@ -186,7 +187,7 @@ def log(target, source, as_json, identity):
         return
     for v in manifest.versions:
         kind = "base" if v.delta is None else ("delta+base" if v.base else "delta")
-        click.echo(f"{v.number:>5}  {v.time}  {_rows(v.rows)}  {_size(v.stored_bytes)} {kind}")
+        click.echo(f"{v.number:>5}  {v.time}  {_rows(v.rows)}  {human_size(v.stored_bytes)} {kind}")
 
 
 @main.command()
@@ -332,7 +333,7 @@ def status(config_file, as_json):
             click.echo(f"{s['name']}: version {s['version']} at {s['time']} ({_rows(s['rows'])})")
         for t in s["targets"]:
             has = f"has version {t['version']}" if t["version"] is not None else "has nothing yet"
-            pending = (f", {t['pending_versions']} version(s) pending ({_size(t['pending_bytes'])})"
+            pending = (f", {t['pending_versions']} version(s) pending ({human_size(t['pending_bytes'])})"
                        if t["pending_versions"] else ", up to date" if t["version"] is not None else "")
             click.echo(f"  {t['location']}: {has}{pending}")
             if t["error"]:
