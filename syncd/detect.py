@@ -17,6 +17,7 @@ A range is (exclusive lower, inclusive upper) rowid bound; None leaves that side
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
 
 import apsw
@@ -64,6 +65,10 @@ def plan_changes(snapshot: Snapshot, *, force_full: bool = False) -> Plan:
         return _plan(snapshot, old, new)
     except Unmappable as e:
         return full(f"the page map can't be trusted: {e}")
+    except (IndexError, struct.error):
+        # A cell pointing outside its page: a damaged file, which the full comparison reads
+        # through SQLite and reports as such.
+        return full("the page map can't be trusted: a page doesn't parse")
     finally:
         new.close()
 

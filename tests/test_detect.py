@@ -17,6 +17,7 @@ from conftest import Harness, scratch_dir
 from syncd import samples
 from syncd.btree import PageFile, PastPageFile, Unmappable
 from syncd.detect import merge
+from syncd.errors import SourceError
 from syncd.sync import sync
 from test_property import SCHEMA, apply_operation, operations
 
@@ -137,6 +138,19 @@ def test_a_page_the_file_no_longer_has_is_unmappable(wechat):
             old.read(new.page_count + 1)
     finally:
         new.close()
+
+
+def test_a_page_that_does_not_parse_is_reported_not_a_traceback(wechat):
+    """An interior page claiming more cells than fit: the map gives up, SQLite names the damage."""
+    change(wechat, samples.wechat_new_messages, 50)
+    with closing(apsw.Connection(str(wechat.source))) as db:
+        root = db.execute("SELECT rootpage FROM sqlite_schema WHERE name = 'message'").fetchall()[0][0]
+        page_size = db.execute("PRAGMA page_size").fetchall()[0][0]
+    with open(wechat.source, "r+b") as f:
+        f.seek((root - 1) * page_size + 3)
+        f.write(b"\xff\xff")  # the cell count
+    with pytest.raises(SourceError, match="damaged"):
+        wechat.sync()
 
 
 @pytest.mark.parametrize("sql, why", [
