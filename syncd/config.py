@@ -20,6 +20,7 @@ Every problem is reported as one line naming the field, e.g. `source[1].path: mi
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from dataclasses import dataclass, field, fields
@@ -113,8 +114,8 @@ def redact_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.password is None:
         return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    # The host part as written: parsing the port would fail on a bad one, which the plugin reports.
+    netloc = f"{parts.username}:***@{parts.netloc.rpartition('@')[2]}"
     return urlunsplit(parts._replace(netloc=netloc))
 
 
@@ -155,7 +156,7 @@ def parse_config(data: dict, path: Path) -> Config:
     state_dir = data.get("state_dir", default_state_dir())
     if not isinstance(state_dir, (str, Path)) or not str(state_dir):
         raise bad("state_dir", "must be a path")
-    return Config(path, sources, targets, Path(state_dir).expanduser(), _daemon(data.get("daemon", {}), bad))
+    return Config(path, sources, targets, _path(str(state_dir), "state_dir", bad), _daemon(data.get("daemon", {}), bad))
 
 
 def _tables(data: dict, key: str, bad) -> list[dict]:
@@ -174,6 +175,15 @@ def _string(table: dict, key: str, where: str, bad) -> str:
     return value
 
 
+def _path(value: str, where: str, bad) -> Path:
+    if "\0" in value:
+        raise bad(where, "must not contain a NUL character")
+    try:
+        return Path(value).expanduser()
+    except RuntimeError:  # ~name of a user this machine doesn't have
+        raise bad(where, f"{value.split('/')[0]} is no user's home folder here") from None
+
+
 def _only(table: dict, allowed: set[str], where: str, bad) -> None:
     for key in sorted(set(table) - allowed):
         raise bad(f"{where}.{key}", f"unknown setting (expected {', '.join(sorted(allowed))})")
@@ -181,7 +191,7 @@ def _only(table: dict, allowed: set[str], where: str, bad) -> None:
 
 def _source(table: dict, where: str, bad) -> SourceConfig:
     _only(table, {"name", "path"}, where, bad)
-    path = Path(_string(table, "path", where, bad)).expanduser()
+    path = _path(_string(table, "path", where, bad), f"{where}.path", bad)
     name = _string(table, "name", where, bad) if "name" in table else default_source_name(path)
     if not SOURCE_NAME.match(name):
         raise bad(f"{where}.name", f"{name!r} can't name a source: use letters, digits, '.', '_' and '-'")
@@ -210,7 +220,7 @@ def _daemon(table, bad) -> DaemonSettings:
     known = {f.name for f in fields(DaemonSettings)}
     _only(table, known, "daemon", bad)
     for key, value in table.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
             raise bad(f"daemon.{key}", "must be a positive number of seconds")
     settings = DaemonSettings(**{k: float(v) for k, v in table.items()})
     if settings.retry_max < settings.retry_min:

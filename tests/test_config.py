@@ -81,6 +81,11 @@ def test_default_place_follows_xdg_config_home(tmp_path, monkeypatch):
     ("[[source]]\npath='/a'\n[[target]]\nurl='/t'\n[daemon]\nretry_min=9\nretry_max=1", "daemon.retry_max"),
     ("[[source]]\npath='/a'\n[[target]]\nurl='/t'\n[daemon]\nquite=1", "daemon.quite: unknown setting"),
     ("[[source]\npath='/a'", "is not valid TOML"),
+    ("[[source]]\npath='/a'\n[[target]]\nurl='/t'\n[daemon]\nrescan=inf", "daemon.rescan: must be a positive"),
+    ("[[source]]\npath='/a'\n[[target]]\nurl='/t'\n[daemon]\nquiet=nan", "daemon.quiet: must be a positive"),
+    ("[[source]]\npath='~nosuchuser-syncd/x.db'\n[[target]]\nurl='/t'", "source[1].path: ~nosuchuser-syncd is no user"),
+    ('[[source]]\npath="/a\\u0000b"\n[[target]]\nurl="/t"', "source[1].path: must not contain a NUL"),
+    ("state_dir='~nosuchuser-syncd'\n[[source]]\npath='/a'\n[[target]]\nurl='/t'", "state_dir: ~nosuchuser-syncd"),
 ])
 def test_each_mistake_is_named(tmp_path, text, field):
     with pytest.raises(ConfigError) as caught:
@@ -100,6 +105,7 @@ def test_redaction_keeps_everything_but_the_password():
     assert redact_url("webdav://me:s3cret@host:8080/x?y=1") == "webdav://me:***@host:8080/x?y=1"
     assert redact_url("/mnt/nas") == "/mnt/nas"
     assert redact_url("sftp://me@host/x") == "sftp://me@host/x"
+    assert redact_url("webdav://me:s3cret@host:99999/x") == "webdav://me:***@host:99999/x"  # a bad port is the plugin's to report
 
 
 def test_config_check_command(tmp_path):
