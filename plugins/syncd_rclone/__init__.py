@@ -57,7 +57,9 @@ FULL = re.compile(r"\b507\b|insufficient storage|quota|no space left", re.IGNORE
 # and a read that raced a replace of the same object (its checksum no longer matches).
 TRY_AGAIN = re.compile(r"corrupted on transfer|hashes differ|connection refused|connection reset|timed? ?out|no route to host|network is unreachable|"
                          r"\bEOF\b|temporar|\b50[0234]\b|too many requests|\b429\b", re.IGNORECASE)
-# rclone exits 1, not 4, when a file it has just seen is gone by the time it opens it.
+# Racing a replace (SFTP without posix-rename removes, then renames): rclone exits 1, not 4,
+# when a file it has just seen is gone by the time it opens it, and says "not a directory"
+# when it found no file at the name, took it for a folder, and then found a file there.
 GONE = re.compile(r"file does not exist|object not found", re.IGNORECASE)
 RACED_REPLACE = re.compile(r"not a directory", re.IGNORECASE)
 CONFIG_PROBLEM = re.compile(r"didn't find section in config|config file .*not found|unknown backend|"
@@ -155,6 +157,8 @@ class RcloneBackend:
         message = f"{self.location}: {what} failed: {detail}"
         if code in EXIT_NOT_FOUND or GONE.search(stderr):
             return NotFound(message)
+        if RACED_REPLACE.search(stderr):
+            return TransientError(f"{self.location}: {what}: the object changed while it was read", hint="try again")
         if AUTH_FAILED.search(stderr):
             return PermanentError(f"{self.location}: {what}: authentication failed",
                                   hint="check the remote's credentials with `rclone config`")
@@ -185,15 +189,7 @@ class RcloneBackend:
     def open(self, name: str) -> BinaryIO:
         with tempfile.TemporaryDirectory(prefix="syncd-rclone-") as tmp:
             local = Path(tmp, "object")
-            try:
-                self._run(f"reading {name}", "copyto", self._remote(name), str(local))
-            except PermanentError as e:
-                if not RACED_REPLACE.search(str(e)):
-                    raise
-                # rclone found no file at the name, took it for a folder, then found a file: the
-                # object was being replaced (SFTP without posix-rename removes, then renames).
-                raise TransientError(f"{self.location}: {name} changed while it was read",
-                                     hint="try again") from None
+            self._run(f"reading {name}", "copyto", self._remote(name), str(local))
             if not local.exists():
                 # Some remotes (S3) report a missing object as an empty folder: nothing copied, no error.
                 raise NotFound(f"{self.location}: {name} is missing")
