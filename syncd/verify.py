@@ -18,6 +18,7 @@ from typing import Sequence
 
 from pyrage import x25519
 
+from . import crypto
 from .archive import CHUNK, Archive, list_sources
 from .backend import Backend
 from .errors import NotFound, SyncdError
@@ -118,7 +119,7 @@ def _check_sealed(archive: SealedArchive, state_dir: Path | None) -> SourceCheck
         _check_from_outside(archive, written, check)
         return check
     try:
-        manifest = archive.manifest()
+        manifest = archive.parse_manifest(raw)  # the bytes checked above, not a second download
     except SyncdError as e:
         check.problems.append(str(e))
         return check
@@ -136,7 +137,7 @@ def _delivered(archive: SealedArchive, state_dir: Path, raw: bytes, check: Sourc
         if WRITTEN not in records:
             continue
         check.source = name
-        digest = (hashlib.sha256(raw).hexdigest(), len(raw))
+        digest = (crypto.sha256(raw), len(raw))
         matching = [r for r in records.values() if (r["sha256"], r["size"]) == digest]
         if not matching:
             check.problems.append(f"{archive.folder}/{MANIFEST_AGE} is not the manifest this machine wrote there "
