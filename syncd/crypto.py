@@ -124,7 +124,7 @@ def load_identities(path: Path, ask: Callable[[str], str] = read_passphrase) -> 
         identities = [x25519.Identity.from_str(key) for key in keys]
     except (UnicodeDecodeError, pyrage.IdentityError, ValueError):
         identities = []
-    if not identities or len(identities) != len(keys):
+    if not identities:
         raise KeyProblem(f"{path} is not a readable age identity file",
                          hint="give the file `syncd keygen` or `age-keygen` wrote, unchanged")
     return identities

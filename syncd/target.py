@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pyrage import x25519
 
@@ -19,18 +19,19 @@ class Target:
 
     url: str
     encrypt_to: tuple[str, ...] = ()
+    _recipients: tuple[x25519.Recipient, ...] = field(init=False, repr=False, compare=False, default=())
 
     def __post_init__(self):
         object.__setattr__(self, "encrypt_to", tuple(self.encrypt_to))
         if self.encrypt_to:
-            parse_recipients(self.encrypt_to)
+            object.__setattr__(self, "_recipients", tuple(parse_recipients(self.encrypt_to)))
 
     @property
     def encrypted(self) -> bool:
         return bool(self.encrypt_to)
 
     def recipients(self) -> list[x25519.Recipient]:
-        return parse_recipients(self.encrypt_to)
+        return list(self._recipients)
 
 
 def as_target(target: str | Target) -> Target:
