@@ -22,7 +22,7 @@ from typing import BinaryIO
 
 from . import codec
 from .backend import Backend
-from .errors import CorruptObject, NotFound, UsageError
+from .errors import ArchiveError, CorruptObject, NotFound, UsageError
 from .manifest import Manifest, ObjectRef
 
 MANIFEST = "manifest.json"
@@ -46,6 +46,18 @@ def check_source_name(name: str) -> str:
         raise UsageError(f"{name!r} can't name a source",
                          hint="use letters, digits, '.', '_' and '-' (e.g. --name wechat)")
     return name
+
+
+def choose_source(names: list[str], source: str | None, location: str) -> str:
+    """The named source, or the only one of `names` (what a target holds, or opens)."""
+    if source is not None:
+        if source not in names:
+            raise ArchiveError(f"{location} holds no source named {source!r}",
+                               hint=f"sources there: {', '.join(sorted(names)) or 'none'}")
+        return source
+    if len(names) > 1:
+        raise ArchiveError(f"{location} holds several sources: {', '.join(sorted(names))}", hint="pick one with --source")
+    return names[0]
 
 
 def list_sources(backend: Backend) -> list[str]:

@@ -10,7 +10,7 @@ from typing import Sequence
 
 from pyrage import x25519
 
-from .archive import Archive, list_sources
+from .archive import Archive, choose_source, list_sources
 from .backend import Backend
 from .errors import ArchiveError, CorruptObject, SyncdError, UsageError
 from .export import export_database
@@ -47,16 +47,9 @@ def replay(mirror: Mirror, archive: Archive, versions: list[Version]) -> None:
 def pick_source(backend: Backend, source: str | None) -> str:
     """The named source, or the only one the target holds."""
     names = list_sources(backend)
-    if source is not None:
-        if source not in names:
-            known = ", ".join(names) or "none"
-            raise ArchiveError(f"{backend.location} holds no source named {source!r}", hint=f"sources there: {known}")
-        return source
-    if not names:
+    if not names and source is None:
         raise ArchiveError(f"{backend.location} holds no syncd archive", hint="check the target, or run `syncd sync` first")
-    if len(names) > 1:
-        raise ArchiveError(f"{backend.location} holds several sources: {', '.join(names)}", hint="pick one with --source")
-    return names[0]
+    return choose_source(names, source, backend.location)
 
 
 def open_archive(backend: Backend, source: str | None, identities: Sequence[x25519.Identity] = ()) -> Archive:

@@ -24,7 +24,7 @@ from typing import BinaryIO, Sequence
 from pyrage import x25519
 
 from . import codec, crypto
-from .archive import OBJECTS, Archive
+from .archive import OBJECTS, Archive, choose_source
 from .backend import Backend
 from .errors import ArchiveError, CorruptObject, KeyProblem, PermanentError
 from .manifest import Manifest, ObjectRef
@@ -131,29 +131,27 @@ def open_sealed(backend: Backend, identities: Sequence[x25519.Identity], source:
         raise ArchiveError(f"{backend.location} holds no encrypted syncd archive",
                            hint="check the target, or run `syncd sync --encrypt-to …` first")
     opened: dict[str, SealedArchive] = {}
+    damaged: list[CorruptObject] = []
     for folder in folders:
         archive = SealedArchive(backend, folder, identities=identities)
         try:
             manifest = archive.manifest()
         except KeyProblem:
             continue  # encrypted to someone else
+        except CorruptObject as e:
+            damaged.append(e)  # fatal only if it may be the source asked for
+            continue
         best = opened.get(manifest.source)
         # The same source encrypted to two sets of recipients: the longer history wins.
         if best is None or len(best.manifest().versions) < len(manifest.versions):
             opened[manifest.source] = archive
+    if damaged and (source is None or source not in opened):
+        raise damaged[0]
     if not opened:
         raise KeyProblem(f"none of the {len(folders)} encrypted archive(s) on {backend.location} "
                          "opens with the identity given",
                          hint="use the identity whose recipient the target was encrypted to")
-    if source is not None:
-        if source not in opened:
-            raise ArchiveError(f"{backend.location} holds no source named {source!r} for this identity",
-                               hint=f"sources there: {', '.join(sorted(opened))}")
-        return opened[source]
-    if len(opened) > 1:
-        raise ArchiveError(f"{backend.location} holds several sources: {', '.join(sorted(opened))}",
-                           hint="pick one with --source")
-    return next(iter(opened.values()))
+    return opened[choose_source(list(opened), source, backend.location)]
 
 
 def deliver_sealed(local: Archive, manifest: Manifest, target: SealedArchive, state: SourceState) -> tuple[int, int]:

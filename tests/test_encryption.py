@@ -26,7 +26,7 @@ from syncd import crypto
 from syncd.errors import CorruptObject, KeyProblem, TransientError
 from syncd.plugins import open_backend
 from syncd.restore import open_archive, restore
-from syncd.sealed import SealedArchive
+from syncd.sealed import SealedArchive, open_sealed
 from syncd.target import Target
 from syncd.verify import verify
 
@@ -240,6 +240,21 @@ def test_a_torn_read_of_the_encrypted_manifest_is_read_again(sealed, keys, monke
     archive = SealedArchive(torn, folder_of(sealed).name, identities=crypto.load_identities(keys.owner))
     assert archive.manifest().head.number == len(sealed.expected)
     assert torn.torn == 0
+
+
+def test_a_damaged_archive_does_not_block_restoring_another_source(sealed, keys, tmp_path, pm, monkeypatch):
+    monkeypatch.setattr(archive_module, "MANIFEST_GAP_WAIT", 0.01)
+    mine = folder_of(sealed)
+    (tmp_path / "other").mkdir()
+    other = Harness(tmp_path / "other", pm, db_name="other.db")
+    other.execute(SCHEMA)
+    other.sync([Target(str(sealed.target), keys.recipients)])
+    (mine / "manifest.age").write_bytes(b"not age")
+    backend = open_backend(pm, str(sealed.target))
+    identities = crypto.load_identities(keys.owner)
+    assert open_sealed(backend, identities, "other.db").manifest().source == "other.db"
+    with pytest.raises(CorruptObject, match="manifest.age"):
+        open_sealed(backend, identities, SOURCE)
 
 
 def test_a_rollback_is_caught_with_the_local_state(sealed, keys):
