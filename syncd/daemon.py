@@ -34,10 +34,11 @@ from .errors import SourceError, SyncdError
 from .logs import LOGGER, RepeatFilter
 from .manifest import Manifest
 from .notify import notify, watchdog_interval
+from .snapshot import file_identity
 from .plugins import open_backend
 from .state import SourceState
 from .sync import TargetReport, archive_locally, deliver_to, target_archive
-from .watch import Watcher, signature
+from .watch import Watcher
 
 # After SIGTERM, a step still running this long is abandoned, so the process is
 # gone well within the 10 s that systemd and users expect.
@@ -238,7 +239,7 @@ class Daemon:
                 run.targets = {t.url: run.targets.get(t.url) or TargetSchedule() for t in config.targets}
                 for schedule in run.targets.values():
                     schedule.behind = True
-                run.pending_since, run.seen = now, signature(source.path)
+                run.pending_since, run.seen = now, file_identity(source.path)
                 self.sources[source.name] = run
         self.config = config
         self.errors.interval = config.daemon.error_log_interval
@@ -253,7 +254,7 @@ class Daemon:
         with self.lock:
             run = self.sources.get(name)
             if run is not None:
-                run.pending_since, run.seen = time.monotonic(), signature(run.config.path)
+                run.pending_since, run.seen = time.monotonic(), file_identity(run.config.path)
         self._wake()
 
     def _rescan(self, now: float) -> None:
@@ -262,7 +263,7 @@ class Daemon:
         self.watcher.refresh()
         with self.lock:
             for run in self.sources.values():
-                current = signature(run.config.path)
+                current = file_identity(run.config.path)
                 if current != run.archived and run.pending_since is None:
                     run.pending_since, run.seen = now, current
 
@@ -271,7 +272,7 @@ class Daemon:
         with self.lock:
             if run.pending_since is None or now - run.pending_since < self.config.daemon.quiet:
                 return False
-            current = signature(run.config.path)
+            current = file_identity(run.config.path)
             if current != run.seen:  # changed without an event we saw (polling lag): wait again
                 run.pending_since, run.seen = now, current
                 return False
@@ -342,12 +343,12 @@ class Daemon:
 
     def _mark_pending(self, run: SourceRun) -> None:
         with self.lock:
-            run.pending_since, run.seen = time.monotonic(), signature(run.config.path)
+            run.pending_since, run.seen = time.monotonic(), file_identity(run.config.path)
 
     def _record(self, run: SourceRun, state: SourceState, local: Archive) -> Manifest | None:
         """Snapshot the source and commit its changes locally; the local manifest afterwards."""
         name = run.config.name
-        before = signature(run.config.path)
+        before = file_identity(run.config.path)
         try:
             manifest, created, _ = archive_locally(run.config.path, state, local, self.pm)
         except SourceError as e:

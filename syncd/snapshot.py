@@ -95,7 +95,7 @@ class SnapshotStore:
         _check_header(source, _read_head(source, 4096), source.stat().st_size)
         trusted = self.replica.exists() and not self.dirty.exists()
         saved = self._saved_identity() if trusted else None
-        if saved is not None and not reread and saved == _identity(source):
+        if saved is not None and not reread and saved == file_identity(source):
             return Snapshot(source, self.replica, True, {}, 0)
         self.folder.mkdir(parents=True, exist_ok=True)
         atomic_write(self.dirty, b"")
@@ -110,13 +110,13 @@ class SnapshotStore:
         digests = self._saved_digests() if trusted else b""
         delay = STABLE_COPY_DELAY
         for _ in range(STABLE_COPY_TRIES):
-            before = _identity(source)
+            before = file_identity(source)
             # A WAL database's file only changes when the app checkpoints; until then every
             # commit lands in the -wal alone, and only that needs reading.
             if not (saved and saved[:2] == before[:2]):
                 past, digests = self._patch(source, past, digests)
             journal = self._copy_companions(source)
-            if _identity(source) == before:
+            if file_identity(source) == before:
                 break
             time.sleep(delay)
             delay *= 2
@@ -384,14 +384,15 @@ def _check_header(source: Path, head: bytes, size: int) -> None:
         raise SourceError(f"{source} is truncated: {size:,} of {expected:,} bytes", hint=WAIT_HINT)
 
 
-def _identity(source: Path) -> list:
-    """What tells whether the source's files changed: inode, size, mtime and ctime of each."""
+def file_identity(source: Path) -> list:
+    """What changes whenever the database or a companion is written, renamed over or removed:
+    inode, size, mtime and ctime of each (None for one that is missing or can't be looked at)."""
     ident = [str(source)]
-    for path in [source] + [Path(f"{source}{suffix}") for suffix in COMPANIONS]:
+    for path in [Path(source)] + [Path(f"{source}{suffix}") for suffix in COMPANIONS]:
         try:
             st = path.stat()
             ident.append([st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns])
-        except FileNotFoundError:
+        except OSError:
             ident.append(None)
     return ident
 

@@ -72,18 +72,6 @@ def needs_polling(fstype: str) -> bool:
     return fstype in NETWORK_FILESYSTEMS or (fstype.startswith("fuse") and fstype not in LOCAL_FUSE)
 
 
-def signature(path: Path) -> tuple:
-    """What changes whenever the database or a companion is written, renamed over or removed."""
-    parts = []
-    for p in [Path(path)] + [Path(f"{path}{suffix}") for suffix in COMPANIONS]:
-        try:
-            st = p.stat()
-            parts.append((st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
-        except OSError:
-            parts.append(None)
-    return tuple(parts)
-
-
 def patterns_for(path: Path) -> list[str]:
     """watchdog 7 matches patterns against full paths: the database and its companions, escaped."""
     return [glob.escape(str(path)) + suffix for suffix in ("",) + COMPANIONS]

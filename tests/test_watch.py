@@ -11,7 +11,8 @@ import threading
 import pytest
 
 from syncd import watch
-from syncd.watch import Watcher, filesystem_type, needs_polling, signature
+from syncd.snapshot import file_identity as signature
+from syncd.watch import Watcher, filesystem_type, needs_polling
 
 MOUNTINFO = """\
 22 27 0:21 / /proc rw,relatime - proc proc rw
