@@ -44,14 +44,6 @@ def replay(mirror: Mirror, archive: Archive, versions: list[Version]) -> None:
         mirror.commit(version.number)
 
 
-def pick_source(backend: Backend, source: str | None) -> str:
-    """The named source, or the only one the target holds."""
-    names = list_sources(backend)
-    if not names and source is None:
-        raise ArchiveError(f"{backend.location} holds no syncd archive", hint="check the target, or run `syncd sync` first")
-    return choose_source(names, source, backend.location)
-
-
 def open_archive(backend: Backend, source: str | None, identities: Sequence[x25519.Identity] = ()) -> Archive:
     """The archive of `source` (or the only one) on `backend`: plain, or encrypted if `identities` are given."""
     plain = list_sources(backend)
@@ -59,7 +51,9 @@ def open_archive(backend: Backend, source: str | None, identities: Sequence[x255
         if not identities:
             raise no_identity(backend.location)
         return open_sealed(backend, identities, source)
-    return Archive(backend, pick_source(backend, source))
+    if not plain and source is None:
+        raise ArchiveError(f"{backend.location} holds no syncd archive", hint="check the target, or run `syncd sync` first")
+    return Archive(backend, choose_source(plain, source, backend.location))
 
 
 def read_manifest(archive: Archive) -> Manifest:
