@@ -127,6 +127,8 @@ def sync(source, targets, recipients, name, state, full, as_json):
             if t.ok:
                 sent = f", {human_size(t.bytes)} sent" if t.bytes else ""
                 click.echo(f"  {t.location}: has version {t.version}{sent}")
+                if t.note:
+                    click.echo(f"    note: {t.note}")
             else:
                 click.echo(f"  {t.location}: FAILED: {t.error}", err=True)
                 if t.hint:
@@ -135,7 +137,7 @@ def sync(source, targets, recipients, name, state, full, as_json):
         failed = sum(not t.ok for t in report.targets)
         click.echo(f"error: {failed} target(s) not updated; version {report.head} stays queued locally "
                    "and goes out on the next pass", err=True)
-        sys.exit(1)
+        sys.exit(max(t.exit_code or 1 for t in report.targets if not t.ok))
 
 
 @contextmanager
