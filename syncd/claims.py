@@ -26,7 +26,7 @@ from typing import Callable, Sequence
 from pyrage import x25519
 
 from .backend import Backend
-from .errors import AlreadyExists, ArchiveError, NotFound, PermanentError, UsageError
+from .errors import AlreadyExists, ArchiveError, CorruptObject, NotFound, UsageError
 
 RECORDS = "_syncd/"
 MARK = RECORDS + "target.json"
@@ -72,9 +72,13 @@ class TargetMark:
         return cls(encrypted, tuple(recipients))
 
 
-def damaged(where: str) -> PermanentError:
-    return PermanentError(f"{where} is damaged", hint="delete it: the next sync writes it again from what the "
-                                                      "target holds")
+def damaged(where: str) -> CorruptObject:
+    return CorruptObject(f"{where} is damaged", hint="the next sync writes it again (from what the target holds)")
+
+
+def _landed(backend: Backend, name: str) -> CorruptObject:
+    return CorruptObject(f"{backend.location}: {name} did not land whole",
+                         hint="the server or a proxy in between damages uploads; the next pass tries again")
 
 
 def _record(raw: bytes, expected: str, where: str) -> dict:
@@ -152,22 +156,33 @@ def admit(backend: Backend, folder: str, source: str, writer: str,
     ArchiveError: another state dir writes `folder` here.
     """
     encrypted, ours = bool(recipients), {fingerprint(r) for r in recipients}
-    mark = read_mark(backend)
+    mark = _unless_damaged(read_mark, backend)
     held = mark or held_mark(backend)
     if held is not None and held.encrypted != encrypted:
         raise mismatch(backend.location, held)
-    owner = writer_of(backend, folder)
+    owner = _unless_damaged(writer_of, backend, folder)
     if owner not in (None, writer):
         raise conflict(backend.location, source, folder, owner, writer)
 
     def record() -> None:
         if mark is None or not ours <= set(mark.recipients):
             known = set(mark.recipients) if mark else set()
-            backend.write(MARK, io.BytesIO(TargetMark(encrypted, tuple(sorted(known | ours))).to_bytes()))
+            new = TargetMark(encrypted, tuple(sorted(known | ours)))
+            backend.write(MARK, io.BytesIO(new.to_bytes()))
+            if _unless_damaged(read_mark, backend) != new:
+                raise _landed(backend, MARK)
         if owner is None:
             claim(backend, folder, source, writer)
 
     return record
+
+
+def _unless_damaged(read: Callable, *args):
+    """A record, or None if there is none or it is damaged: a damaged one is written again."""
+    try:
+        return read(*args)
+    except CorruptObject:
+        return None
 
 
 def claim(backend: Backend, folder: str, source: str, writer: str) -> None:
@@ -175,17 +190,23 @@ def claim(backend: Backend, folder: str, source: str, writer: str) -> None:
     name = f"{WRITERS}{folder}.json"
     raw = json.dumps({"format": WRITER_FORMAT, "writer": writer}).encode()
     create = getattr(backend, "create", None)
-    if create is not None:
+    try:
+        owner, damaged_claim = writer_of(backend, folder), False
+    except CorruptObject:
+        owner, damaged_claim = None, True
+    if owner is None and create is not None and not damaged_claim:
         try:
             create(name, io.BytesIO(raw))
         except AlreadyExists:
             pass  # someone's claim: ours if a retry re-sent it, read below
-    elif _read(backend, name) is None:
+    elif owner is None:
         backend.write(name, io.BytesIO(raw))
         time.sleep(CLAIM_SETTLE)
-    owner = writer_of(backend, folder)
+    owner = _unless_damaged(writer_of, backend, folder)
+    if owner is None:
+        raise _landed(backend, name)
     if owner != writer:
-        raise conflict(backend.location, source, folder, owner or "?", writer)
+        raise conflict(backend.location, source, folder, owner, writer)
 
 
 def mode_problem(mark: TargetMark | None, encrypted: bool, what: str) -> str | None:
@@ -201,3 +222,13 @@ def holds_archives(backend: Backend) -> bool:
     """Whether anything of any archive is left on `backend`: a target that lost one source's archive
     still holds the others (or that source's objects); a wiped or unmounted one holds nothing."""
     return any(PLAIN_NAME.match(info.name) or SEALED_NAME.match(info.name) for info in backend.list(""))
+
+
+def mode_warning(archive) -> str | None:
+    """For `log`: an archive read in the clear from an encrypted target, or the other way round."""
+    try:
+        mark = read_mark(archive.backend)
+    except CorruptObject as e:
+        return str(e)
+    problem = mode_problem(mark, archive.manifest_name.endswith(".age"), f"{archive.location}: {archive.source}")
+    return problem and f"{problem}: run `syncd verify --from {archive.location}`"

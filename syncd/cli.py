@@ -182,8 +182,13 @@ def log(target, source, as_json, identity):
     """List the versions a target holds, oldest first."""
     from .restore import read_manifest
 
+    from .claims import mode_warning
+
     with _archive(target, source, identity) as archive:
         manifest = read_manifest(archive)
+        warning = mode_warning(archive)
+    if warning:
+        click.echo(f"warning: {warning}", err=True)
     if as_json:
         _emit_json({"source": manifest.source, "versions": [v.to_dict() for v in manifest.versions]})
         return

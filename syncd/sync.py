@@ -302,12 +302,15 @@ def deliver(local: Archive, manifest: Manifest, target: Archive, state: SourceSt
                 raise ArchiveError(f"{target.location} holds a different history of {local.source!r}",
                                    hint="sync this source under another --name, or to another target")
         record()
-        present = target.stored_objects()
-        sent = 0
+        present, held = target.stored_objects(), {ref.name for ref in remote.objects()} if remote else set()
+        sent, repaired = 0, 0
         for ref in manifest.objects():
             if present.get(ref.name) != ref.size:  # missing, or damaged: sent (again)
                 local.copy_to(ref, target)
                 sent += ref.size
+                repaired += ref.name in held
+        if repaired:
+            note = note or f"it held {repaired} damaged or missing object(s): sent again"
         must_hold(target, None, manifest.objects())
         sent += target.write_manifest(manifest)  # the target's commit point
         must_hold(target, len(raw), [])
