@@ -205,15 +205,16 @@ def test_a_second_writer_is_refused_after_the_first(tmp_path, pm, recipient, kin
     assert tree(first.target) == before
 
 
-def race(first: Harness, second: Harness, targets: list, monkeypatch, where: tuple) -> list:
-    """Both writers sync at once, each held at `where` (what a delivery reads first) until the other gets there."""
+def race(first: Harness, second: Harness, url: str, targets: list, monkeypatch, where: tuple) -> list:
+    """Both writers sync at once, each held at `where` (reading the target's manifest) until the other is there
+    too: both have seen a target without this source, as two machines starting together do."""
     barrier, real, seen = threading.Barrier(2, timeout=20), getattr(*where), set()
 
-    def meet(*args, **kwargs):
-        if threading.get_ident() not in seen:
+    def meet(self, *args, **kwargs):
+        if self.location == url and threading.get_ident() not in seen:
             seen.add(threading.get_ident())
             barrier.wait()
-        return real(*args, **kwargs)
+        return real(self, *args, **kwargs)
 
     monkeypatch.setattr(*where, meet)
     reports = [None, None]
@@ -237,7 +238,7 @@ def test_racing_writers_one_wins_and_the_other_is_refused(tmp_path, pm, recipien
     url = {"folder": str(first.target), "wsgidav": wsgidav.url(fresh_path()),
            "memory": f"memory://{fresh_path()}"}[store]
     where = (SealedArchive, "manifest_bytes") if kind == "encrypted" else (archive_module.Archive, "manifest")
-    reports = race(first, second, targets_of(kind, url, [recipient[0]]), monkeypatch, where)
+    reports = race(first, second, url, targets_of(kind, url, [recipient[0]]), monkeypatch, where)
     monkeypatch.undo()
     outcome = sorted(r.targets[0].ok for r in reports)
     assert outcome == [False, True], [r.targets[0].error for r in reports]
