@@ -56,7 +56,11 @@ class TargetReport:
     note: str | None = None  # what this pass repaired on the target
 
     def to_dict(self) -> dict:
-        return dict(self.__dict__)
+        shown = dict(self.__dict__)
+        del shown["exit_code"]  # the command's own exit code says it
+        if self.note is None:
+            del shown["note"]
+        return shown
 
 
 @dataclass
