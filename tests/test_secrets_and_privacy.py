@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -18,7 +20,12 @@ from servers import PASSWORD, USER, rclone
 from test_local_first import add_message, phone  # noqa: F401 - `phone` is a fixture: a one-table chat db
 
 import syncd_rclone
+from syncd import crypto
+from syncd.archive import Archive
 from syncd.redact import read_remote, redact_url
+from syncd.snapshot import SnapshotStore
+from syncd.sync import sync
+from syncd.target import Target
 from syncd_rclone import RcloneBackend, rclone_binary
 
 # -- item 8: connection-string secrets ------------------------------------------------------
@@ -132,3 +139,139 @@ def test_no_secret_in_config_check_verify_status_logs_or_state(tmp_path, rclone_
     for where, text in shown.items():
         for secret in secrets:
             assert secret not in text, f"{where} shows a secret:\n{text}"
+
+
+# -- item 9: the state dir is private whatever the umask --------------------------------------
+
+
+@pytest.fixture
+def umask_022():
+    """The usual umask, under which new files are 0644 and folders 0755 unless syncd says otherwise."""
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+def loose_modes(*roots: Path) -> dict[str, str]:
+    """Every folder not 0700 and file not 0600 below (and including) `roots`, with its mode."""
+    found = {}
+    for root in roots:
+        for path in [root, *root.rglob("*")]:
+            st = path.lstat()
+            want = 0o700 if stat.S_ISDIR(st.st_mode) else 0o600
+            if stat.S_IMODE(st.st_mode) != want:
+                found[str(path)] = oct(stat.S_IMODE(st.st_mode))
+    return found
+
+
+def test_every_state_file_is_private_under_umask_022(phone, tmp_path, monkeypatch, umask_022):
+    # The phone's app keeps its database open in WAL mode: each pass copies the -wal beside the replica.
+    app = phone.connect()
+    app.execute("PRAGMA journal_mode=wal")
+    app.execute("INSERT INTO message VALUES (100, 'only in the -wal')")
+    assert Path(f"{phone.source}-wal").stat().st_size
+    identity = tmp_path / "owner.txt"
+    sealed_target = Target(str(tmp_path / "sealed"), (crypto.keygen(identity),))
+    (tmp_path / "sealed").mkdir()
+    # Look in the middle of each pass too, where the staging copies and scratch files exist.
+    mid_pass: dict[str, str] = {}
+    for cls, method in ((SnapshotStore, "_checkpoint"), (Archive, "put")):
+        real = getattr(cls, method)
+        monkeypatch.setattr(cls, method, lambda *a, real=real, **k: (mid_pass.update(loose_modes(phone.state)),
+                                                                         real(*a, **k))[1])
+    for n in (2, 3):
+        assert sync(phone.source, [str(phone.target), sealed_target], state_dir=phone.state, pm=phone.pm).ok
+        add_message(phone, n)
+    # A lost mirror is rebuilt from the local archive: that path writes the mirror too.
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{phone.state}/sources/chat.db/mirror.db{suffix}").unlink(missing_ok=True)
+    assert sync(phone.source, [str(phone.target)], state_dir=phone.state, pm=phone.pm).ok
+    assert (phone.state / "sources" / "chat.db" / "mirror.db").exists()
+    app.close()
+    assert mid_pass == {}, "loose while a pass ran"
+    # The targets' folders are the user's; what syncd made in them is private too.
+    assert loose_modes(phone.state, *phone.target.iterdir(), *(tmp_path / "sealed").iterdir()) == {}
+
+
+def test_a_daemon_under_umask_022_keeps_its_state_private(tmp_path, umask_022):
+    rig = Rig(tmp_path, targets=1)
+    rig.execute("PRAGMA journal_mode=wal")
+    rig.execute("CREATE TABLE message (id INTEGER PRIMARY KEY, text TEXT)")
+    rig.execute("INSERT INTO message VALUES (1, 'hello')")
+    try:
+        rig.start()
+        rig.wait_heads(1)
+        rig.execute("INSERT INTO message VALUES (2, 'the latest, in the -wal')")
+        rig.wait_heads(2)
+        mirror_wal = rig.state / "sources" / "chat.db" / "mirror.db-wal"
+        assert mirror_wal.exists()  # the daemon holds the mirror open: its -wal is the newest rows
+        assert loose_modes(rig.state, *rig.targets[0].iterdir()) == {}
+    finally:
+        rig.kill()
+
+
+def test_an_older_state_dir_is_made_private_with_one_warning(phone, tmp_path):
+    assert phone.sync().ok
+    source = phone.state / "sources" / "chat.db"
+    # What an older syncd left under umask 022.
+    for path in (phone.state / "sources", source, source / "staging", source / "targets"):
+        path.chmod(0o755)
+    for path in (source / "mirror.db", source / "staging" / "replica.db"):
+        path.chmod(0o644)
+    add_message(phone, 2)
+    done = _cli("sync", str(phone.source), "--to", str(phone.target), "--state", str(phone.state))
+    assert done.returncode == 0, done.stderr
+    warnings = [line for line in done.stderr.splitlines() if "readable by other local users" in line]
+    assert len(warnings) == 1 and str(source) in warnings[0], done.stderr
+    assert loose_modes(phone.state / "sources") == {}
+    again = _cli("sync", str(phone.source), "--to", str(phone.target), "--state", str(phone.state))
+    assert "readable by other" not in again.stderr  # said once, when it was true
+
+
+CRASHING_WRITER = """
+import sys, tempfile, time
+from pathlib import Path
+from syncd.fsutil import atomic_write
+from syncd.state import SourceState
+from syncd_folder import FolderBackend
+
+state, target = SourceState(sys.argv[1], "chat.db"), FolderBackend(Path(sys.argv[2]))
+with state.locked():
+    scratch = tempfile.mkdtemp(dir=state.root)  # as sync.py's TemporaryDirectory(dir=state.root)
+    Path(scratch, "delta").write_bytes(b"rows in the clear")
+    # Each write below reads its data from stdin, which never ends: killed mid-write.
+    import threading
+    threading.Thread(target=atomic_write, args=(state.cursors / "0123456789abcdef.json", sys.stdin.buffer),
+                     daemon=True).start()
+    target.write("chat.db/objects/0000000009-delta-x.zst", open("/dev/stdin", "rb"))
+"""
+
+
+def test_crash_leftovers_are_swept_by_the_next_pass(phone, tmp_path):
+    assert phone.sync().ok
+    state_root = phone.state / "sources" / "chat.db"
+    objects = phone.target / "chat.db" / "objects"
+    writer = subprocess.Popen([sys.executable, "-c", CRASHING_WRITER, str(phone.state), str(phone.target)],
+                              stdin=subprocess.PIPE)
+    try:
+        leftovers = wait_for(lambda: [p for p in (list(state_root.glob("tmp*")) + list(state_root.glob("targets/.*.tmp"))
+                                                  + list(objects.glob(".*.tmp")))] if
+                             len(list(objects.glob(".*.tmp"))) and len(list(state_root.glob("targets/.*.tmp")))
+                             else None, what="the writer to be mid-write")
+    finally:
+        writer.kill()  # kill -9: nothing of its own cleanup runs
+        writer.wait()
+    assert len(leftovers) == 3 and all(p.exists() for p in leftovers)
+    (target_temp,) = objects.glob(".*.tmp")
+    add_message(phone, 2)
+    assert phone.sync().ok
+    # The state dir's leftovers go at once: under the source's lock, nobody else writes there.
+    assert not list(state_root.glob("tmp*")) and not list(state_root.glob("targets/.*.tmp"))
+    # A target's young temp file stays: another machine may be writing it.
+    assert target_temp.exists()
+    old = time.time() - 16 * 60
+    os.utime(target_temp, (old, old))
+    add_message(phone, 3)
+    assert phone.sync().ok
+    assert not target_temp.exists()
+    phone.check_all_versions()
