@@ -25,10 +25,10 @@ import os
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 from .archive import SOURCE_NAME
 from .errors import KeyProblem, UsageError
+from .redact import redact_url
 from .state import default_state_dir
 from .sync import default_source_name
 from .target import Target
@@ -66,7 +66,7 @@ class SourceConfig:
 @dataclass(frozen=True)
 class TargetConfig:
     url: str
-    options: dict = field(default_factory=dict)
+    options: dict = field(default_factory=dict, repr=False)  # may hold a password
     encrypt_to: tuple[str, ...] = ()  # age recipients: the target gets only ciphertext
 
     def target(self) -> Target:
@@ -74,7 +74,7 @@ class TargetConfig:
 
     @property
     def display(self) -> str:
-        """The URL without a password, for logs and status."""
+        """The URL without its secrets, for logs and status (see syncd.redact)."""
         return redact_url(self.url)
 
 
@@ -107,16 +107,6 @@ url = "/media/usb/chat-archive"
 def default_config_path() -> Path:
     base = os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config"
     return Path(base) / "syncd" / "config.toml"
-
-
-def redact_url(url: str) -> str:
-    """Drop the password from `scheme://user:password@host/...`."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    # The host part as written: parsing the port would fail on a bad one, which the plugin reports.
-    netloc = f"{parts.username}:***@{parts.netloc.rpartition('@')[2]}"
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def load_config(path: Path | None = None) -> Config:

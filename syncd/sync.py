@@ -25,7 +25,7 @@ from .backend import Backend
 from .claims import admit, holds_archives
 from .detect import Plan, plan_changes
 from .errors import ArchiveError, PermanentError, SourceError, SyncdError
-from .fsutil import fsync_dir, fsync_file
+from .fsutil import fsync_dir, fsync_file, private_opener
 from .manifest import Manifest, Version
 from .mirror import Mirror, remove_database
 from .plugins import open_backend
@@ -160,7 +160,8 @@ def record_version(state: SourceState, local: Archive, snapshot: Snapshot, *,
         number = manifest.head.number + 1
         with tempfile.TemporaryDirectory(dir=state.root) as tmp:
             delta_file = Path(tmp, "delta")
-            delta_file.write_bytes(changes.changeset)
+            with open(delta_file, "wb", opener=private_opener) as out:
+                out.write(changes.changeset)
             delta = local.store(delta_file, "delta", number, Path(tmp))
             mirror.commit(number)
             manifest = manifest.append(changes.counts.as_dict(), delta=delta)
@@ -168,6 +169,7 @@ def record_version(state: SourceState, local: Archive, snapshot: Snapshot, *,
             # patch (see docs/format.md), besides keeping restores short.
             if changes.reshaped or base_due(manifest):
                 copy = Path(tmp, "base.db")
+                open(copy, "xb", opener=private_opener).close()  # VACUUM INTO fills an empty file
                 mirror.db.execute("VACUUM INTO ?", (str(copy),))
                 manifest = manifest.with_base(number, local.store(copy, "base", number, Path(tmp)))
         local.write_manifest(manifest)  # the local commit point
