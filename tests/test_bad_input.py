@@ -413,7 +413,7 @@ def test_target_that_is_a_file_gets_the_version_once_it_is_a_folder(setup):
 def test_unknown_scheme_is_named(setup):
     make_db(setup.source)
     result = setup.sync(targets=["ftp://x/y"])
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 2, result.output  # a usage error (issue 10, item 12)
     line, hint = error_lines(result.stderr, hint=True)
     assert "'ftp'" in line
     assert "file://" in hint  # what is known instead
@@ -461,7 +461,7 @@ def test_restore_refuses_to_overwrite_without_force(archived, tmp_path):
     out = tmp_path / "out.db"
     out.write_bytes(b"precious")
     result = cli("restore", "--from", archived.target, out)
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # a usage error (issue 10, item 12)
     line, hint = error_lines(result.stderr, hint=True)
     assert str(out) in line and "already exists" in line and "--force" in hint
     assert out.read_bytes() == b"precious"
