@@ -83,13 +83,17 @@ def patterns_for(path: Path) -> list[str]:
 
 
 class _SourceHandler(PatternMatchingEventHandler):
-    def __init__(self, name: str, path: Path, on_change: Callable[[str], None]):
+    def __init__(self, name: str, path: Path, on_change: Callable[[str], None],
+                 on_replaced: Callable[[], None] | None = None):
         super().__init__(patterns=patterns_for(path), ignore_directories=True, case_sensitive=True)
         self.name = name
         self.path = path
         self.on_change = on_change
+        self.on_replaced = on_replaced  # a new file (or link) at one of the names: not for mere writes
 
     def on_any_event(self, event: FileSystemEvent) -> None:
+        if self.on_replaced and isinstance(event, (FileCreatedEvent, FileMovedEvent)):
+            self.on_replaced()
         self.on_change(self.name)
 
 
@@ -138,7 +142,7 @@ class Watcher:
         if not folder.is_dir():
             log.warning("%s: folder %s does not exist yet; checking again at each rescan", watched.name, folder)
             return "none"
-        handler = _SourceHandler(watched.name, watched.path, lambda name: self._link_event(watched))
+        handler = _SourceHandler(watched.name, watched.path, self.on_change, lambda: self._relinked(watched))
         watch = self._observe(handler, folder, watched.name)
         return watch[2] if watch else "none"
 
@@ -164,12 +168,11 @@ class Watcher:
         log.info("%s: watching %s (%s%s)", name, handler.path, mode, f", {fstype}" if fstype else "")
         return observer, watch, mode
 
-    def _link_event(self, watched: Watched) -> None:
-        """An event at the source's own name: a symlink there may point elsewhere now."""
+    def _relinked(self, watched: Watched) -> None:
+        """Something new at the source's name: if it is (or was) a symlink, it may point elsewhere now."""
         if watched.real is not None or watched.path.is_symlink():
             # Not from this watchdog thread, which holds its observer's lock: see `following`.
             threading.Thread(target=self._follow, args=(watched,), name="syncd-follow-link", daemon=True).start()
-        self.on_change(watched.name)
 
     def _follow(self, watched: Watched) -> None:
         """Watch the folder of the file a symlinked source points to, instead of where it pointed before."""

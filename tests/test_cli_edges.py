@@ -13,12 +13,12 @@ import traceback
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import apsw
 import pytest
 from click.testing import CliRunner
 
 from daemon_rig import Rig, wait_for
 from servers import PASSWORD, USER, fresh_path
+from test_cli import execute
 from syncd.cli import main
 from syncd.plugins import backend_classes, plugin_info, plugin_manager
 
@@ -39,14 +39,6 @@ def refused(result, code: int = 2) -> str:
     lines = result.stderr.splitlines()
     assert lines and lines[0].startswith("error: ") and all(line.startswith("hint: ") for line in lines[1:]), lines
     return result.stderr
-
-
-def execute(path: Path, sql: str) -> None:
-    db = apsw.Connection(str(path))
-    try:
-        db.execute(sql).fetchall()
-    finally:
-        db.close()
 
 
 @pytest.fixture
