@@ -57,7 +57,7 @@ def choose_source(names: list[str], source: str | None, location: str) -> str:
                                hint=f"sources there: {', '.join(sorted(names)) or 'none'}")
         return source
     if len(names) > 1:
-        raise ArchiveError(f"{location} holds several sources: {', '.join(sorted(names))}", hint="pick one with --source")
+        raise UsageError(f"{location} holds several sources: {', '.join(sorted(names))}", hint="pick one with --source")
     return names[0]
 
 

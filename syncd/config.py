@@ -26,8 +26,12 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+import pluggy
+
 from .archive import SOURCE_NAME
-from .errors import KeyProblem, UsageError
+from .backend import Backend
+from .errors import KeyProblem, SyncdError, UsageError
+from .plugins import open_backend
 from .redact import redact_url
 from .state import default_state_dir
 from .sync import default_source_name
@@ -71,6 +75,10 @@ class TargetConfig:
 
     def target(self) -> Target:
         return Target(self.url, self.encrypt_to)
+
+    def open(self, pm: pluggy.PluginManager) -> Backend:
+        """The backend of this target, its options handed to its storage plugin (no network I/O)."""
+        return open_backend(pm, self.url, options=self.options)
 
     @property
     def display(self) -> str:
@@ -147,6 +155,16 @@ def parse_config(data: dict, path: Path) -> Config:
     if not isinstance(state_dir, (str, Path)) or not str(state_dir):
         raise bad("state_dir", "must be a path")
     return Config(path, sources, targets, _path(str(state_dir), "state_dir", bad), _daemon(data.get("daemon", {}), bad))
+
+
+def check_targets(config: Config, pm: pluggy.PluginManager) -> None:
+    """Open every target as the daemon will (without touching the network); ConfigError names the first
+    that can't be used."""
+    for i, target in enumerate(config.targets, 1):
+        try:
+            target.open(pm).close()
+        except SyncdError as e:
+            raise ConfigError(f"{config.path}: target[{i}].url: {e}", hint=e.hint) from None
 
 
 def _tables(data: dict, key: str, bad) -> list[dict]:

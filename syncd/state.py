@@ -9,6 +9,7 @@
                                             (*.writing.json while writing, *.uploaded.json: objects sent since)
     <state>/sources/<name>/staging/         the replica: a private copy of the phone's database
     <state>/sources/<name>/lock             held while a pass runs
+    <state>/sources/<name>/error.json       why the source could last not be archived, until it can again
     <state>/writer-id                       this state dir's random id: which writer claims a source on a target
 
 All of it is private whatever the umask (folders 0700, files 0600): the mirror and the
@@ -28,6 +29,7 @@ import secrets
 import shutil
 import stat
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 
 from .errors import SyncdError
@@ -88,6 +90,7 @@ class SourceState:
         self.archive_dir = self.root / "archive"
         self.staging = self.root / "staging"
         self.cursors = self.root / "targets"
+        self.error_path = self.root / "error.json"
 
     @contextmanager
     def locked(self):
@@ -170,6 +173,12 @@ class SourceState:
         except FileNotFoundError:
             return {}
 
+    def deliveries(self) -> list[dict]:
+        """The record of every target this state dir has delivered to (or tried), by location."""
+        # `<key>.json` only: the `<key>.written.json` and the like are an encrypted target's own.
+        paths = [p for p in self.cursors.glob("*.json") if len(p.suffixes) == 1] if self.cursors.is_dir() else []
+        return sorted((json.loads(p.read_text()) for p in paths), key=lambda record: record.get("location", ""))
+
     def set_cursor(self, location: str, version: int, head_hash: str) -> None:
         """Record a delivery; it also clears the failure fields."""
         data = {"location": location, "version": version, "hash": head_hash}
@@ -222,3 +231,20 @@ class SourceState:
 
     def record_sealed_upload(self, key: str, uploads: dict[str, dict]) -> None:
         atomic_write(self._written_path(key, UPLOADED), json.dumps(uploads).encode())
+
+    # A source that can't be archived (a half-copied drop, a file gone) fails before any
+    # target is tried, so no cursor records it: its last error is kept apart, for `status`.
+
+    def record_source_error(self, error: str, hint: str | None) -> None:
+        data = {"error": error, "hint": hint, "failed_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        atomic_write(self.error_path, json.dumps(data, ensure_ascii=False).encode())
+
+    def source_error(self) -> dict | None:
+        """{"error", "hint", "failed_at"} of the last pass, if it could not archive the source."""
+        try:
+            return json.loads(self.error_path.read_text())
+        except FileNotFoundError:
+            return None
+
+    def clear_source_error(self) -> None:
+        self.error_path.unlink(missing_ok=True)

@@ -126,8 +126,13 @@ def archive_locally(source: Path, state: SourceState, local: Archive, pm: pluggy
     changes were found. Raises SourceError for a source that can't be archived.
     """
     snapshots = SnapshotStore(state.staging)
-    snapshot = snapshots.take(source, reread=full)
-    manifest, created, plan = record_version(state, local, snapshot, full=full)
+    try:
+        snapshot = snapshots.take(source, reread=full)
+        manifest, created, plan = record_version(state, local, snapshot, full=full)
+    except SourceError as e:
+        state.record_source_error(str(e), e.hint)  # for `syncd status`
+        raise
+    state.clear_source_error()
     snapshots.settle(snapshot)
     log.info("%s: %s comparison (%s)", local.source, plan.path, plan.reason)
     if created:

@@ -30,6 +30,7 @@ class FolderBackend:
     """Objects as files below a root folder; writes are temp file, fsync, rename, fsync folder."""
 
     schemes = ("file",)
+    syntax = ("/path/to/folder", "file:///path/to/folder")
 
     def __init__(self, root: Path):
         self.root = Path(root)

@@ -119,6 +119,7 @@ class RcloneBackend:
     """Objects below a path on an rclone remote, driven through the `rclone` binary."""
 
     schemes = ("rclone",)
+    syntax = ("rclone:REMOTE:path",)
 
     def __init__(self, remote: str, path: str):
         parsed, rest = read_remote(remote)
