@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import unquote, urlsplit
 
-from syncd.backend import ObjectInfo
+from syncd.backend import LimitedStream, ObjectInfo
 from syncd.errors import NotFound, PermanentError, TransientError
 from syncd.plugins import hookimpl
 
@@ -56,11 +56,13 @@ class ExampleBackend:
             raise classify(e, self.location) from None
         return sorted(found, key=lambda info: info.name)
 
-    def open(self, name: str) -> BinaryIO:
+    def open(self, name: str, limit: int | None = None) -> BinaryIO:
         try:
-            return open(self.root / name, "rb")
+            f = open(self.root / name, "rb")
         except OSError as e:
             raise classify(e, self.location) from None
+        # A lazy stream meets the limit by being read through LimitedStream.
+        return f if limit is None else LimitedStream(f, limit, f"{self.location}: {name}")
 
     def write(self, name: str, data: BinaryIO) -> None:
         path = self.root / name
