@@ -45,7 +45,7 @@ class Backend(Protocol):
       fetch, hold or spool more than `limit` bytes of the object (plus one read
       chunk), and MUST raise `syncd.errors.TooLarge`, from `open` or at the latest
       from the read that would pass `limit`, when the object is longer. A store
-      that streams lazily can wrap its stream in `LimitedStream`; one that
+      that streams lazily can return `bounded(stream, limit, what)`; one that
       downloads first MUST stop downloading at the limit.
     - Every operation that crosses a network MUST end within its deadline
       (`deadline_for`), counted over the whole operation, not per read.
@@ -108,6 +108,11 @@ class LimitedStream:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def bounded(stream: BinaryIO, limit: int | None, what: str) -> BinaryIO:
+    """`stream` as `open(name, limit)` must return it: read through a LimitedStream if there is a limit."""
+    return stream if limit is None else LimitedStream(stream, limit, what)
 
 
 def too_large(what: str, limit: int) -> TooLarge:

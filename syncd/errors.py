@@ -8,7 +8,6 @@
     │   ├── TransientError        may succeed if tried again (network, timeouts, 5xx)
     │   └── PermanentError        won't succeed until someone acts (missing, full, denied)
     │       ├── NotFound          an object or folder that should exist does not
-    │       ├── NotFound          an object or folder that should exist does not
     │       ├── AlreadyExists     an exclusive create found the name taken
     │       └── TooLarge          an object is longer than its reader allows (damaged, or hostile)
     └── ArchiveError              an archive's content is wrong or not what was asked

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import unquote, urlsplit
 
-from syncd.backend import LimitedStream, ObjectInfo, too_large
+from syncd.backend import ObjectInfo, bounded, too_large
 from syncd.errors import AlreadyExists, NotFound, PermanentError, TransientError
 from syncd.fsutil import atomic_write, fsync_dir
 from syncd.plugins import hookimpl
@@ -85,16 +85,14 @@ class FolderBackend:
                 raise _not_a_file(self.root, name) from None
             raise _classify(e, self.root) from None
         f = os.fdopen(fd, "rb")
-        size = os.fstat(fd)
-        if not stat.S_ISREG(size.st_mode):
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
             f.close()
             raise _not_a_file(self.root, name)
-        if limit is None:
-            return f
-        if size.st_size > limit:
+        if limit is not None and info.st_size > limit:
             f.close()
             raise too_large(f"target folder {self.root}: {name}", limit)
-        return LimitedStream(f, limit, f"target folder {self.root}: {name}")  # it may still grow
+        return bounded(f, limit, f"target folder {self.root}: {name}")  # it may still grow
 
     def write(self, name: str, data: BinaryIO) -> None:
         self._check_root()

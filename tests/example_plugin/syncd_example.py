@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import unquote, urlsplit
 
-from syncd.backend import LimitedStream, ObjectInfo
+from syncd.backend import ObjectInfo, bounded
 from syncd.errors import NotFound, PermanentError, TransientError
 from syncd.plugins import hookimpl
 
@@ -58,11 +58,9 @@ class ExampleBackend:
 
     def open(self, name: str, limit: int | None = None) -> BinaryIO:
         try:
-            f = open(self.root / name, "rb")
+            return bounded(open(self.root / name, "rb"), limit, f"{self.location}: {name}")  # read up to `limit`
         except OSError as e:
             raise classify(e, self.location) from None
-        # A lazy stream meets the limit by being read through LimitedStream.
-        return f if limit is None else LimitedStream(f, limit, f"{self.location}: {name}")
 
     def write(self, name: str, data: BinaryIO) -> None:
         path = self.root / name
