@@ -106,7 +106,7 @@ def test_a_manifest_that_is_not_a_file_is_refused_at_once(archived, tmp_path, co
     args = {"log": ["log", "--from", str(archived)],
             "verify": ["verify", "--from", str(archived)],
             "sync": ["sync", str(tmp_path / "phone.db"), "--to", str(archived), "--name", SOURCE,
-                     "--state", str(tmp_path / "state2")]}[command]
+                     "--state", str(tmp_path / "state")]}[command]
     run = run_syncd(args, tmp_path)
     assert run.code is not None, f"`syncd {command}` hung on a {kind} ({run.seconds:.0f} s)"
     assert run.code != 0 and "not a regular file" in run.output, run.output

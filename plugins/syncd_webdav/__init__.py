@@ -133,6 +133,7 @@ class WebDAVBackend:
         try:
             with self.deadline.running(), self.client.stream(method, url, **kwargs) as response:
                 if response.status_code not in ok:
+                    _drain(response)  # a short error page read keeps the connection for the next request
                     raise _status_error(response.status_code, what)
                 if body is None:
                     _drain(response)
@@ -208,7 +209,7 @@ class WebDAVBackend:
         try:
             moved = self._request("MOVE", temp, (201, 204, 412),
                                   headers={"Destination": self._url(name), "Overwrite": overwrite})
-            if moved.status_code == 412:
+            if moved == 412:
                 raise AlreadyExists(f"{self.location}: {name} already exists")
         except BaseException:
             try:
