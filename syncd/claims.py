@@ -26,7 +26,7 @@ from typing import Callable, Sequence
 from pyrage import x25519
 
 from .backend import Backend
-from .errors import AlreadyExists, ArchiveError, CorruptObject, NotFound, UsageError
+from .errors import AlreadyExists, ArchiveError, CorruptObject, NotFound, TooLarge, UsageError
 
 RECORDS = "_syncd/"
 MARK = RECORDS + "target.json"
@@ -94,10 +94,12 @@ def _record(raw: bytes, expected: str, where: str) -> dict:
 def _read(backend: Backend, name: str) -> bytes | None:
     """A small record, or None if there is none; refused if it is larger than any syncd writes."""
     try:
-        with backend.open(name) as f:
+        with backend.open(name, limit=RECORD_MAX_BYTES) as f:
             raw = f.read(RECORD_MAX_BYTES + 1)
     except NotFound:
         return None
+    except TooLarge:
+        raise damaged(f"{backend.location}: {name}") from None
     if len(raw) > RECORD_MAX_BYTES:
         raise damaged(f"{backend.location}: {name}")
     return raw

@@ -9,7 +9,8 @@
     │   ├── TransientError        may succeed if tried again (network, timeouts, 5xx)
     │   └── PermanentError        won't succeed until someone acts (missing, full, denied)
     │       ├── NotFound          an object or folder that should exist does not
-    │       └── AlreadyExists     an exclusive create found the name taken
+    │       ├── AlreadyExists     an exclusive create found the name taken
+    │       └── TooLarge          an object is longer than its reader allows (damaged, or hostile)
     └── ArchiveError              an archive's content is wrong or not what was asked
         └── CorruptObject         an object doesn't match its recorded hash or can't be decoded
 
@@ -65,6 +66,10 @@ class NotFound(PermanentError):
 
 class AlreadyExists(PermanentError):
     """An exclusive create (`Backend.create`) found an object under that name already."""
+
+
+class TooLarge(PermanentError):
+    """An object is longer than its reader allows: a damaged target, or a hostile one."""
 
 
 class ArchiveError(SyncdError):
