@@ -23,7 +23,7 @@ import pluggy
 from .archive import Archive, check_source_name
 from .backend import Backend
 from .detect import Plan, plan_changes
-from .errors import ArchiveError, PermanentError, SourceError, SyncdError
+from .errors import ArchiveError, CorruptObject, PermanentError, SourceError, SyncdError
 from .fsutil import fsync_dir, fsync_file
 from .manifest import Manifest, Version
 from .mirror import Mirror, remove_database
@@ -161,7 +161,7 @@ def record_version(state: SourceState, local: Archive, snapshot: Snapshot, *,
             # patch (see docs/format.md), besides keeping restores short.
             if changes.reshaped or base_due(manifest):
                 copy = Path(tmp, "base.db")
-                mirror.db.execute("VACUUM INTO ?", (str(copy),))
+                mirror.vacuum_into(copy)
                 manifest = manifest.with_base(number, local.store(copy, "base", number, Path(tmp)))
         local.write_manifest(manifest)  # the local commit point
         return manifest, manifest.head, plan
@@ -235,7 +235,7 @@ def open_mirror(state: SourceState, local: Archive, manifest: Manifest) -> Mirro
     if state.mirror_path.exists():
         try:
             mirror = Mirror(state.mirror_path)
-        except apsw.Error as e:
+        except (apsw.Error, CorruptObject) as e:
             # The mirror is derived from the local archive, so a damaged one is rebuilt, not fatal.
             log.warning("%s: rebuilding the mirror from the local archive (%s)", local.source, e)
         else:

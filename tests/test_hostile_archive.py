@@ -1,0 +1,237 @@
+"""A hostile target: archives forged by whoever controls the storage.
+
+Someone who can write to a target (a shared NAS, a cloud drive) can replace any
+object and the manifest, recomputing every hash, and on an encrypted target can
+do the same with nothing but the public recipient. What they write may be read,
+checked and refused, never executed: a restore runs one statement of the kind a
+schema entry claims, in a connection that can't reach any other file, and bad
+fields fail with one line naming the object.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import apsw
+import pytest
+import zstandard
+from test_bad_input import error_lines, run_syncd
+
+from conftest import Harness
+from logical import logical_state
+from syncd import crypto
+from syncd.manifest import Manifest, ObjectRef, Version
+
+SOURCE = "chat.db"
+SCHEMA = """
+CREATE TABLE rcontact(username TEXT PRIMARY KEY, nickname TEXT, type INT);
+CREATE TABLE message(msgId INTEGER PRIMARY KEY, talker TEXT, content TEXT, createTime INTEGER);
+CREATE INDEX messageTalkerIndex ON message(talker);
+CREATE TABLE chatroom(name TEXT PRIMARY KEY, members TEXT) WITHOUT ROWID;
+INSERT INTO rcontact VALUES ('wxid_alice', 'Alice', 3), ('wxid_bob', 'Bob', 3);
+INSERT INTO message VALUES (1, 'wxid_alice', 'hello', 1700000000000);
+INSERT INTO chatroom VALUES ('42@chatroom', 'wxid_alice;wxid_bob');
+"""
+SECOND = "INSERT INTO message VALUES (2, 'wxid_bob', 'see you', 1700000001000)"
+
+
+# -- what an attacker holds and writes -----------------------------------------------------------
+
+
+class Victim:
+    """Another database on the machine, which nothing a restore reads may touch."""
+
+    def __init__(self, folder: Path):
+        folder.mkdir()
+        self.folder = folder
+        self.path = folder / "victim.db"
+        db = apsw.Connection(str(self.path))
+        db.execute("CREATE TABLE message(id INTEGER PRIMARY KEY, body TEXT);"
+                   "INSERT INTO message(body) VALUES ('keep'), ('me'), ('please')")
+        db.close()
+        self.before = self.snapshot()
+
+    def snapshot(self) -> dict[str, str]:
+        return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(self.folder.iterdir())}
+
+    def untouched(self) -> bool:
+        return self.snapshot() == self.before
+
+
+def archived(tmp_path: Path, pm) -> tuple[Harness, list[dict[str, bytes]]]:
+    """A phone synced twice to a plain folder, and each version's objects as plain bytes (kind -> bytes)."""
+    (tmp_path / "legit").mkdir()
+    phone = Harness(tmp_path / "legit", pm)
+    phone.execute(SCHEMA)
+    phone.sync()
+    phone.execute(SECOND)
+    phone.sync()
+    archive = phone.archive()
+    contents = []
+    for version in archive.manifest().versions:
+        objects = {}
+        for kind in ("base", "delta"):
+            ref = getattr(version, kind)
+            if ref:
+                out = tmp_path / "plain.tmp"
+                archive.fetch(ref, out)
+                objects[kind] = out.read_bytes()
+                out.unlink()
+        contents.append(objects)
+    return phone, contents
+
+
+def edit_base(base: bytes, scratch: Path, sql: str, *params) -> bytes:
+    """The base (a mirror file) after running `sql` on it."""
+    path = scratch / "forged-base.db"
+    path.write_bytes(base)
+    db = apsw.Connection(str(path))
+    db.execute("PRAGMA journal_mode=DELETE").fetchall()
+    db.execute(sql, params).fetchall()
+    db.close()
+    forged = path.read_bytes()
+    path.unlink()
+    return forged
+
+
+def rechain(versions: list[Version]) -> list[Version]:
+    """Recompute every parent and hash, as a forger does: the chain proves order, not authorship."""
+    out, parent = [], None
+    for v in versions:
+        v = replace(v, parent=parent)
+        v = replace(v, hash=v.chained_hash())
+        out.append(v)
+        parent = v.hash
+    return out
+
+
+def publish(target: Path, contents: list[dict[str, bytes]], recipients=None, *, tweak=None) -> None:
+    """Write `contents` as an archive of SOURCE on a folder target: plain, or sealed to `recipients`.
+
+    `tweak(versions)` may alter the versions before the chain is recomputed.
+    """
+    folder = crypto.folder_id(SOURCE, recipients) if recipients else SOURCE
+    objects = target / folder / "objects"
+    objects.mkdir(parents=True)
+    versions = []
+    for number, kinds in enumerate(contents, start=1):
+        refs = {}
+        for kind, plain in kinds.items():
+            frame = zstandard.ZstdCompressor().compress(plain)
+            digest = hashlib.sha256(frame).hexdigest()
+            if recipients:
+                sealed = io.BytesIO()
+                _, size, sha = crypto.encrypt(io.BytesIO(frame), sealed, recipients)
+                ref = ObjectRef(f"objects/{number:010d}-{kind}-{sha[:32]}.zst.age", size, sha, "zstd+age", digest)
+                data = sealed.getvalue()
+            else:
+                ref = ObjectRef(f"objects/{number:010d}-{kind}-{digest[:32]}.zst", len(frame), digest, "zstd")
+                data = frame
+            (target / folder / ref.name).write_bytes(data)
+            refs[kind] = ref
+        versions.append(Version(number, "2026-01-0%dT10:00:00.000+00:00" % number, None,
+                                {"added": 1, "changed": 0, "deleted": 0, "schema": 0}, **refs))
+    if tweak:
+        versions = tweak(versions)
+    raw = Manifest(SOURCE, tuple(rechain(versions))).to_bytes()
+    if recipients:
+        (target / folder / "manifest.age").write_bytes(crypto.seal_bytes(raw, recipients))
+    else:
+        (target / folder / "manifest.json").write_bytes(raw)
+
+
+@pytest.fixture
+def world(tmp_path, pm):
+    """A legit two-version archive, a victim database, an empty target and the owner's keys."""
+    phone, contents = archived(tmp_path, pm)
+    target = tmp_path / "nas"
+    target.mkdir()
+    owner = tmp_path / "owner.txt"
+    recipient = crypto.keygen(owner)
+
+    class World:
+        pass
+
+    w = World()
+    w.phone, w.contents, w.target, w.victim = phone, contents, target, Victim(tmp_path / "elsewhere")
+    w.owner, w.recipients = owner, crypto.parse_recipients([recipient])
+    w.out = tmp_path / "restored.db"
+    return w
+
+
+def restore_cli(w, encrypted: bool, *extra):
+    args = ["restore", w.out, "--from", w.target, *extra]
+    if encrypted:
+        args += ["--identity", w.owner]
+    return run_syncd(*args)
+
+
+# -- item 1: SQL from the archive is checked, never run as given -------------------------------------
+
+SCHEMA_ROW = 'UPDATE "syncd:schema" SET sql = ? WHERE name = ?'
+PRAGMA_ROW = 'UPDATE "syncd:pragma" SET value = ? WHERE name = ?'
+
+
+def attack(victim: Victim) -> str:
+    """Statements that empty the victim's table, once out of the schema entry's statement."""
+    return f"ATTACH '{victim.path}' AS v; DELETE FROM v.message"
+
+
+def forged_bases(victim: Victim) -> dict[str, tuple[str, tuple]]:
+    """Edits of the base's own rows that smuggle SQL: (SQL on the base, its parameters)."""
+    evil = attack(victim)
+    index = "CREATE INDEX messageTalkerIndex ON message(talker)"
+    return {
+        # The issue's example: an index entry that ends its statement and its transaction.
+        "index entry, more statements": (SCHEMA_ROW, (f"{index}; COMMIT; {evil}; BEGIN", "messageTalkerIndex")),
+        # One statement, but not the kind the entry claims.
+        "index entry, an ATTACH": (SCHEMA_ROW, (f"ATTACH '{victim.path}' AS v", "messageTalkerIndex")),
+        "table entry, a DELETE": (SCHEMA_ROW, ("DELETE FROM message", "rcontact")),
+        "index entry, a view": (SCHEMA_ROW, ("CREATE VIEW leak AS SELECT * FROM message", "messageTalkerIndex")),
+        # The right kind, in another database.
+        "index entry, in temp": (SCHEMA_ROW, ("CREATE INDEX temp.messageTalkerIndex ON message(talker)",
+                                               "messageTalkerIndex")),
+        "trigger entry, a temp trigger": (
+            'INSERT INTO "syncd:schema" VALUES (?, \'trigger\', \'message\', ?, 99, NULL)',
+            ("spy", "CREATE TEMP TRIGGER spy AFTER INSERT ON main.message BEGIN SELECT 1; END")),
+        # A setting that is not a number.
+        "page size": (PRAGMA_ROW, (f"4096; {evil}", "page_size")),
+        "user_version": (PRAGMA_ROW, (f"0; {evil}", "user_version")),
+        # A table key's collation, written into the mirror's CREATE TABLE when version 2 reshapes it.
+        "shape collation": ('UPDATE "syncd:schema" SET shape = json_set(shape, \'$.key[0][1]\', ?) WHERE name = ?',
+                            (f'BINARY)) WITHOUT ROWID; {evil}; CREATE TABLE "t:x"(a, PRIMARY KEY(a', "chatroom")),
+        # Objects a mirror never holds: a trigger that rewrites rows as version 2 is applied.
+        "mirror trigger": ('CREATE TRIGGER evil AFTER INSERT ON "t:message" BEGIN '
+                           'INSERT INTO "t:rcontact" VALUES (\'wxid_mallory\', \'Mallory\', 3); END', ()),
+        "mirror view": ('CREATE VIEW "t:ghost" AS SELECT 1', ()),
+    }
+
+
+FORGERIES = [
+    "index entry, more statements", "index entry, an ATTACH", "table entry, a DELETE", "index entry, a view",
+    "index entry, in temp",
+    "trigger entry, a temp trigger", "page size", "user_version", "shape collation", "mirror trigger", "mirror view"]
+
+
+def one_error(result) -> str:
+    """A refused command: exit 1 or 2, `error: …` and at most a hint, no traceback."""
+    assert result.returncode in (1, 2), result.stdout + result.stderr
+    lines = error_lines(result.stderr, hint=len(result.stderr.splitlines()) == 2)
+    return lines[0]
+
+
+@pytest.mark.parametrize("encrypted", [False, True], ids=["plain", "encrypted"])
+@pytest.mark.parametrize("how", FORGERIES)
+def test_a_forged_base_runs_nothing_and_is_refused(world, tmp_path, encrypted, how):
+    sql, params = forged_bases(world.victim)[how]
+    base = edit_base(world.contents[0]["base"], tmp_path, sql, *params)
+    publish(world.target, [{"base": base}, world.contents[1]], world.recipients if encrypted else None)
+    result = restore_cli(world, encrypted)
+    assert world.victim.untouched(), f"{how}: the restore changed another database"
+    one_error(result)
+    assert not world.out.exists()
