@@ -235,3 +235,86 @@ def test_a_forged_base_runs_nothing_and_is_refused(world, tmp_path, encrypted, h
     assert world.victim.untouched(), f"{how}: the restore changed another database"
     one_error(result)
     assert not world.out.exists()
+
+
+def forged_delta(base: bytes, scratch: Path, sql: str, *params) -> bytes:
+    """A changeset that runs `sql` on the mirror a base holds: what a forger ships as a delta."""
+    path = scratch / "forged-delta.db"
+    path.write_bytes(base)
+    db = apsw.Connection(str(path))
+    session = apsw.Session(db, "main")
+    session.attach()
+    db.execute(sql, params).fetchall()
+    changeset = session.changeset()
+    session.close()
+    db.close()
+    path.unlink()
+    return changeset
+
+
+@pytest.mark.parametrize("encrypted", [False, True], ids=["plain", "encrypted"])
+@pytest.mark.parametrize("how", ["schema row", "garbage", "mirror table"])
+def test_a_forged_delta_runs_nothing_and_is_refused(world, tmp_path, encrypted, how):
+    base = world.contents[0]["base"]
+    delta = {
+        "schema row": lambda: forged_delta(base, tmp_path, SCHEMA_ROW,
+                                           f"CREATE INDEX i ON message(talker); {attack(world.victim)}",
+                                           "messageTalkerIndex"),
+        "garbage": lambda: os.urandom(64) + world.contents[1]["delta"],
+        # A shape naming a column twice: the mirror would be built with a CREATE TABLE that fails.
+        "mirror table": lambda: forged_delta(base, tmp_path, 'UPDATE "syncd:schema" SET shape = ? WHERE name = ?',
+                                             json.dumps({"columns": ["a", "A"], "key": None}), "message"),
+    }[how]()
+    publish(world.target, [{"base": base}, {"delta": delta}], world.recipients if encrypted else None)
+    result = restore_cli(world, encrypted)
+    assert world.victim.untouched()
+    assert "version 2" in one_error(result)
+    assert not world.out.exists()
+    # The versions before it still restore.
+    assert restore_cli(world, encrypted, "--version", "1").returncode == 0
+
+
+# -- item 17: manifest fields are checked as they are decoded ---------------------------------------
+
+def _base(v: Version, **changes) -> Version:
+    return replace(v, base=replace(v.base, **changes))
+
+
+BAD_FIELDS = {
+    # (b) object names become paths and URLs
+    "name with ..": lambda v: _base(v, name="objects/../../elsewhere/victim.db"),
+    "absolute name": lambda v: _base(v, name="/etc/passwd"),
+    "name of another kind": lambda v: _base(v, name="manifest.json"),
+    # (d) a time that isn't ISO 8601 with an offset
+    "time in words": lambda v: replace(v, time="yesterday"),
+    "time without offset": lambda v: replace(v, time="2026-01-01T10:00:00"),
+    # every other field
+    "size as text": lambda v: _base(v, size=str(v.base.size)),
+    "negative size": lambda v: _base(v, size=-1),
+    "sha256 not hex": lambda v: _base(v, sha256="z" * 64),
+    "unknown codec": lambda v: _base(v, codec="rot13"),
+    "rows not counts": lambda v: replace(v, rows={"added": "many", "changed": 0, "deleted": 0}),
+    "rows missing": lambda v: replace(v, rows={}),
+    "number as text": lambda v: replace(v, number="1"),
+}
+
+
+@pytest.mark.parametrize(("how", "encrypted"), [(how, False) for how in BAD_FIELDS]
+                         + [("name with ..", True), ("time in words", True)])
+def test_a_bad_manifest_field_is_one_line_naming_the_manifest(world, encrypted, how):
+    def tweak(versions):
+        return [BAD_FIELDS[how](versions[0])] + versions[1:]
+
+    publish(world.target, world.contents, world.recipients if encrypted else None, tweak=tweak)
+    manifest = "manifest.age" if encrypted else "manifest.json"
+    identity = ["--identity", world.owner] if encrypted else []
+    for command in (["log", "--from", world.target, *identity],
+                    ["restore", world.out, "--from", world.target, "--at", "2026-01-03T00:00Z", *identity]):
+        line = one_error(run_syncd(*command))
+        assert manifest in line and "version 1" in line, line
+    # verify lists what it found wrong, the manifest first.
+    result = run_syncd("verify", "--from", world.target, *identity)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert manifest in result.stdout + result.stderr, result.stdout + result.stderr
+    assert world.victim.untouched()
+    assert not world.out.exists()
