@@ -23,7 +23,7 @@ import pluggy
 from .archive import Archive, check_source_name
 from .backend import Backend
 from .detect import Plan, plan_changes
-from .errors import ArchiveError, CorruptObject, PermanentError, SourceError, SyncdError
+from .errors import ArchiveError, CorruptObject, PermanentError, SourceError, SyncdError, no_space
 from .fsutil import fsync_dir, fsync_file
 from .manifest import Manifest, Version
 from .mirror import Mirror, remove_database
@@ -119,8 +119,14 @@ def archive_locally(source: Path, state: SourceState, local: Archive, pm: pluggy
     changes were found. Raises SourceError for a source that can't be archived.
     """
     snapshots = SnapshotStore(state.staging)
-    snapshot = snapshots.take(source, reread=full)
-    manifest, created, plan = record_version(state, local, snapshot, full=full)
+    try:
+        snapshot = snapshots.take(source, reread=full)
+        manifest, created, plan = record_version(state, local, snapshot, full=full)
+    except (apsw.FullError, OSError) as e:
+        full_disk = no_space(e, state.root)  # nothing is committed: the next pass tries again
+        if full_disk is None:
+            raise
+        raise full_disk from None
     snapshots.settle(snapshot)
     log.info("%s: %s comparison (%s)", local.source, plan.path, plan.reason)
     if created:

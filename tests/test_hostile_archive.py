@@ -14,6 +14,9 @@ import hashlib
 import io
 import json
 import os
+import resource
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -318,3 +321,109 @@ def test_a_bad_manifest_field_is_one_line_naming_the_manifest(world, encrypted, 
     assert manifest in result.stdout + result.stderr, result.stdout + result.stderr
     assert world.victim.untouched()
     assert not world.out.exists()
+
+
+# -- item 17 (c): any source column name can be archived -----------------------------------------
+
+MIRROR_NAMES = """
+CREATE TABLE message(msgId INTEGER PRIMARY KEY, "syncd:rowid" TEXT, content TEXT);
+CREATE TABLE shouting("SYNCD:ROWID", "syncd:syncd:rowid", "Syncd:Syncd:Syncd:RowId", body);
+CREATE TABLE keyed("syncd:rowid" TEXT PRIMARY KEY, "syncd:schema", v) WITHOUT ROWID;
+INSERT INTO message VALUES (1, 'mine', 'hello'), (2, NULL, 'world');
+INSERT INTO shouting VALUES (1, 2, 3, 'a'), ('x', 'y', 'z', 'b');
+INSERT INTO keyed VALUES ('k1', 's', 1), ('k2', NULL, 2.5);
+"""
+MIRROR_NAME_CHANGES = [
+    """UPDATE message SET "syncd:rowid" = 'changed' WHERE msgId = 2;
+       INSERT INTO shouting VALUES (4, 5, 6, 'c'); DELETE FROM keyed WHERE "syncd:rowid" = 'k1'""",
+    # A column added under the mirror's key name reshapes the mirror table.
+    """ALTER TABLE shouting ADD COLUMN "syncd:syncd:syncd:syncd:rowid" DEFAULT 7;
+       UPDATE shouting SET "syncd:syncd:syncd:syncd:rowid" = 8 WHERE body = 'a'""",
+    # A rebuild: the key changes from rowid to a primary key.
+    """CREATE TABLE m2("syncd:rowid" TEXT PRIMARY KEY, content) WITHOUT ROWID;
+       INSERT INTO m2 SELECT coalesce("syncd:rowid", msgId), content FROM message;
+       DROP TABLE message; ALTER TABLE m2 RENAME TO message""",
+]
+
+
+def test_columns_named_like_the_mirrors_own_round_trip(harness):
+    harness.execute(MIRROR_NAMES)
+    assert harness.sync().version.number == 1
+    for sql in MIRROR_NAME_CHANGES:
+        harness.execute(sql)
+        assert harness.sync().version is not None
+    harness.check_all_versions()
+    # Restoring only from the target rebuilds the same mirror the state dir holds.
+    assert logical_state(harness.restore()) == logical_state(harness.source)
+
+
+
+# -- item 17 (a): a full disk is one line, and loses nothing ----------------------------------------
+
+DISK = 1 << 20
+
+
+class SmallDisk:
+    """A 1 MiB folder: a tmpfs where this process may mount one (root), else a file size limit."""
+
+    def __init__(self, folder: Path):
+        folder.mkdir()
+        self.folder = folder
+        mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={DISK},mode=0755", "tmpfs", str(folder)],
+                                 capture_output=True)
+        self.mounted = mounted.returncode == 0
+
+    def run(self, *args) -> subprocess.CompletedProcess:
+        """`syncd` as a real process that can't write more than the disk holds."""
+        limit = None if self.mounted else (lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (DISK, DISK)))
+        return subprocess.run([sys.executable, "-m", "syncd", *map(str, args)], capture_output=True, text=True,
+                              timeout=120, preexec_fn=limit)
+
+    def grow(self) -> None:
+        """Room again: a bigger tmpfs (the limit applies only inside `run`)."""
+        if self.mounted:
+            subprocess.run(["mount", "-o", "remount,size=64m", str(self.folder)], check=True)
+
+    def close(self) -> None:
+        if self.mounted:
+            subprocess.run(["umount", str(self.folder)], check=True)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    disk = SmallDisk(tmp_path / "small")
+    yield disk
+    disk.close()
+
+
+def big_phone(harness) -> None:
+    """A source three times the disk: random bytes don't compress."""
+    harness.execute("CREATE TABLE message(msgId INTEGER PRIMARY KEY, content BLOB)")
+    db = harness.connect()
+    with db:
+        db.executemany("INSERT INTO message(content) VALUES (?)", [(os.urandom(1000),) for _ in range(3 * DISK // 1000)])
+    db.close()
+
+
+def test_a_full_state_disk_is_one_line_and_the_next_pass_recovers(harness, small_disk):
+    big_phone(harness)
+    state = small_disk.folder / "state"
+    result = small_disk.run("sync", harness.source, "--to", harness.target, "--state", state)
+    assert "no space" in one_error(result)
+    assert not list(harness.target.iterdir()), "a target got part of a version that was never committed"
+    small_disk.grow()
+    result = run_syncd("sync", harness.source, "--to", harness.target, "--state", state)
+    assert result.returncode == 0, result.stderr
+    assert logical_state(harness.restore()) == logical_state(harness.source)
+
+
+def test_restoring_into_a_full_disk_is_one_line(harness, small_disk):
+    big_phone(harness)
+    harness.sync()
+    out = small_disk.folder / "restored.db"
+    result = small_disk.run("restore", out, "--from", harness.target)
+    assert "no space" in one_error(result)
+    assert not list(small_disk.folder.iterdir()), "the failed restore left files behind"
+    small_disk.grow()
+    assert run_syncd("restore", out, "--from", harness.target).returncode == 0
+    assert logical_state(out) == logical_state(harness.source)
