@@ -48,7 +48,6 @@ class Guard:
         db.config(apsw.SQLITE_DBCONFIG_DEFENSIVE, 1)
         db.config(apsw.SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0)
         db.config(apsw.SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 0)
-        db.execute("PRAGMA cell_size_check=ON")  # catches a damaged page before it is used
         self._attaching = False
         self._creating: tuple[str, str, bool] | None = None  # (kind, name, virtual) of the entry running
         self._created = False

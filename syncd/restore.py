@@ -27,7 +27,7 @@ def build_mirror(archive: Archive, manifest: Manifest, number: int, path: Path) 
     remove_database(path)
     with reading(archive, plan[0], path.parent):
         archive.fetch(plan[0].base, path)
-        mirror = Mirror(path)
+        mirror = Mirror(path, untrusted=True)
     if mirror.version != plan[0].number:
         mirror.close()
         raise CorruptObject(f"{archive.location}: the base of version {plan[0].number} holds version {mirror.version}")
