@@ -121,14 +121,14 @@ class Mirror:
         self.db = apsw.Connection(str(self.path))
         self.bulk = bulk
         try:
-            self.guard = self._prepare(new, encoding)
-            if untrusted:
-                self.db.execute("PRAGMA cell_size_check=ON")
+            self.guard = self._prepare(new, encoding, untrusted)
         except BaseException:
             self.db.close()
             raise
 
-    def _prepare(self, new: bool, encoding: str) -> Guard:
+    def _prepare(self, new: bool, encoding: str, untrusted: bool) -> Guard:
+        if untrusted:
+            self.db.execute("PRAGMA cell_size_check=ON")  # before any page is read
         # The local manifest, not the mirror, is the commit point: a mirror that loses its last
         # transaction in a power cut no longer matches it and is rebuilt. So no fsync per commit,
         # and none for a checkpoint on close either: the WAL is folded in as it fills.
