@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import apsw
 
+from .errors import SourceError
 from .guard import altered
 
 # The settings that make two databases "the same" beyond their rows. Only WAL is
@@ -130,6 +131,9 @@ def read_shape(db: apsw.Connection, schema: str, table: str) -> Shape:
         for _, _, name, _, coll, is_key in db.execute(f"PRAGMA {s}.index_xinfo({quote(pk_index)})")
         if is_key
     )
+    if not all(COLLATION.match(coll) for _, coll in key):
+        raise SourceError(f"table {table!r} has a primary key with a collation syncd can't name",
+                          hint="such a source can't be archived yet: please report the app that made it")
     return Shape(columns, key)
 
 
