@@ -60,6 +60,8 @@ class Shape:
         if key is not None and not (key and all(c in columns and isinstance(k, str) and COLLATION.match(k)
                                                 for c, k in key)):
             raise altered(f"the shape recorded for table {table!r} has an unusable key")
+        if key is None and {"rowid", "_rowid_", "oid"} <= set(names):
+            raise altered(f"the shape recorded for table {table!r} leaves no way to write its rowids")
         return cls(columns, key)
 
 
