@@ -22,12 +22,12 @@ import apsw
 
 from .errors import CorruptObject
 
-# What syncd runs, and what SQLite runs inside FTS, R-Tree and changeset code;
-# none names or touches another file.
+# What syncd runs once a connection is guarded, and what SQLite runs inside FTS, R-Tree and
+# changeset code (data_version, defer_foreign_keys); none names or touches another file.
 PRAGMAS = frozenset({
-    "application_id", "auto_vacuum", "cache_size", "cell_size_check", "data_version", "database_list",
-    "defer_foreign_keys", "encoding", "foreign_keys", "index_list", "index_xinfo", "integrity_check",
-    "journal_mode", "page_size", "synchronous", "table_info", "table_list", "table_xinfo", "user_version",
+    "application_id", "auto_vacuum", "data_version", "database_list", "defer_foreign_keys", "encoding",
+    "index_list", "index_xinfo", "integrity_check", "journal_mode", "page_size", "table_list", "table_xinfo",
+    "user_version",
 })
 FORBIDDEN_FUNCTIONS = frozenset({"load_extension", "fts3_tokenizer"})
 CREATES = {"table": apsw.SQLITE_CREATE_TABLE, "index": apsw.SQLITE_CREATE_INDEX,
@@ -77,7 +77,7 @@ class Guard:
         Raises CorruptObject for anything else, before running any of it.
         """
         if kind not in CREATES or not isinstance(sql, str):
-            raise CorruptObject(f"the schema entry {name!r} is not a table, index, view or trigger with SQL")
+            raise altered(f"the schema entry {name!r} is not a table, index, view or trigger with SQL")
         cursor = self.db.cursor()
         # SQLite hands statements over one at a time: the first must be all of it.
         cursor.exec_trace = lambda _cursor, statement, _bindings: len(statement) == len(sql)
