@@ -23,6 +23,7 @@ from typing import BinaryIO
 from . import codec
 from .backend import Backend
 from .errors import ArchiveError, CorruptObject, NotFound, UsageError
+from .fsutil import private_opener
 from .manifest import Manifest, ObjectRef
 
 MANIFEST = "manifest.json"
@@ -56,7 +57,7 @@ def choose_source(names: list[str], source: str | None, location: str) -> str:
                                hint=f"sources there: {', '.join(sorted(names)) or 'none'}")
         return source
     if len(names) > 1:
-        raise ArchiveError(f"{location} holds several sources: {', '.join(sorted(names))}", hint="pick one with --source")
+        raise UsageError(f"{location} holds several sources: {', '.join(sorted(names))}", hint="pick one with --source")
     return names[0]
 
 
@@ -65,6 +66,39 @@ def list_sources(backend: Backend) -> list[str]:
     suffix = "/" + MANIFEST
     return [info.name[: -len(suffix)] for info in backend.list("") if info.name.endswith(suffix)
             and "/" not in info.name[: -len(suffix)]]
+
+
+class CheckedReader:
+    """An object's bytes on their way out, hashed as they go: the last read fails if they aren't the ref's.
+
+    So a damaged local object fails its upload before the target's write completes.
+    Seekable, for retries and Content-Length; checked when read from the start.
+    """
+
+    def __init__(self, inner: BinaryIO, ref: ObjectRef, where: str):
+        self.inner, self.ref, self.where = inner, ref, where
+        self.seek(0)
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.inner.read(n)
+        self.digest.update(data)
+        self.size += len(data)
+        if self.from_start and ((not data and n != 0) or self.size > self.ref.size):
+            if self.size != self.ref.size or self.digest.hexdigest() != self.ref.sha256:
+                raise CorruptObject(f"{self.where} is damaged (its content doesn't match the local manifest)",
+                                    hint="run `syncd verify` on the state dir's archive")
+        return data
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.inner.tell()
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        position = self.inner.seek(offset, whence)
+        self.digest, self.size, self.from_start = hashlib.sha256(), 0, position == 0
+        return position
 
 
 class Archive:
@@ -140,7 +174,7 @@ class Archive:
     def store(self, plain: Path, kind: str, version: int, scratch: Path) -> ObjectRef:
         """Encode a local file and write it as a new object."""
         stored = scratch / f"{kind}.stored"
-        with open(plain, "rb") as src, open(stored, "wb") as dst:
+        with open(plain, "rb") as src, open(stored, "wb", opener=private_opener) as dst:
             size, sha256 = codec.encode(src, dst, level=codec.LEVELS[kind])
         ref = ObjectRef(f"{OBJECTS}{version:010d}-{kind}-{sha256[:32]}{codec.SUFFIX[codec.ZSTD]}",
                         size, sha256, codec.ZSTD)
@@ -155,9 +189,18 @@ class Archive:
             self.backend.write(self._key(ref.name), f)
 
     def copy_to(self, ref: ObjectRef, other: Archive) -> None:
-        """Send one stored object, as is, to another archive of the same source."""
+        """Send one stored object, as is, to another archive of the same source; never a damaged one."""
+        where = f"{self.location}: {self._key(ref.name)}"
         with self.backend.open(self._key(ref.name)) as f:
-            other.backend.write(other._key(ref.name), f)
+            other.backend.write(other._key(ref.name), CheckedReader(f, ref, where))
+
+    def lacks(self, manifest_size: int | None, refs: list[ObjectRef]) -> list[str]:
+        """Which of `refs` and a manifest of `manifest_size` bytes (if given) are missing here or have
+        another size: one listing."""
+        stored = {info.name[len(self.folder) + 1:]: info.size for info in self.backend.list(f"{self.folder}/")}
+        wanted = [(ref.name, ref.size) for ref in refs]
+        wanted += [(self.manifest_name, manifest_size)] if manifest_size is not None else []
+        return [name for name, size in wanted if stored.get(name) != size]
 
     def fetch(self, ref: ObjectRef, plain: Path) -> None:
         """Download an object, check it against its ref, and decode it into `plain`."""
@@ -183,7 +226,7 @@ class Archive:
                                 hint="restore from another target, or run `syncd verify`")
 
     def _decode(self, ref: ObjectRef, stored: BinaryIO, plain: Path, where: str) -> None:
-        with open(plain, "wb") as out:
+        with open(plain, "wb", opener=private_opener) as out:
             codec.decode(stored, out, ref.codec, where)
 
     def delete_object(self, name: str) -> None:

@@ -28,8 +28,7 @@ from pathlib import Path
 import pluggy
 
 from .archive import Archive
-from .backend import Backend
-from .config import Config, SourceConfig, TargetConfig, load_config
+from .config import Config, SourceConfig, load_config
 from .errors import SourceError, SyncdError
 from .logs import LOGGER, RepeatFilter
 from .manifest import Manifest
@@ -66,11 +65,6 @@ class Abandon(BaseException):
 def backoff(failures: int, retry_min: float, retry_max: float) -> float:
     """Seconds to wait after the `failures`-th failure in a row."""
     return min(retry_max, retry_min * BACKOFF_FACTOR ** max(0, failures - 1))
-
-
-def open_target(pm: pluggy.PluginManager, target: TargetConfig) -> Backend:
-    """Open a configured target, handing its options to its storage plugin."""
-    return open_backend(pm, target.url, options=target.options)
 
 
 def describe(error: SyncdError) -> str:
@@ -371,7 +365,7 @@ class Daemon:
         schedule = run.targets[url]
         cursor = target.display
         try:
-            backend = open_target(self.pm, target)
+            backend = target.open(self.pm)
         except SyncdError as e:
             report = TargetReport(target.display, False, None, error=str(e), hint=e.hint)
         else:

@@ -2,12 +2,14 @@
 
     SyncdError                    anything syncd reports as one line plus a hint
     ├── UsageError                the command asks for something impossible (exit 2)
-    │   └── KeyProblem            an age identity or recipient can't be used (missing, wrong, damaged, exposed)
+    │   ├── KeyProblem            an age identity or recipient can't be used (missing, wrong, damaged, exposed)
+    │   └── UnusableTarget        a target URL (or its options) no storage plugin can use; a PermanentError too
     ├── SourceError               the phone's database can't be archived (exit 2)
     ├── TargetError               a storage target failed
     │   ├── TransientError        may succeed if tried again (network, timeouts, 5xx)
     │   └── PermanentError        won't succeed until someone acts (missing, full, denied)
-    │       └── NotFound          an object or folder that should exist does not
+    │       ├── NotFound          an object or folder that should exist does not
+    │       └── AlreadyExists     an exclusive create found the name taken
     └── ArchiveError              an archive's content is wrong or not what was asked
         └── CorruptObject         an object doesn't match its recorded hash or can't be decoded
 
@@ -65,12 +67,20 @@ class NotFound(PermanentError):
     """A named object (or the target's folder) does not exist."""
 
 
+class AlreadyExists(PermanentError):
+    """An exclusive create (`Backend.create`) found an object under that name already."""
+
+
 class ArchiveError(SyncdError):
     """An archive is inconsistent, or lacks what was asked for (a version, a source)."""
 
 
 class CorruptObject(ArchiveError):
     """An object's bytes don't match the manifest, or don't decode."""
+
+
+class UnusableTarget(UsageError, PermanentError):
+    """A target URL or its options can't be used: bad input (exit 2), and a target that retrying won't fix."""
 
 
 # A full disk, a full quota, and a file size limit (RLIMIT_FSIZE) all mean "no room to write".

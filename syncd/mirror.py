@@ -30,6 +30,7 @@ import apsw
 
 from .detect import Plan, Range
 from .errors import ArchiveError, CorruptObject
+from .fsutil import private_opener
 from .guard import Guard, altered
 from .schema import (ENCODINGS, Shape, SchemaEntry, checked_entry, checked_pragmas, quote, read_pragmas,
                      read_schema, read_shape, rowid_alias)
@@ -118,6 +119,8 @@ class Mirror:
         messages took the same CPU time with it, 1.8-2.2 s)."""
         self.path = Path(path)
         new = not self.path.exists()
+        if new:  # 0600, not SQLite's 0644 less the umask; its -wal and -shm take the file's mode
+            open(self.path, "xb", opener=private_opener).close()
         self.db = apsw.Connection(str(self.path))
         self.bulk = bulk
         try:
