@@ -21,6 +21,10 @@ Messages never include secrets.
 
 from __future__ import annotations
 
+import errno
+
+import apsw
+
 
 class SyncdError(Exception):
     """Base class: a problem with a one-line message and an optional hint."""
@@ -82,3 +86,15 @@ class CorruptObject(ArchiveError):
 
 class UnusableTarget(UsageError, PermanentError):
     """A target URL or its options can't be used: bad input (exit 2), and a target that retrying won't fix."""
+
+
+# A full disk, a full quota, and a file size limit (RLIMIT_FSIZE) all mean "no room to write".
+FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def no_space(error: BaseException, folder: object) -> SyncdError | None:
+    """`error` as one line if it means there is no room left to write in `folder`, else None."""
+    if isinstance(error, apsw.FullError) or (isinstance(error, OSError) and error.errno in FULL_ERRNOS):
+        return SyncdError(f"no space left to write in {folder}",
+                          hint="free some space there (or choose another folder), then run it again")
+    return None
