@@ -25,6 +25,11 @@ from .errors import ArchiveError, CorruptObject
 # /2: the chain covers `plain_sha256` instead of the whole object ref (so it is the
 # same on plain and encrypted targets). /1 archives came only from development builds.
 FORMAT = "syncd-archive/2"
+# A forged manifest of tiny values (`[{},{},…]`) costs about 30× its size to parse (3.4 GB for
+# the 128 MiB a target may serve); syncd's own spend about 40 bytes of JSON per value, so a
+# denser one is refused unparsed, which keeps the worst case near 5× (670 MB at the cap).
+MIN_BYTES_PER_VALUE = 24
+DENSE_FLOOR = 1 << 20  # below this, parsing costs little whatever the shape (an empty manifest is dense)
 # Every field is checked as it is decoded: a manifest comes from whoever controls the target,
 # and its object names become paths and URLs.
 OBJECT_NAME = re.compile(r"^objects/\d{10}-(base|delta)-[0-9a-f]{32}(\.zst|\.zst\.age)$")
@@ -230,6 +235,9 @@ class Manifest:
 
     @classmethod
     def from_bytes(cls, raw: bytes, name: str) -> Manifest:
+        if len(raw) > DENSE_FLOOR and _values(raw) * MIN_BYTES_PER_VALUE > len(raw):
+            raise CorruptObject(f"{name} is not a manifest syncd wrote: too many JSON values for its size",
+                                hint="run `syncd verify` on the target")
         try:
             data = json.loads(raw)
             if not isinstance(data, dict):
@@ -244,6 +252,11 @@ class Manifest:
                                 hint="run `syncd verify` on the target") from None
         except (ValueError, RecursionError) as e:
             raise CorruptObject(f"{name} is not a readable manifest ({type(e).__name__}: {e})") from None
+
+
+def _values(raw: bytes) -> int:
+    """At least as many as the JSON values in `raw` (each is the first in its container, or follows a comma)."""
+    return raw.count(b"{") + raw.count(b"[") + raw.count(b",") + 1
 
 
 def _canonical(data: dict) -> bytes:

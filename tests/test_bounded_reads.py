@@ -25,6 +25,7 @@ import zstandard
 
 import syncd.backend
 import syncd.codec
+import syncd.manifest
 import syncd_webdav
 from syncd.errors import CorruptObject, PermanentError, TooLarge, TransientError
 from syncd.manifest import Manifest, ObjectRef
@@ -347,3 +348,27 @@ def test_an_rclone_process_has_a_deadline(tmp_path, monkeypatch):
     error, seconds = call_with_timeout(lambda: backend.list(""), 20)
     assert isinstance(error, TransientError) and "timed out" in str(error), error
     assert seconds < 5
+
+
+# -- a manifest within the cap that would cost many times its size to parse --------
+
+
+def test_a_manifest_of_tiny_values_is_refused_unparsed(archived, tmp_path):
+    # 127 MiB of `{},` is a valid JSON array just under the cap: parsed, it took 3.4 GB.
+    replace_manifest(archived, lambda path: path.write_bytes(b"[" + b"{}," * ((127 << 20) // 3) + b"{}]"))
+    run = run_syncd(["log", "--from", str(archived)], tmp_path)
+    assert run.code == 1 and "too many JSON values for its size" in run.output, run.output
+    assert "Traceback" not in run.output
+    assert run.peak_mib < 1024, f"peak {run.peak_mib:.0f} MiB"
+
+
+def test_a_long_history_is_not_taken_for_a_dense_manifest():
+    manifest = Manifest(SOURCE)
+    for number in range(1, 5001):
+        digest = hashlib.sha256(str(number).encode()).hexdigest()
+        kind = "base" if number == 1 else "delta"
+        ref = ObjectRef(f"objects/{number:010d}-{kind}-{digest[:32]}.zst", 100, digest, "zstd")
+        manifest = manifest.append({"added": 1, "changed": 0, "deleted": 0}, **{kind: ref})
+    raw = manifest.to_bytes()
+    assert len(raw) > syncd.manifest.DENSE_FLOOR
+    assert Manifest.from_bytes(raw, "manifest.json") == manifest
