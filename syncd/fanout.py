@@ -36,14 +36,18 @@ def with_signals_blocked(start: Callable[[], None]) -> None:
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
 
-def run_apart(calls: Sequence[Callable[[], T]]) -> list[T | BaseException]:
-    """Run each call in a thread of its own and wait for all: each one's result, or what it raised."""
+def run_apart(calls: Sequence[Callable[[], T]]) -> list[T | Exception]:
+    """Run each call in a thread of its own and wait for all: each one's result, or the Exception it raised.
+
+    Anything else a call raises (KeyboardInterrupt, SystemExit) is raised here once all are
+    done, as it would have been without threads.
+    """
     outcomes: list[T | BaseException] = [None] * len(calls)  # each worker writes only its own slot
 
     def work(i: int) -> None:
         try:
             outcomes[i] = calls[i]()
-        except BaseException as e:  # a thread's edge: SystemExit or anything else ends here, as a result
+        except BaseException as e:  # the thread's edge: nothing above it would see this
             outcomes[i] = e
 
     workers = [threading.Thread(target=work, args=(i,), name=f"syncd-fanout-{i}", daemon=True)
@@ -52,6 +56,9 @@ def run_apart(calls: Sequence[Callable[[], T]]) -> list[T | BaseException]:
         with_signals_blocked(worker.start)
     for worker in workers:
         worker.join()  # interruptible: a signal handler that raises (the daemon's Abandon) ends the wait
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException) and not isinstance(outcome, Exception):
+            raise outcome
     return outcomes
 
 

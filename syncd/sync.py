@@ -153,8 +153,8 @@ def deliver_all(deliveries: list[tuple[str, Callable[[HeldHooks], TargetReport]]
 
     Each delivery is (where, call): `where` names the target in the report if the call
     raises, and the call gets hooks that are held, then made here once all are done.
-    Whatever a delivery raises fails that target alone: a SyncdError as it says, anything
-    else as one line naming it, with the traceback in the debug log.
+    Any Exception a delivery raises fails that target alone: a SyncdError as it says, any
+    other as one line naming it, with the traceback in the debug log.
     """
     held = [HeldHooks() for _ in deliveries]
     outcomes = run_apart([partial(call, hooks) for (_, call), hooks in zip(deliveries, held)])
@@ -162,7 +162,7 @@ def deliver_all(deliveries: list[tuple[str, Callable[[HeldHooks], TargetReport]]
     for (where, _), outcome in zip(deliveries, outcomes):
         if isinstance(outcome, SyncdError):
             outcome = TargetReport(where, False, None, error=str(outcome), hint=outcome.hint)
-        elif isinstance(outcome, BaseException):
+        elif isinstance(outcome, Exception):
             log.debug("%s: delivery failed unexpectedly", where, exc_info=outcome)
             outcome = TargetReport(where, False, None, error=unforeseen(outcome), hint=UNEXPECTED_HINT)
         reports.append(outcome)
