@@ -25,8 +25,8 @@ import signal
 import threading
 import time
 from dataclasses import dataclass, field
-from functools import partial
 from datetime import datetime, timedelta, timezone
+from functools import partial
 from pathlib import Path
 
 import pluggy
