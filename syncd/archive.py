@@ -67,6 +67,39 @@ def list_sources(backend: Backend) -> list[str]:
             and "/" not in info.name[: -len(suffix)]]
 
 
+class CheckedReader:
+    """An object's bytes on their way out, hashed as they go: the last read fails if they aren't the ref's.
+
+    So a damaged local object fails its upload before the target's write completes.
+    Seekable, for retries and Content-Length; checked when read from the start.
+    """
+
+    def __init__(self, inner: BinaryIO, ref: ObjectRef, where: str):
+        self.inner, self.ref, self.where = inner, ref, where
+        self.seek(0)
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.inner.read(n)
+        self.digest.update(data)
+        self.size += len(data)
+        if self.from_start and ((not data and n != 0) or self.size > self.ref.size):
+            if self.size != self.ref.size or self.digest.hexdigest() != self.ref.sha256:
+                raise CorruptObject(f"{self.where} is damaged (its content doesn't match the local manifest)",
+                                    hint="run `syncd verify` on the state dir's archive")
+        return data
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.inner.tell()
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        position = self.inner.seek(offset, whence)
+        self.digest, self.size, self.from_start = hashlib.sha256(), 0, position == 0
+        return position
+
+
 class Archive:
     """A plain archive: the folder is named after the source (see syncd.sealed for encrypted ones)."""
 
@@ -155,9 +188,18 @@ class Archive:
             self.backend.write(self._key(ref.name), f)
 
     def copy_to(self, ref: ObjectRef, other: Archive) -> None:
-        """Send one stored object, as is, to another archive of the same source."""
+        """Send one stored object, as is, to another archive of the same source; never a damaged one."""
+        where = f"{self.location}: {self._key(ref.name)}"
         with self.backend.open(self._key(ref.name)) as f:
-            other.backend.write(other._key(ref.name), f)
+            other.backend.write(other._key(ref.name), CheckedReader(f, ref, where))
+
+    def lacks(self, manifest_size: int | None, refs: list[ObjectRef]) -> list[str]:
+        """Which of `refs` and a manifest of `manifest_size` bytes (if given) are missing here or have
+        another size: one listing."""
+        stored = {info.name[len(self.folder) + 1:]: info.size for info in self.backend.list(f"{self.folder}/")}
+        wanted = [(ref.name, ref.size) for ref in refs]
+        wanted += [(self.manifest_name, manifest_size)] if manifest_size is not None else []
+        return [name for name, size in wanted if stored.get(name) != size]
 
     def fetch(self, ref: ObjectRef, plain: Path) -> None:
         """Download an object, check it against its ref, and decode it into `plain`."""

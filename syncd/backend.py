@@ -33,6 +33,10 @@ class Backend(Protocol):
       sorted by name, and MUST NOT return objects being written.
     - `open(name)` MUST raise `syncd.errors.NotFound` for a missing object.
     - `delete(name)` MUST succeed when the object is already gone.
+    - Optionally, `create(name, data)` writes like `write` but only if `name` is
+      free, atomically against a concurrent `create`, and raises
+      `syncd.errors.AlreadyExists` otherwise. Without it, syncd claims a source
+      by check, write and read back (see syncd.claims), which a race can beat.
     - Every failure MUST be a `TransientError` (worth retrying) or a
       `PermanentError`, with a message that names the target but holds no secret.
     """

@@ -127,6 +127,8 @@ def sync(source, targets, recipients, name, state, full, as_json):
             if t.ok:
                 sent = f", {human_size(t.bytes)} sent" if t.bytes else ""
                 click.echo(f"  {t.location}: has version {t.version}{sent}")
+                if t.note:
+                    click.echo(f"    note: {t.note}")
             else:
                 click.echo(f"  {t.location}: FAILED: {t.error}", err=True)
                 if t.hint:
@@ -135,7 +137,7 @@ def sync(source, targets, recipients, name, state, full, as_json):
         failed = sum(not t.ok for t in report.targets)
         click.echo(f"error: {failed} target(s) not updated; version {report.head} stays queued locally "
                    "and goes out on the next pass", err=True)
-        sys.exit(1)
+        sys.exit(max(t.exit_code or 1 for t in report.targets if not t.ok))
 
 
 @contextmanager
@@ -180,8 +182,13 @@ def log(target, source, as_json, identity):
     """List the versions a target holds, oldest first."""
     from .restore import read_manifest
 
+    from .claims import mode_warning
+
     with _archive(target, source, identity) as archive:
         manifest = read_manifest(archive)
+        warning = mode_warning(archive)
+    if warning:
+        click.echo(f"warning: {warning}", err=True)
     if as_json:
         _emit_json({"source": manifest.source, "versions": [v.to_dict() for v in manifest.versions]})
         return

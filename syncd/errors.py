@@ -7,7 +7,8 @@
     ├── TargetError               a storage target failed
     │   ├── TransientError        may succeed if tried again (network, timeouts, 5xx)
     │   └── PermanentError        won't succeed until someone acts (missing, full, denied)
-    │       └── NotFound          an object or folder that should exist does not
+    │       ├── NotFound          an object or folder that should exist does not
+    │       └── AlreadyExists     an exclusive create found the name taken
     └── ArchiveError              an archive's content is wrong or not what was asked
         └── CorruptObject         an object doesn't match its recorded hash or can't be decoded
 
@@ -59,6 +60,10 @@ class PermanentError(TargetError):
 
 class NotFound(PermanentError):
     """A named object (or the target's folder) does not exist."""
+
+
+class AlreadyExists(PermanentError):
+    """An exclusive create (`Backend.create`) found an object under that name already."""
 
 
 class ArchiveError(SyncdError):

@@ -79,6 +79,19 @@ class RetryingBackend:
         start = data.tell()
         self._retry(f"writing {name}", lambda: self.inner.write(name, data), rewind=lambda: data.seek(start))
 
+    @property
+    def create(self) -> Callable[[str, BinaryIO], None]:
+        """The inner backend's exclusive create, retried; an AttributeError (so `getattr(…, None)`
+        finds none) where it has none. A retry that finds its own earlier try done raises
+        AlreadyExists, which the caller resolves by reading the object (see syncd.claims)."""
+        inner = self.inner.create
+
+        def create(name: str, data: BinaryIO) -> None:
+            start = data.tell()
+            self._retry(f"creating {name}", lambda: inner(name, data), rewind=lambda: data.seek(start))
+
+        return create
+
     def delete(self, name: str) -> None:
         self._retry(f"deleting {name}", lambda: self.inner.delete(name))
 

@@ -26,9 +26,10 @@ from pyrage import x25519
 from . import codec, crypto
 from .archive import OBJECTS, Archive, choose_source
 from .backend import Backend
+from .claims import admit, holds_archives
 from .errors import ArchiveError, CorruptObject, KeyProblem, PermanentError
 from .manifest import Manifest, ObjectRef
-from .state import WRITING, WRITTEN, SourceState
+from .state import WRITING, WRITTEN, SourceState, writer_id
 
 MANIFEST_AGE = "manifest.age"
 OBJECT_NAME = re.compile(r"^objects/(\d{10})-(base|delta)-([0-9a-f]{32})\.zst\.age$")
@@ -154,64 +155,100 @@ def open_sealed(backend: Backend, identities: Sequence[x25519.Identity], source:
     return opened[choose_source(list(opened), source, backend.location)]
 
 
-def deliver_sealed(local: Archive, manifest: Manifest, target: SealedArchive, state: SourceState) -> tuple[int, int]:
-    """Encrypt and upload what `target` lacks, then its manifest; return (version it holds, bytes sent).
+def deliver_sealed(local: Archive, manifest: Manifest, target: SealedArchive,
+                   state: SourceState) -> tuple[int, int, str | None]:
+    """Encrypt and upload what `target` lacks or holds damaged, then its manifest.
 
-    The sync side can't decrypt the target's manifest, so it builds on the copy it
-    kept of what it wrote last, after checking the target still holds exactly that.
+    Returns (version it holds, bytes sent, what was repaired). The sync side can't
+    decrypt the target's manifest, so it builds on the copy it kept of what it wrote
+    last, after checking the target still holds exactly that.
     """
-    head = manifest.head
-    cursor = state.cursor(target.cursor_key)
-    if cursor and cursor["hash"] == head.hash:
-        return head.number, 0
-    held = _last_written(target, state, cursor)
+    head, key = manifest.head, target.cursor_key
+    cursor, records = state.cursor(key), state.sealed_records(key)
+    last = recorded_manifest(records[WRITTEN], f"{state.cursors} ({WRITTEN})") if WRITTEN in records else None
+    # What a pass with nothing new costs: one listing, which also catches a lost or truncated object.
+    if cursor and cursor["hash"] == head.hash and last \
+            and not target.lacks(records[WRITTEN]["size"], last.objects()):
+        return head.number, 0, None
+    record = admit(target.backend, target.folder, local.source, writer_id(state.state_dir), target.recipients)
+    held, note = _last_written(target, state, cursor, records)
     if not manifest.extends(held):
         raise ArchiveError(f"{target.location} holds a different history of {local.source!r}",
                            hint="sync this source under another --name, or to another target")
-    sent, versions = 0, list(held.versions)
-    uploads, present = state.sealed_uploads(target.cursor_key), target.stored_objects()
+    record()
+    uploads, present = state.sealed_uploads(key), target.stored_objects()
+    # Encrypting gives other bytes each time: what is already there whole is used again.
+    reusable = {f"{v.number}-{kind}-{ref.plain_sha256}": ref for m in (last, held) if m for v in m.versions
+                for kind, ref in (("delta", v.delta), ("base", v.base)) if ref}
+    reusable |= {k: ObjectRef.from_dict(d) for k, d in uploads.items()}
+    sent, versions, damaged = 0, [], []
     with tempfile.TemporaryDirectory(dir=state.root) as scratch:
-        for version in manifest.versions[len(held.versions):]:
+        for version in manifest.versions:
             sealed = {}
             for kind in ("delta", "base"):
                 ref = getattr(version, kind)
                 if ref is None:
                     continue
-                key = f"{version.number}-{kind}-{ref.sha256}"
-                earlier = uploads.get(key)
-                if earlier and present.get(earlier["name"]) == earlier["size"]:
-                    sealed[kind] = ObjectRef.from_dict(earlier)
+                upload = f"{version.number}-{kind}-{ref.sha256}"
+                earlier = reusable.get(upload)
+                if earlier and present.get(earlier.name) == earlier.size:
+                    sealed[kind] = earlier
                     continue
+                if earlier and earlier.name in present:
+                    damaged.append(earlier.name)
                 sealed[kind] = target.seal(local, ref, version.number, kind, Path(scratch))
                 sent += sealed[kind].size
-                uploads[key] = sealed[kind].to_dict()
-                state.record_sealed_upload(target.cursor_key, uploads)
+                uploads[upload] = sealed[kind].to_dict()
+                state.record_sealed_upload(key, uploads)
             versions.append(replace(version, **sealed))
-    written = replace(held, versions=tuple(versions))
+    written = replace(manifest, versions=tuple(versions))
+    must_hold(target, None, written.objects())
     raw = crypto.seal_bytes(written.to_bytes(), target.recipients)
-    state.record_sealed(target.cursor_key, WRITING, crypto.sha256(raw), len(raw), _as_dict(written))
+    state.record_sealed(key, WRITING, crypto.sha256(raw), len(raw), _as_dict(written))
     target.write_sealed_manifest(raw)  # the target's commit point
-    state.settle_sealed(target.cursor_key)
-    state.set_cursor(target.cursor_key, head.number, head.hash)
-    return head.number, sent + len(raw)
+    must_hold(target, len(raw), [])
+    state.settle_sealed(key)
+    state.set_cursor(key, head.number, head.hash)
+    for name in damaged:  # replaced by new copies: left alone they would fail `verify` from outside
+        target.delete_object(name)
+    if damaged:
+        note = note or f"it held {len(damaged)} damaged object(s): sent again"
+    return head.number, sent + len(raw), note
 
 
-def _last_written(target: SealedArchive, state: SourceState, cursor: dict | None) -> Manifest:
-    """What the target holds, as written there last; an error if it holds something else."""
-    records = state.sealed_records(target.cursor_key)
+def must_hold(archive: Archive, manifest_size: int | None, refs: list[ObjectRef]) -> None:
+    """Check, with one listing, that what was just written landed whole; a manifest that didn't is removed,
+    so the next pass delivers again instead of finding a damaged one."""
+    wrong = archive.lacks(manifest_size, refs)
+    if not wrong:
+        return
+    if archive.manifest_name in wrong:
+        archive.backend.delete(archive._key(archive.manifest_name))
+    shown = ", ".join(f"{archive.folder}/{name}" for name in wrong[:3]) + (" …" if len(wrong) > 3 else "")
+    raise CorruptObject(f"{archive.location}: {shown} did not land whole (missing or another size after upload)",
+                        hint="the server or a proxy in between damages uploads; the next pass sends them again")
+
+
+def _last_written(target: SealedArchive, state: SourceState, cursor: dict | None,
+                  records: dict[str, dict]) -> tuple[Manifest, str | None]:
+    """What the target holds, as written there last, and a note if it had lost it; an error if it holds
+    something else, or nothing at all any more."""
     raw = target.manifest_bytes()
     if raw is None:
         if cursor or WRITTEN in records:
-            version = cursor["version"] if cursor else "?"
-            raise PermanentError(f"{target.location} no longer holds the encrypted archive it had (version {version})",
-                                 hint="is the share mounted? If it was emptied on purpose, remove "
-                                      f"{state.cursors} to upload everything again")
-        return Manifest(target.source)
+            if not holds_archives(target.backend):
+                version = cursor["version"] if cursor else "?"
+                raise PermanentError(f"{target.location} no longer holds the encrypted archive it had "
+                                     f"(version {version})",
+                                     hint="is the share mounted? If it was emptied on purpose, remove "
+                                          f"{state.cursors} to upload everything again")
+            return Manifest(target.source), f"it had lost {target.folder}/{MANIFEST_AGE}: delivered again"
+        return Manifest(target.source), None
     digest = (crypto.sha256(raw), len(raw))
     for stage in (WRITTEN, WRITING):  # `writing`: a pass that stopped right after the remote write
         record = records.get(stage)
         if record and (record["sha256"], record["size"]) == digest:
-            return recorded_manifest(record, f"{state.cursors} ({stage})")
+            return recorded_manifest(record, f"{state.cursors} ({stage})"), None
     if WRITTEN in records:
         raise PermanentError(f"{target.location}: the encrypted archive of {target.source!r} is not the one "
                              "this machine wrote last (replaced or rolled back)",

@@ -9,6 +9,7 @@
                                             (*.writing.json while writing, *.uploaded.json: objects sent since)
     <state>/sources/<name>/staging/         the replica: a private copy of the phone's database
     <state>/sources/<name>/lock             held while a pass runs
+    <state>/writer-id                       this state dir's random id: which writer claims a source on a target
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import fcntl
 import hashlib
 import json
 import os
+import secrets
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -24,6 +26,8 @@ from .errors import SyncdError
 from .fsutil import atomic_write, fsync_dir
 
 WRITTEN, WRITING, UPLOADED = "written", "writing", "uploaded"
+WRITER_ID = "writer-id"
+WRITER_ID_HEX = 32
 
 
 def default_state_dir() -> Path:
@@ -35,6 +39,26 @@ def known_sources(state_dir: Path) -> list[str]:
     """The sources a state dir has worked on."""
     root = Path(state_dir).expanduser() / "sources"
     return sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+
+
+def writer_id(state_dir: Path) -> str:
+    """This state dir's stable random id, made on first use (0600): the writer that claims sources on targets."""
+    path = Path(state_dir).expanduser() / WRITER_ID
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        text = path.read_text().strip()
+        if len(text) != WRITER_ID_HEX or text.strip("0123456789abcdef"):
+            raise SyncdError(f"{path} is damaged", hint="restore it from a backup of the state dir; deleting "
+                             "it makes this state dir a new writer, refused on targets it wrote to") from None
+        return text
+    new = secrets.token_hex(WRITER_ID_HEX // 2)
+    with os.fdopen(fd, "w") as f:
+        f.write(new + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    fsync_dir(path.parent)
+    return new
 
 
 class SourceState:
@@ -62,6 +86,20 @@ class SourceState:
                 raise SyncdError(f"another syncd is working on {self.root}",
                                  hint="wait for it to finish (is the daemon running?)") from None
             yield
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root.parent.parent
+
+    def delivered_keys(self) -> list[str]:
+        """The cursor keys of every target this source was delivered to (plain: the location; sealed: `location#folder`)."""
+        keys = []
+        for path in sorted(self.cursors.glob("*.json")):
+            if "." not in path.stem:  # not a *.written.json and the like
+                data = json.loads(path.read_text())
+                if "hash" in data:
+                    keys.append(data["location"])
+        return keys
 
     def _cursor_path(self, location: str) -> Path:
         return self.cursors / (hashlib.sha256(location.encode()).hexdigest()[:16] + ".json")

@@ -24,6 +24,7 @@ import pluggy
 
 from .archive import Archive, check_source_name
 from .backend import Backend
+from .claims import admit, holds_archives
 from .detect import Plan, plan_changes
 from .errors import ArchiveError, PermanentError, SourceError, SyncdError
 from .fanout import HeldHooks, run_apart
@@ -33,9 +34,9 @@ from .mirror import Mirror, remove_database
 from .plugins import open_backend
 from .restore import build_mirror
 from .retry import RetryingBackend
-from .sealed import SealedArchive, deliver_sealed
+from .sealed import SealedArchive, deliver_sealed, must_hold
 from .snapshot import WAIT_HINT, Snapshot, SnapshotStore
-from .state import SourceState
+from .state import SourceState, writer_id
 from .target import Target, as_target
 
 log = logging.getLogger(__name__)
@@ -57,9 +58,15 @@ class TargetReport:
     bytes: int = 0  # bytes uploaded by this pass
     error: str | None = None
     hint: str | None = None
+    exit_code: int = 0  # of a failure: 2 for a delivery the command must not ask for (see syncd.errors)
+    note: str | None = None  # what this pass repaired on the target
 
     def to_dict(self) -> dict:
-        return dict(self.__dict__)
+        shown = dict(self.__dict__)
+        del shown["exit_code"]  # the command's own exit code says it
+        if self.note is None:
+            del shown["note"]
+        return shown
 
 
 @dataclass
@@ -327,48 +334,59 @@ def deliver_to(local: Archive, manifest: Manifest, archive: Archive, state: Sour
         return deliver(local, manifest, archive, state, pm)
     sealed = archive
     try:
-        version, sent = deliver_sealed(local, manifest, sealed, state)
+        version, sent, note = deliver_sealed(local, manifest, sealed, state)
     except SyncdError as e:
         known = state.cursor(sealed.cursor_key)
-        return TargetReport(sealed.location, False, known and known["version"], error=str(e), hint=e.hint)
+        return TargetReport(sealed.location, False, known and known["version"], error=str(e), hint=e.hint,
+                            exit_code=e.exit_code)
     if pm is not None and sent:
         pm.hook.target_updated(source=local.source, location=sealed.location, version=version)
-    return TargetReport(sealed.location, True, version, sent)
+    return TargetReport(sealed.location, True, version, sent, note=note)
 
 
 def deliver(local: Archive, manifest: Manifest, target: Archive, state: SourceState,
             pm: pluggy.PluginManager | None = None) -> TargetReport:
-    """Upload what `target` lacks, then its manifest; a failure is reported, not raised.
+    """Upload what `target` lacks or holds damaged, then its manifest; a failure is reported, not raised.
 
     With `pm`, plugins hear of a target that received a version."""
     head = manifest.head
     cursor = state.cursor(target.cursor_key)
-    if cursor and cursor["hash"] == head.hash:
-        return TargetReport(target.location, True, head.number)
-    known = cursor["version"] if cursor else None
+    known, note, raw = cursor and cursor["version"], None, manifest.to_bytes()
     try:
+        # What a pass with nothing new costs: one listing, which also catches a lost or truncated object.
+        if cursor and cursor["hash"] == head.hash and not target.lacks(len(raw), manifest.objects()):
+            return TargetReport(target.location, True, head.number)
+        record = admit(target.backend, target.folder, local.source, writer_id(state.state_dir))
         remote = target.manifest()
         if remote is None and cursor:
-            raise PermanentError(
-                f"{target.location} no longer holds the archive it had (version {cursor['version']})",
-                hint="is the share mounted? If it was emptied on purpose, remove "
-                     f"{state.cursors} to upload everything again",
-            )
+            if not holds_archives(target.backend):
+                raise PermanentError(
+                    f"{target.location} no longer holds the archive it had (version {cursor['version']})",
+                    hint="is the share mounted? If it was emptied on purpose, remove "
+                         f"{state.cursors} to upload everything again",
+                )
+            note = f"it had lost {target.folder}/{target.manifest_name}: delivered again"
         if remote is not None:
             known = remote.head.number if remote.head else 0
             if not manifest.extends(remote):
                 raise ArchiveError(f"{target.location} holds a different history of {local.source!r}",
                                    hint="sync this source under another --name, or to another target")
-        present = target.object_names()
-        sent = 0
+        record()
+        present, held = target.stored_objects(), {ref.name for ref in remote.objects()} if remote else set()
+        sent, repaired = 0, 0
         for ref in manifest.objects():
-            if ref.name not in present:
+            if present.get(ref.name) != ref.size:  # missing, or damaged: sent (again)
                 local.copy_to(ref, target)
                 sent += ref.size
+                repaired += ref.name in held
+        if repaired:
+            note = note or f"it held {repaired} damaged or missing object(s): sent again"
+        must_hold(target, None, manifest.objects())
         sent += target.write_manifest(manifest)  # the target's commit point
+        must_hold(target, len(raw), [])
     except SyncdError as e:
-        return TargetReport(target.location, False, known, error=str(e), hint=e.hint)
+        return TargetReport(target.location, False, known, error=str(e), hint=e.hint, exit_code=e.exit_code)
     state.set_cursor(target.cursor_key, head.number, head.hash)
     if pm is not None:
         pm.hook.target_updated(source=local.source, location=target.location, version=head.number)
-    return TargetReport(target.location, True, head.number, sent)
+    return TargetReport(target.location, True, head.number, sent, note=note)

@@ -14,13 +14,14 @@ import hashlib
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from pyrage import x25519
 
 from . import crypto
 from .archive import CHUNK, Archive, list_sources
 from .backend import Backend
+from .claims import held_mark, mode_problem, read_mark
 from .errors import NotFound, SyncdError
 from .manifest import Manifest
 from .sealed import MANIFEST_AGE, OBJECT_NAME, SealedArchive, recorded_manifest, sealed_folders
@@ -46,14 +47,48 @@ def verify(backend: Backend, sources: list[str] | None = None, *, identities: Se
     """Check each source's archive on `backend` (all of them by default), plain and encrypted."""
     wanted = lambda name: not sources or name in sources  # noqa: E731
     checks = [_check_source(Archive(backend, name), state_dir) for name in list_sources(backend) if wanted(name)]
-    for folder in sealed_folders(backend):
+    folders = sealed_folders(backend)
+    for folder in folders:
         check = _check_sealed(SealedArchive(backend, folder, identities=identities), state_dir)
         if wanted(check.source):
             checks.append(check)
+    if state_dir is not None:
+        checks += _lost(backend, state_dir, checks, folders, wanted)
     found = {c.source for c in checks}
     checks += [SourceCheck(name, problems=[f"{name}/manifest.json is missing"]) for name in sources or []
                if name not in found]
+    _check_mode(backend, checks)
     return checks
+
+
+def _lost(backend: Backend, state_dir: Path, checks: list[SourceCheck], folders: list[str],
+          wanted: Callable[[str], bool]) -> list[SourceCheck]:
+    """Every source this state dir delivered to `backend` whose archive is no longer there."""
+    plain = {c.source for c in checks if not c.encrypted}
+    lost = []
+    for name in filter(wanted, known_sources(state_dir)):
+        state = SourceState(state_dir, name)
+        for key in state.delivered_keys():
+            location, _, folder = key.partition("#")
+            if location != backend.location or (folder in folders if folder else name in plain):
+                continue
+            delivered = f"version {state.cursor(key)['version']} of {name!r} was delivered there"
+            missing = f"{folder}/{MANIFEST_AGE}" if folder else f"{name}/manifest.json"
+            lost.append(SourceCheck(name, encrypted=bool(folder), problems=[f"{missing} is missing, but {delivered}"]))
+    return lost
+
+
+def _check_mode(backend: Backend, checks: list[SourceCheck]) -> None:
+    """Plain archives on an encrypted target, or the other way round (see syncd.claims)."""
+    try:
+        mark = read_mark(backend) or held_mark(backend)
+    except SyncdError as e:
+        for check in checks:
+            check.problems.append(str(e))
+        return
+    for check in checks:
+        if problem := mode_problem(mark, check.encrypted, check.source):
+            check.problems.append(problem)
 
 
 def _check_source(archive: Archive, state_dir: Path | None) -> SourceCheck:

@@ -4,12 +4,14 @@
 
 In front of WsgiDAV sits a small fault injector, steered over HTTP without auth:
 `POST /_fault?status=500&count=2&methods=PUT` answers the next two PUTs with 500,
-`status=timeout&delay=3` stalls them instead; `GET /_stats` returns the count of
+`status=timeout&delay=3` stalls them instead, `status=truncate` stores only the first half
+of a PUT's body and answers as if all arrived; `GET /_stats` returns the count of
 each response status so far, and `POST /_stats` resets it.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 import threading
@@ -53,6 +55,12 @@ class FaultInjector:
                 self.count -= 1
         if fault:
             self._count(fault)  # counted now: a stalled request's client has gone before it ends
+        if fault == "truncate":
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            body = environ["wsgi.input"].read(length) if length else environ["wsgi.input"].read()
+            environ["wsgi.input"], environ["CONTENT_LENGTH"] = io.BytesIO(body[: len(body) // 2]), str(len(body) // 2)
+            environ.pop("HTTP_TRANSFER_ENCODING", None)
+            return self.app(environ, start_response)
         if fault == "timeout":
             time.sleep(self.delay)
             fault = "503"

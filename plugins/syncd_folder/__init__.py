@@ -14,8 +14,8 @@ from typing import BinaryIO
 from urllib.parse import unquote, urlsplit
 
 from syncd.backend import ObjectInfo
-from syncd.errors import NotFound, PermanentError, TransientError
-from syncd.fsutil import atomic_write
+from syncd.errors import AlreadyExists, NotFound, PermanentError, TransientError
+from syncd.fsutil import atomic_write, fsync_dir
 from syncd.plugins import hookimpl
 
 # Errors that may clear up by themselves (a share briefly gone, a busy server).
@@ -82,6 +82,24 @@ class FolderBackend:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             atomic_write(path, data)
+        except OSError as e:
+            raise _classify(e, self.root) from None
+
+    def create(self, name: str, data: BinaryIO) -> None:
+        """Write `name` only if it is free: a hard link from a finished temp file fails if the name is taken."""
+        self._check_root()
+        path = self._path(name)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temp = path.with_name(f".{path.name}.{os.getpid()}.{id(data)}.new")
+            atomic_write(temp, data)
+            try:
+                os.link(temp, path)
+            finally:
+                temp.unlink(missing_ok=True)
+            fsync_dir(path.parent)
+        except FileExistsError:
+            raise AlreadyExists(f"{name} already exists in {self.root}") from None
         except OSError as e:
             raise _classify(e, self.root) from None
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, BinaryIO
 from urllib.parse import quote, unquote, urlsplit
 
 from syncd.backend import ObjectInfo
-from syncd.errors import NotFound, PermanentError, TargetError, TransientError
+from syncd.errors import AlreadyExists, NotFound, PermanentError, TargetError, TransientError
 from syncd.plugins import hookimpl
 
 if TYPE_CHECKING:
@@ -184,19 +184,27 @@ class WebDAVBackend:
         spool.seek(0)
         return spool
 
-    def write(self, name: str, data: BinaryIO) -> None:
+    def write(self, name: str, data: BinaryIO, overwrite: str = "T") -> None:
         folder, _, leaf = name.rpartition("/")
         self._make_collection(self._url(folder + "/") if folder else self.base)
         temp = f"{folder}/{TEMP_PREFIX}{uuid.uuid4().hex}-{leaf}" if folder else f"{TEMP_PREFIX}{uuid.uuid4().hex}-{leaf}"
         self._request("PUT", temp, (200, 201, 204), content=_chunks(data), headers=_length_of(data))
         try:
-            self._request("MOVE", temp, (201, 204), headers={"Destination": self._url(name), "Overwrite": "T"})
+            moved = self._request("MOVE", temp, (201, 204, 412),
+                                  headers={"Destination": self._url(name), "Overwrite": overwrite})
+            if moved.status_code == 412:
+                raise AlreadyExists(f"{self.location}: {name} already exists")
         except BaseException:
             try:
                 self._request("DELETE", temp, (200, 204, 404))
             except TargetError:
                 pass  # a leftover dot-file is invisible to list(); the original error matters more
             raise
+
+    def create(self, name: str, data: BinaryIO) -> None:
+        """Write `name` only if it is free: MOVE with `Overwrite: F` answers 412 for a taken name
+        (RFC 4918 §9.9.3; WsgiDAV and rclone serve webdav honour it, and ignore `If-None-Match: *` on PUT)."""
+        self.write(name, data, overwrite="F")
 
     def _make_collection(self, url: str) -> None:
         """MKCOL `url`, making missing parents first: a 409 says one is missing, the base path included."""
