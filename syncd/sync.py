@@ -168,7 +168,8 @@ def deliver_all(deliveries: list[tuple[str, Callable[[HeldHooks], TargetReport]]
     reports = []
     for (where, _), outcome in zip(deliveries, outcomes):
         if isinstance(outcome, SyncdError):
-            outcome = TargetReport(where, False, None, error=str(outcome), hint=outcome.hint)
+            outcome = TargetReport(where, False, None, error=str(outcome), hint=outcome.hint,
+                                   exit_code=outcome.exit_code)
         elif isinstance(outcome, Exception):
             log.debug("%s: delivery failed unexpectedly", where, exc_info=outcome)
             outcome = TargetReport(where, False, None, error=unforeseen(outcome), hint=UNEXPECTED_HINT)

@@ -29,7 +29,7 @@ from servers import USER, fresh_path
 from syncd.cli import main
 from syncd.manifest import Manifest
 from syncd.plugins import hookimpl, plugin_manager
-from syncd.state import SourceState
+from syncd.state import SourceState, writer_id
 from syncd.sync import sync
 from test_local_first import SCHEMA as ONE_MESSAGE
 
@@ -267,6 +267,29 @@ def test_a_target_given_twice_gets_one_delivery(phone, tmp_path, pm, plugin):
     report = sync(phone, [str(nas), str(nas)], state_dir=tmp_path / "state", pm=pm)
     assert [(t.location, t.ok) for t in report.targets] == [(str(nas), True)]
     assert len(plugin.updates) == 1
+
+
+def test_deliveries_at_once_agree_on_the_state_dirs_writer_id(tmp_path):
+    """Each delivery reads the writer id, and a fresh state dir's first ones make it at the same moment."""
+    for round in range(20):
+        state_dir = tmp_path / f"state{round}"
+        state_dir.mkdir()
+        start, ids = threading.Barrier(6), []
+
+        def read():
+            start.wait()
+            try:
+                ids.append(writer_id(state_dir))
+            except Exception as e:  # a half-written id, read as damaged
+                ids.append(e)
+
+        readers = [threading.Thread(target=read) for _ in range(6)]
+        for reader in readers:
+            reader.start()
+        for reader in readers:
+            reader.join()
+        assert len(set(map(str, ids))) == 1 and isinstance(ids[0], str), ids
+        assert [p.name for p in state_dir.iterdir()] == ["writer-id"]
 
 
 # -- the daemon -----------------------------------------------------------------------------------
