@@ -23,6 +23,7 @@ from typing import BinaryIO
 from . import codec
 from .backend import Backend
 from .errors import ArchiveError, CorruptObject, NotFound, UsageError
+from .fsutil import private_opener
 from .manifest import Manifest, ObjectRef
 
 MANIFEST = "manifest.json"
@@ -56,7 +57,7 @@ def choose_source(names: list[str], source: str | None, location: str) -> str:
                                hint=f"sources there: {', '.join(sorted(names)) or 'none'}")
         return source
     if len(names) > 1:
-        raise ArchiveError(f"{location} holds several sources: {', '.join(sorted(names))}", hint="pick one with --source")
+        raise UsageError(f"{location} holds several sources: {', '.join(sorted(names))}", hint="pick one with --source")
     return names[0]
 
 
@@ -173,7 +174,7 @@ class Archive:
     def store(self, plain: Path, kind: str, version: int, scratch: Path) -> ObjectRef:
         """Encode a local file and write it as a new object."""
         stored = scratch / f"{kind}.stored"
-        with open(plain, "rb") as src, open(stored, "wb") as dst:
+        with open(plain, "rb") as src, open(stored, "wb", opener=private_opener) as dst:
             size, sha256 = codec.encode(src, dst, level=codec.LEVELS[kind])
         ref = ObjectRef(f"{OBJECTS}{version:010d}-{kind}-{sha256[:32]}{codec.SUFFIX[codec.ZSTD]}",
                         size, sha256, codec.ZSTD)
@@ -225,7 +226,7 @@ class Archive:
                                 hint="restore from another target, or run `syncd verify`")
 
     def _decode(self, ref: ObjectRef, stored: BinaryIO, plain: Path, where: str) -> None:
-        with open(plain, "wb") as out:
+        with open(plain, "wb", opener=private_opener) as out:
             codec.decode(stored, out, ref.codec, where)
 
     def delete_object(self, name: str) -> None:

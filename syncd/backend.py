@@ -39,6 +39,12 @@ class Backend(Protocol):
       by check, write and read back (see syncd.claims), which a race can beat.
     - Every failure MUST be a `TransientError` (worth retrying) or a
       `PermanentError`, with a message that names the target but holds no secret.
+    - `from_url(url, **options)` MUST only parse: no network, no access to the
+      store (`syncd config check` calls it to check a target). It raises
+      `PermanentError` for a URL or options it can't use.
+
+    A class MAY also set `syntax`, the URL forms it takes as a user writes them
+    (`("rclone:REMOTE:path",)`); hints list them. Without it, `scheme://…` is shown.
     """
 
     schemes: ClassVar[tuple[str, ...]]

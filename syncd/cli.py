@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timezone
 from functools import wraps
 from pathlib import Path
 
@@ -61,13 +61,21 @@ def _rows(rows: dict) -> str:
     return text + (f", {rows['schema']} schema/setting changes" if rows.get("schema") else "")
 
 
+AT_HELP = ("The version current at this time: 2026-11-26T14:30 or 2026-11-26 in UTC (as `log` prints "
+           "times), or with an offset: 2026-11-26T22:30+08:00, 2026-11-26T14:30Z.")
+
+
 def _moment(value: str | None) -> datetime | None:
     if value is None:
         return None
     try:
-        return datetime.fromisoformat(value).astimezone()
+        moment = datetime.fromisoformat(value)
     except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date and time like 2026-11-26T14:30 or 2026-11-26") from None
+        raise click.BadParameter(f"{value!r} is not a date and time like 2026-11-26T14:30 (UTC), "
+                                 "2026-11-26T22:30+08:00 or 2026-11-26") from None
+    # A bare time is UTC, not the machine's zone: every time syncd prints (`log`, `status`,
+    # manifests) is UTC, so a time copied from `log` finds that very version.
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 IDENTITY_HELP = ("An age identity file, for an encrypted target (a passphrase-protected one asks on the "
@@ -159,7 +167,7 @@ def _archive(target: str, source: str | None, identity: Path | None):
 @click.option("--from", "target", required=True, metavar="TARGET", help="The target to restore from.")
 @click.option("--source", help="Which source, if the target holds several.")
 @click.option("--version", "number", type=click.IntRange(min=1), help="Version number (default: latest).")
-@click.option("--at", help="The version current at this time, e.g. 2026-11-26T14:30.")
+@click.option("--at", help=AT_HELP)
 @click.option("--force", is_flag=True, help="Replace OUTPUT if it exists.")
 @click.option("--identity", type=click.Path(path_type=Path), help=IDENTITY_HELP)
 @reports_errors
@@ -167,9 +175,11 @@ def restore(output, target, source, number, at, force, identity):
     """Rebuild the database as it was at a version, from TARGET alone, into OUTPUT."""
     from .restore import restore as run_restore
 
+    moment = _moment(at)
     with _archive(target, source, identity) as archive:
-        version = run_restore(archive, output, number=number, at=_moment(at), force=force)
-    click.echo(f"restored {archive.source} version {version.number} (archived {version.time}) to {output}")
+        version = run_restore(archive, output, number=number, at=moment, force=force)
+    current = f", the one current at {moment.isoformat()}" if moment else ""
+    click.echo(f"restored {archive.source} version {version.number} (archived {version.time}{current}) to {output}")
 
 
 @main.command()
@@ -212,35 +222,34 @@ def log(target, source, as_json, identity):
 def verify(target, source, config_file, identity, state, as_json):
     """Check every object on TARGET (or every configured target) against its manifest and hash chain."""
     from .config import load_config
+    from .plugins import open_backend, plugin_manager
 
-    if target:
-        reports = [_verify_one(target, source, identity, state, as_json)]
+    pm, identities = plugin_manager(), _identities(identity)
+    if target is not None:  # an empty --from (an unset variable) is refused, not taken for "every target"
+        reports = [_verify_one(open_backend(pm, target), source, identities, state, as_json)]
     else:
-        # Every configured target, each named; one that can't be read doesn't stop the others.
+        # Every configured target, opened as the daemon opens it (options included), each named;
+        # one that can't be read doesn't stop the others.
         config = load_config(config_file)
         reports = []
         for t in config.targets:
             if not as_json:
                 click.echo(f"{t.display}:")
             try:
-                reports.append(_verify_one(t.url, source, identity, state or config.state_dir, as_json))
+                reports.append(_verify_one(t.open(pm), source, identities, state or config.state_dir, as_json))
             except SyncdError as e:
                 click.echo(f"error: {t.display}: {e}", err=True)
                 reports.append({"target": t.display, "ok": False, "error": str(e), "sources": []})
     if as_json:
-        _emit_json(reports[0] if target else reports)  # one target: the same document as ever
+        _emit_json(reports[0] if target is not None else reports)  # one target: the same document as ever
     if not all(report["ok"] for report in reports):
         sys.exit(1)
 
 
-def _verify_one(target: str, source: str | None, identity: Path | None, state: Path | None,
-                as_json: bool) -> dict:
-    """Verify one target, print its report as text unless JSON is wanted, and return it."""
-    from .plugins import open_backend, plugin_manager
+def _verify_one(backend, source: str | None, identities: list, state: Path | None, as_json: bool) -> dict:
+    """Verify one target (closing its backend), print its report as text unless JSON is wanted, and return it."""
     from .verify import verify as run_verify
 
-    identities = _identities(identity)
-    backend = open_backend(plugin_manager(), target)
     try:
         checks = run_verify(backend, [source] if source else None, identities=identities, state_dir=state)
     finally:
@@ -321,23 +330,35 @@ def run(config_file):
 
 @main.command()
 @click.option("--config", "config_file", type=click.Path(path_type=Path), help=CONFIG_HELP)
+@click.option("--state", type=click.Path(path_type=Path),
+              help="Read this state dir (what `syncd sync --state DIR` used); without --config, every source "
+                   "it holds and every target it delivered to.")
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 @reports_errors
-def status(config_file, as_json):
-    """Show each source's last version and what each target has, lacks and last failed on."""
-    from .config import load_config
+def status(config_file, state, as_json):
+    """Show each source's versions and last error, and what each target has, lacks and last failed on.
+
+    Reads the daemon's config if there is one; otherwise (or with --state alone) the state dir."""
+    from .config import default_config_path, load_config
     from .plugins import plugin_manager
     from .status import status as read_status
 
-    report = read_status(load_config(config_file), plugin_manager())
+    with_config = config_file or (state is None and default_config_path().exists())
+    config = load_config(config_file) if with_config else None
+    report = read_status(config, plugin_manager(), state_dir=state or (None if config else _state(None)))
     if as_json:
         _emit_json(report)
         return
+    if not report["sources"]:
+        click.echo(f"{report['state_dir']}: no source archived yet")
     for s in report["sources"]:
         if s["version"] is None:
-            click.echo(f"{s['name']}: nothing archived yet ({s['path']})")
+            click.echo(f"{s['name']}: nothing archived yet" + (f" ({s['path']})" if s["path"] else ""))
         else:
-            click.echo(f"{s['name']}: version {s['version']} at {s['time']} ({_rows(s['rows'])})")
+            click.echo(f"{s['name']}: version {s['version']} at {s['time']} ({_rows(s['rows'])}), "
+                       f"{s['versions']} version(s) kept")
+        if s["error"]:
+            click.echo(f"  last error ({s['error']['failed_at']}): {s['error']['error']}")
         for t in s["targets"]:
             has = f"has version {t['version']}" if t["version"] is not None else "has nothing yet"
             pending = (f", {t['pending_versions']} version(s) pending ({human_size(t['pending_bytes'])})"
@@ -357,10 +378,13 @@ def config():
 @click.option("--config", "config_file", type=click.Path(path_type=Path), help=CONFIG_HELP)
 @reports_errors
 def config_check(config_file):
-    """Read the config file and name the first field that can't be used."""
-    from .config import load_config
+    """Read the config file, open every target as the daemon will (no network), and name the first
+    field that can't be used."""
+    from .config import check_targets, load_config
+    from .plugins import plugin_manager
 
     cfg = load_config(config_file)
+    check_targets(cfg, plugin_manager())
     click.echo(f"{cfg.path}: ok: {len(cfg.sources)} source(s), {len(cfg.targets)} target(s), "
                f"state in {cfg.state_dir}")
     for s in cfg.sources:

@@ -25,10 +25,14 @@ import os
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+
+import pluggy
 
 from .archive import SOURCE_NAME
-from .errors import KeyProblem, UsageError
+from .backend import Backend
+from .errors import KeyProblem, SyncdError, UsageError
+from .plugins import open_backend
+from .redact import redact_url
 from .state import default_state_dir
 from .sync import default_source_name
 from .target import Target
@@ -66,15 +70,19 @@ class SourceConfig:
 @dataclass(frozen=True)
 class TargetConfig:
     url: str
-    options: dict = field(default_factory=dict)
+    options: dict = field(default_factory=dict, repr=False)  # may hold a password
     encrypt_to: tuple[str, ...] = ()  # age recipients: the target gets only ciphertext
 
     def target(self) -> Target:
         return Target(self.url, self.encrypt_to)
 
+    def open(self, pm: pluggy.PluginManager) -> Backend:
+        """The backend of this target, its options handed to its storage plugin (no network I/O)."""
+        return open_backend(pm, self.url, options=self.options)
+
     @property
     def display(self) -> str:
-        """The URL without a password, for logs and status."""
+        """The URL without its secrets, for logs and status (see syncd.redact)."""
         return redact_url(self.url)
 
 
@@ -107,16 +115,6 @@ url = "/media/usb/chat-archive"
 def default_config_path() -> Path:
     base = os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config"
     return Path(base) / "syncd" / "config.toml"
-
-
-def redact_url(url: str) -> str:
-    """Drop the password from `scheme://user:password@host/...`."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    # The host part as written: parsing the port would fail on a bad one, which the plugin reports.
-    netloc = f"{parts.username}:***@{parts.netloc.rpartition('@')[2]}"
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def load_config(path: Path | None = None) -> Config:
@@ -157,6 +155,16 @@ def parse_config(data: dict, path: Path) -> Config:
     if not isinstance(state_dir, (str, Path)) or not str(state_dir):
         raise bad("state_dir", "must be a path")
     return Config(path, sources, targets, _path(str(state_dir), "state_dir", bad), _daemon(data.get("daemon", {}), bad))
+
+
+def check_targets(config: Config, pm: pluggy.PluginManager) -> None:
+    """Open every target as the daemon will (without touching the network); ConfigError names the first
+    that can't be used."""
+    for i, target in enumerate(config.targets, 1):
+        try:
+            target.open(pm).close()
+        except SyncdError as e:
+            raise ConfigError(f"{config.path}: target[{i}].url: {e}", hint=e.hint) from None
 
 
 def _tables(data: dict, key: str, bad) -> list[dict]:

@@ -135,6 +135,8 @@ def _check_private(path: Path, what: str) -> None:
         mode = path.stat().st_mode
     except OSError as e:
         raise KeyProblem(f"can't read {what} {path}: {e.strerror}", hint="check the path") from None
+    if stat.S_ISDIR(mode):  # its mode says nothing about a key's privacy: don't advise a chmod
+        raise KeyProblem(f"{what} {path} is a folder", hint=f"give the path of the {what} itself")
     if mode & LOOSE_BITS:
         raise KeyProblem(f"{what} {path} is open to other users (mode {stat.S_IMODE(mode):04o})",
                          hint=f"chmod 600 {path}")

@@ -32,8 +32,7 @@ from pathlib import Path
 import pluggy
 
 from .archive import Archive
-from .backend import Backend
-from .config import Config, SourceConfig, TargetConfig, load_config
+from .config import Config, SourceConfig, load_config
 from .errors import SourceError, SyncdError
 from .fanout import MAIN_THREAD_SIGNALS, HeldHooks, with_signals_blocked
 from .logs import LOGGER, RepeatFilter
@@ -70,11 +69,6 @@ class Abandon(BaseException):
 def backoff(failures: int, retry_min: float, retry_max: float) -> float:
     """Seconds to wait after the `failures`-th failure in a row."""
     return min(retry_max, retry_min * BACKOFF_FACTOR ** max(0, failures - 1))
-
-
-def open_target(pm: pluggy.PluginManager, target: TargetConfig) -> Backend:
-    """Open a configured target, handing its options to its storage plugin."""
-    return open_backend(pm, target.url, options=target.options)
 
 
 def describe(error: SyncdError) -> str:
@@ -369,7 +363,7 @@ class Daemon:
 
         def delivery(url: str, hooks: HeldHooks) -> TargetReport:
             target = targets[url]
-            backend = open_target(self.pm, target)
+            backend = target.open(self.pm)
             try:
                 archive = target_archive(backend, name, target.target())
                 cursors[url] = archive.cursor_key  # only this worker writes this key

@@ -2,7 +2,8 @@
 
     SyncdError                    anything syncd reports as one line plus a hint
     ├── UsageError                the command asks for something impossible (exit 2)
-    │   └── KeyProblem            an age identity or recipient can't be used (missing, wrong, damaged, exposed)
+    │   ├── KeyProblem            an age identity or recipient can't be used (missing, wrong, damaged, exposed)
+    │   └── UnusableTarget        a target URL (or its options) no storage plugin can use; a PermanentError too
     ├── SourceError               the phone's database can't be archived (exit 2)
     ├── TargetError               a storage target failed
     │   ├── TransientError        may succeed if tried again (network, timeouts, 5xx)
@@ -72,3 +73,7 @@ class ArchiveError(SyncdError):
 
 class CorruptObject(ArchiveError):
     """An object's bytes don't match the manifest, or don't decode."""
+
+
+class UnusableTarget(UsageError, PermanentError):
+    """A target URL or its options can't be used: bad input (exit 2), and a target that retrying won't fix."""

@@ -1,4 +1,6 @@
-"""Durable file writes: what survives a power cut is the old file or the new one, whole."""
+"""Durable, private file writes: what survives a power cut is the old file or the new one, whole,
+and what syncd creates is its user's alone (folders 0700, files 0600) whatever the umask.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +8,58 @@ import errno
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import BinaryIO
 
 COPY_CHUNK = 1 << 20
 SENDFILE_CHUNK = 1 << 30
+PRIVATE_DIR, PRIVATE_FILE = 0o700, 0o600
+TEMP_SUFFIX = ".tmp"  # atomic_write's temporary files: `.<name>.<random>.tmp`
+
+
+def private_opener(path, flags: int) -> int:
+    """For `open(path, mode, opener=private_opener)`: a file it creates is 0600."""
+    return os.open(path, flags, PRIVATE_FILE)
+
+
+def private_dirs(path: Path) -> None:
+    """`mkdir -p` whose new folders are 0700 (Path.mkdir gives missing parents the umask's mode)."""
+    missing = []
+    path = Path(path)
+    while not path.is_dir():
+        missing.append(path)
+        path = path.parent
+    for folder in reversed(missing):
+        try:
+            os.mkdir(folder, PRIVATE_DIR)
+        except FileExistsError:
+            if not folder.is_dir():
+                raise
+
+
+def sweep_temps(folder: Path, min_age: float = 0.0, now: float | None = None) -> int:
+    """Delete the temporary files atomic_write left in `folder` when its process died, if last
+    written at least `min_age` seconds before `now` (default: the local clock); how many went.
+
+    Best effort: a folder that can't be listed or a file that can't be removed stays as it was.
+    """
+    now = time.time() if now is None else now
+    removed = 0
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return 0
+    for entry in entries:
+        if not (entry.name.startswith(".") and entry.name.endswith(TEMP_SUFFIX)):
+            continue
+        try:
+            if entry.is_file(follow_symlinks=False) and now - entry.stat(follow_symlinks=False).st_mtime >= min_age:
+                os.unlink(entry.path)
+                removed += 1
+        except OSError:
+            pass
+    return removed
 
 
 def fsync_dir(path: Path) -> None:
@@ -53,10 +102,11 @@ def copy_stream(src: BinaryIO, dst: BinaryIO) -> None:
 def atomic_write(path: Path, data: bytes | BinaryIO) -> int:
     """Write `data` to `path` via a temporary file, fsync and rename; return bytes written.
 
-    The temporary name starts with a dot so folder listings can skip it.
+    The temporary name starts with a dot so folder listings can skip it; mkstemp makes it
+    0600, and the rename keeps that.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as out:
             if isinstance(data, (bytes, bytearray, memoryview)):

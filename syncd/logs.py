@@ -1,7 +1,7 @@
 """Logging for the daemon: plain lines on stderr (journald stamps them), repeated errors said once.
 
 Messages come from SyncdError texts and backend locations, which by contract
-hold no secrets; target URLs from the config go through `redact_url` first.
+hold no secrets; target URLs from the config go through `syncd.redact.redact_url` first.
 """
 
 from __future__ import annotations

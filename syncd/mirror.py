@@ -23,6 +23,7 @@ from pathlib import Path
 import apsw
 
 from .errors import ArchiveError
+from .fsutil import private_opener
 from .detect import Plan, Range
 from .schema import Shape, SchemaEntry, quote, read_pragmas, read_schema, read_shape, rowid_alias
 
@@ -87,6 +88,8 @@ class Mirror:
         anything fails: no journal at all, so every page is written once."""
         self.path = Path(path)
         new = not self.path.exists()
+        if new:  # 0600, not SQLite's 0644 less the umask; its -wal and -shm take the file's mode
+            open(self.path, "xb", opener=private_opener).close()
         self.db = apsw.Connection(str(self.path))
         # The local manifest, not the mirror, is the commit point: a mirror that loses its last
         # transaction in a power cut no longer matches it and is rebuilt. So no fsync per commit,

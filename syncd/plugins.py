@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import pluggy
 
 from .backend import Backend
-from .errors import PermanentError, UsageError
+from .errors import PermanentError, UnusableTarget
 
 if TYPE_CHECKING:
     from .manifest import Version
@@ -33,8 +33,8 @@ class Hooks:
     def register_backends(self) -> list[type[Backend]]:
         """Return the Backend classes this plugin provides.
 
-        Each class names its URL schemes in `schemes` and builds itself with
-        `from_url(url)`.
+        Each class names its URL schemes in `schemes`, may show the URL forms it
+        takes in `syntax` (for hints), and builds itself with `from_url(url)`.
         """
 
     @hookspec
@@ -95,23 +95,42 @@ def scheme_of(url: str) -> str:
     return urlsplit(url).scheme.lower()
 
 
+def url_syntax(cls: type[Backend]) -> tuple[str, ...]:
+    """The URL forms a backend class takes, as it declares them in `syntax` (else `scheme://…`)."""
+    return tuple(getattr(cls, "syntax", ())) or tuple(f"{scheme}://…" for scheme in cls.schemes)
+
+
 def open_backend(pm: pluggy.PluginManager, url: str, options: dict | None = None) -> Backend:
     """The backend for `url`; `options` (from a [[target]] table of the config file) go to its
-    `from_url` as keyword arguments."""
+    `from_url` as keyword arguments.
+
+    A URL or options no plugin can use raise UnusableTarget (exit 2): `from_url` only
+    parses (it does no network I/O), so whatever it refuses is the URL's fault.
+    """
+    if not url.strip():
+        # An unset variable (`--to "$NAS"`) would otherwise mean the current folder.
+        raise UnusableTarget("the target URL is empty", hint="is the variable that should hold it set?")
     classes = backend_classes(pm)
     scheme = scheme_of(url)
     if scheme not in classes:
-        known = ", ".join(sorted(f"{s}://" for s in classes)) or "none"
-        raise PermanentError(
-            f"no storage plugin handles {scheme!r} targets",
-            hint=f"known schemes: {known}; is the plugin installed?",
-        )
+        plugins = sorted(set(classes.values()), key=lambda cls: cls.schemes[0])
+        known = "; ".join(form for cls in plugins for form in url_syntax(cls)) or "none"
+        raise UnusableTarget(f"no storage plugin handles {scheme!r} targets",
+                             hint=f"targets look like: {known}; is the plugin installed?")
     if scheme == "file" and "://" not in url:
         url = Path(url).expanduser().absolute().as_uri()
     cls = classes[scheme]
     accepted = inspect.signature(cls.from_url).parameters
     unknown = sorted(set(options or {}) - set(accepted) - {"url"})
     if unknown:
-        raise UsageError(f"{scheme} targets take no option {unknown[0]!r}",
-                         hint=f"options they take: {', '.join(sorted(set(accepted) - {'url'})) or 'none'}")
-    return cls.from_url(url, **(options or {}))
+        raise UnusableTarget(f"{scheme} targets take no option {unknown[0]!r}",
+                             hint=f"options they take: {', '.join(sorted(set(accepted) - {'url'})) or 'none'}")
+    try:
+        return cls.from_url(url, **(options or {}))
+    except UnusableTarget:
+        raise
+    except PermanentError as e:
+        raise UnusableTarget(str(e), hint=e.hint) from None
+    except ValueError as e:  # urllib's own parsing: a port out of range, a bad IPv6 address
+        raise UnusableTarget(f"a {scheme} target URL can't be parsed: {e}",
+                             hint=f"{scheme} targets look like: {'; '.join(url_syntax(cls))}") from None

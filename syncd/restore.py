@@ -76,7 +76,7 @@ def restore(archive: Archive, output: Path, *, number: int | None = None, at: da
     if output.is_dir():
         raise SyncdError(f"{output} is a folder", hint="give the path of the database file to write")
     if output.exists() and not force:
-        raise SyncdError(f"{output} already exists", hint="choose another path, or add --force to replace it")
+        raise UsageError(f"{output} already exists", hint="choose another path, or add --force to replace it")
     if not output.parent.is_dir():
         raise SyncdError(f"folder {output.parent} does not exist", hint="create it first")
     manifest = read_manifest(archive)

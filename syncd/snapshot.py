@@ -32,7 +32,7 @@ import apsw
 import xxhash
 
 from .errors import SourceError
-from .fsutil import atomic_write
+from .fsutil import atomic_write, private_dirs, private_opener
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 HEADER_SIZE = 100
@@ -97,7 +97,7 @@ class SnapshotStore:
         saved = self._saved_identity() if trusted else None
         if saved is not None and not reread and saved == file_identity(source):
             return Snapshot(source, self.replica, True, {}, 0)
-        self.folder.mkdir(parents=True, exist_ok=True)
+        private_dirs(self.folder)
         atomic_write(self.dirty, b"")
         why_full = None if trusted else ("the first pass" if not self.replica.exists() else "an earlier pass was interrupted")
         past: dict[int, bytes] | None = {} if trusted else None
@@ -406,7 +406,7 @@ def _copy_file(src: Path, dst: Path) -> bool:
     except OSError as e:
         raise SourceError(f"{src} can't be read: {e.strerror}", hint="check its permissions") from None
     try:
-        with open(dst, "wb") as out:
+        with open(dst, "wb", opener=private_opener) as out:  # the phone's latest messages
             while chunk := os.read(fd, CHUNK):
                 out.write(chunk)
         return True

@@ -28,10 +28,11 @@ from .claims import admit, holds_archives
 from .detect import Plan, plan_changes
 from .errors import ArchiveError, PermanentError, SourceError, SyncdError
 from .fanout import HeldHooks, run_apart
-from .fsutil import fsync_dir, fsync_file
+from .fsutil import fsync_dir, fsync_file, private_opener
 from .manifest import Manifest, Version
 from .mirror import Mirror, remove_database
 from .plugins import open_backend
+from .redact import redact_url
 from .restore import build_mirror
 from .retry import RetryingBackend
 from .sealed import SealedArchive, deliver_sealed, must_hold
@@ -143,8 +144,6 @@ def _delivery(backend: Backend | Exception, target: Target, local: Archive, mani
               state: SourceState) -> tuple[str, Callable[[HeldHooks], TargetReport]]:
     """(where, call) for deliver_all: the delivery to an opened target, or the failure to open it."""
     if isinstance(backend, Exception):
-        from .config import redact_url  # here: config imports this module
-
         def fail(hooks: HeldHooks) -> TargetReport:
             raise backend  # reported by deliver_all, like any failure of one target
         return redact_url(target.url), fail
@@ -193,8 +192,13 @@ def archive_locally(source: Path, state: SourceState, local: Archive, pm: pluggy
     changes were found. Raises SourceError for a source that can't be archived.
     """
     snapshots = SnapshotStore(state.staging)
-    snapshot = snapshots.take(source, reread=full)
-    manifest, created, plan = record_version(state, local, snapshot, full=full)
+    try:
+        snapshot = snapshots.take(source, reread=full)
+        manifest, created, plan = record_version(state, local, snapshot, full=full)
+    except SourceError as e:
+        state.record_source_error(str(e), e.hint)  # for `syncd status`
+        raise
+    state.clear_source_error()
     snapshots.settle(snapshot)
     log.info("%s: %s comparison (%s)", local.source, plan.path, plan.reason)
     if created:
@@ -227,7 +231,8 @@ def record_version(state: SourceState, local: Archive, snapshot: Snapshot, *,
         number = manifest.head.number + 1
         with tempfile.TemporaryDirectory(dir=state.root) as tmp:
             delta_file = Path(tmp, "delta")
-            delta_file.write_bytes(changes.changeset)
+            with open(delta_file, "wb", opener=private_opener) as out:
+                out.write(changes.changeset)
             delta = local.store(delta_file, "delta", number, Path(tmp))
             mirror.commit(number)
             manifest = manifest.append(changes.counts.as_dict(), delta=delta)
@@ -235,6 +240,7 @@ def record_version(state: SourceState, local: Archive, snapshot: Snapshot, *,
             # patch (see docs/format.md), besides keeping restores short.
             if changes.reshaped or base_due(manifest):
                 copy = Path(tmp, "base.db")
+                open(copy, "xb", opener=private_opener).close()  # VACUUM INTO fills an empty file
                 mirror.db.execute("VACUUM INTO ?", (str(copy),))
                 manifest = manifest.with_base(number, local.store(copy, "base", number, Path(tmp)))
         local.write_manifest(manifest)  # the local commit point

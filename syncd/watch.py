@@ -6,6 +6,10 @@ stay silent: those are polled instead, chosen from the mount's filesystem type.
 Either way this only says *when to look*; the daemon waits for quiet, checks the
 file holds still, and rescans periodically, since inotify drops events silently
 when its queue overflows.
+
+A source that is a symlink (`~/chat.db -> /mnt/drop/EnMicroMsg.db`) changes where
+the link points, so the folder of the file it points to is watched too, and that
+watch moves when the link is re-pointed.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import errno
 import glob
 import logging
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,12 +83,17 @@ def patterns_for(path: Path) -> list[str]:
 
 
 class _SourceHandler(PatternMatchingEventHandler):
-    def __init__(self, name: str, path: Path, on_change: Callable[[str], None]):
+    def __init__(self, name: str, path: Path, on_change: Callable[[str], None],
+                 on_replaced: Callable[[], None] | None = None):
         super().__init__(patterns=patterns_for(path), ignore_directories=True, case_sensitive=True)
         self.name = name
+        self.path = path
         self.on_change = on_change
+        self.on_replaced = on_replaced  # a new file (or link) at one of the names: not for mere writes
 
     def on_any_event(self, event: FileSystemEvent) -> None:
+        if self.on_replaced and isinstance(event, (FileCreatedEvent, FileMovedEvent)):
+            self.on_replaced()
         self.on_change(self.name)
 
 
@@ -92,6 +102,8 @@ class Watched:
     name: str
     path: Path
     mode: str = "none"  # "inotify", "polling", or "none" while the folder can't be watched
+    real: Path | None = None  # the file a symlinked source points to, watched in its own folder too
+    real_watch: tuple | None = None  # (observer, handler, watch) of that second watch
 
 
 class Watcher:
@@ -105,6 +117,9 @@ class Watcher:
         self.inotify = InotifyObserver()
         self.polling = PollingObserver(timeout=poll_interval)
         self.inotify_broken = False
+        # Held while moving a symlinked source's second watch, never by watchdog's own threads
+        # (which hold their observer's lock while handling an event), so the two can't deadlock.
+        self.following = threading.Lock()
 
     def start(self) -> None:
         # Observers start first so that `schedule` starts each watch at once and a
@@ -114,36 +129,67 @@ class Watcher:
         self.refresh()
 
     def refresh(self) -> None:
-        """Watch every folder that isn't watched yet (it may have been missing, or unmounted)."""
+        """Watch every folder that isn't watched yet (it may have been missing, or unmounted), and
+        where each symlinked source points now."""
         for watched in self.sources:
             if watched.mode == "none":
                 watched.mode = self._schedule(watched)
+            if watched.mode != "none":
+                self._follow(watched)
 
     def _schedule(self, watched: Watched) -> str:
         folder = watched.path.parent
         if not folder.is_dir():
             log.warning("%s: folder %s does not exist yet; checking again at each rescan", watched.name, folder)
             return "none"
-        handler = _SourceHandler(watched.name, watched.path, self.on_change)
+        handler = _SourceHandler(watched.name, watched.path, self.on_change, lambda: self._relinked(watched))
+        watch = self._observe(handler, folder, watched.name)
+        return watch[2] if watch else "none"
+
+    def _observe(self, handler: _SourceHandler, folder: Path, name: str) -> tuple | None:
+        """Watch `folder` for `handler`, by inotify or polling as its filesystem needs: (observer, watch, mode)."""
         fstype = filesystem_type(folder, self.mountinfo)
         mode = "polling" if needs_polling(fstype) or self.inotify_broken else "inotify"
         if mode == "inotify":
             try:
-                self.inotify.schedule(handler, str(folder), event_filter=EVENTS)
+                observer, watch = self.inotify, self.inotify.schedule(handler, str(folder), event_filter=EVENTS)
             except OSError as e:
                 if e.errno not in WATCH_LIMIT_ERRNOS:
-                    log.warning("%s: can't watch %s: %s; checking again at each rescan", watched.name, folder,
+                    log.warning("%s: can't watch %s: %s; checking again at each rescan", name, folder,
                                 e.strerror or e)
-                    return "none"
+                    return None
                 # Said once: every later folder goes straight to polling.
                 self.inotify_broken = True
                 log.warning("inotify limit reached (%s); polling instead. Raise fs.inotify.max_user_watches "
                             "or max_user_instances to avoid it", e.strerror or e)
                 mode = "polling"
         if mode == "polling":
-            self.polling.schedule(handler, str(folder), event_filter=EVENTS)
-        log.info("%s: watching %s (%s%s)", watched.name, watched.path, mode, f", {fstype}" if fstype else "")
-        return mode
+            observer, watch = self.polling, self.polling.schedule(handler, str(folder), event_filter=EVENTS)
+        log.info("%s: watching %s (%s%s)", name, handler.path, mode, f", {fstype}" if fstype else "")
+        return observer, watch, mode
+
+    def _relinked(self, watched: Watched) -> None:
+        """Something new at the source's name: if it is (or was) a symlink, it may point elsewhere now."""
+        if watched.real is not None or watched.path.is_symlink():
+            # Not from this watchdog thread, which holds its observer's lock: see `following`.
+            threading.Thread(target=self._follow, args=(watched,), name="syncd-follow-link", daemon=True).start()
+
+    def _follow(self, watched: Watched) -> None:
+        """Watch the folder of the file a symlinked source points to, instead of where it pointed before."""
+        real = Path(os.path.realpath(watched.path)) if watched.path.is_symlink() else None
+        with self.following:
+            if real == watched.real:
+                return
+            if watched.real_watch:
+                observer, handler, watch = watched.real_watch
+                observer.remove_handler_for_watch(handler, watch)
+            watched.real = watched.real_watch = None
+            if real is None or not real.parent.is_dir():
+                return  # not a link (any more), or a dangling one: looked at again at each rescan
+            handler = _SourceHandler(watched.name, real, self.on_change)
+            found = self._observe(handler, real.parent, watched.name)
+            if found:
+                watched.real, watched.real_watch = real, (found[0], handler, found[1])
 
     def stop(self) -> None:
         for observer in (self.inotify, self.polling):

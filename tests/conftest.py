@@ -15,6 +15,7 @@ from syncd.archive import Archive
 from syncd.plugins import open_backend, plugin_manager
 from syncd.restore import restore
 from syncd.sync import sync
+from syncd.testing import with_test_backends
 
 settings.register_profile("default", max_examples=25, deadline=None,
                           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
@@ -44,7 +45,8 @@ def quick_retries(monkeypatch):
 
 @pytest.fixture(scope="session")
 def pm():
-    return plugin_manager()
+    """The plugins a user has, plus the test-only memory backend."""
+    return with_test_backends(plugin_manager())
 
 
 class Harness:

@@ -14,7 +14,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import traceback
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,7 +27,6 @@ from syncd.cli import main
 
 NAME = "chat.db"
 ROOT = os.geteuid() == 0
-NOBODY = 65534
 
 SCHEMA = """
 CREATE TABLE rcontact(username TEXT PRIMARY KEY, nickname TEXT, type INT);
@@ -249,73 +247,46 @@ def test_bad_source_in_a_real_process(setup):
     assert contents(setup.target) == {} and contents(setup.archive) == {}
 
 
-def _cli_as_nobody(*args) -> dict:
-    """Run the `syncd` command in a forked child that dropped root for the user 'nobody'.
+# Root reads every file whatever its mode through these two capabilities. Without them it is held to
+# mode bits like anyone else, yet still reads what it owns: the interpreter and a venv in a private
+# (0700) folder, which another user, such as 'nobody', could not (issue 10, item 18).
+READ_ANY_FILE = "-dac_override,-dac_read_search"
 
-    A forked child, not a new process: the interpreter may live where nobody can't
-    read (here: under /root), so everything the command needs is imported beforehand.
-    """
-    import syncd.plugins
-    import syncd.sync  # noqa: F401  (imported for the child)
 
-    syncd.plugins.plugin_manager()
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: never return into pytest
-        try:
-            os.close(read)
-            os.setgroups([])
-            os.setgid(NOBODY)
-            os.setuid(NOBODY)
-        except OSError as e:
-            answer = {"setup": repr(e)}
-        else:
-            try:
-                result = CliRunner().invoke(main, [str(a) for a in args])
-                exception = result.exception if not isinstance(result.exception, SystemExit) else None
-                answer = {"code": result.exit_code, "stderr": result.stderr,
-                          "exception": "".join(traceback.format_exception(exception)) if exception else None}
-            except BaseException:
-                answer = {"code": None, "stderr": "", "exception": traceback.format_exc()}
-        try:
-            os.write(write, json.dumps(answer).encode())
-        finally:
-            os._exit(0)
-    os.close(write)
-    with os.fdopen(read, "rb") as pipe:
-        raw = pipe.read()
-    os.waitpid(pid, 0)
-    return json.loads(raw)
+def _syncd_without_read_any_file(*args) -> dict:
+    """Run `syncd` as a real process, as root without the capabilities that ignore file modes."""
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        return {"setup": "setpriv (util-linux) is not installed"}
+    command = [setpriv, f"--inh-caps={READ_ANY_FILE}", f"--bounding-set={READ_ANY_FILE}", "--",
+               sys.executable, "-m", "syncd", *map(str, args)]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    if proc.returncode and proc.stderr.startswith("setpriv:"):
+        return {"setup": proc.stderr.strip()}
+    return {"code": proc.returncode, "stderr": proc.stderr,
+            "exception": proc.stderr if "Traceback" in proc.stderr else None}
 
 
 @pytest.fixture
-def unreadable():
-    """Sync a source its reader may not read: as root (chmod 000 doesn't stop root), as 'nobody'.
+def unreadable(tmp_path):
+    """Sync a source its reader may not read (as root, without the capabilities that ignore chmod 000).
 
     Yields the setup and {"code", "stderr", "exception"} of the command.
     """
-    root = Path(tempfile.mkdtemp(prefix="syncd-perm-"))  # pytest's tmp_path is private to root
-    try:
-        root.chmod(0o755)
-        setup = Setup(root)
-        make_db(setup.source)
-        setup.source.chmod(0)
-        args = ("sync", setup.source, "--to", setup.target, "--state", setup.state)
-        if ROOT:
-            setup.state.mkdir()
-            for folder in (setup.state, setup.target):
-                os.chown(folder, NOBODY, NOBODY)
-            answer = _cli_as_nobody(*args)
-            if "setup" in answer:
-                pytest.skip(f"running as root and can't become 'nobody' here: {answer['setup']}")
-        else:
-            result = CliRunner().invoke(main, [str(a) for a in args])
-            exception = result.exception if not isinstance(result.exception, SystemExit) else None
-            answer = {"code": result.exit_code, "stderr": result.stderr,
-                      "exception": "".join(traceback.format_exception(exception)) if exception else None}
-        yield setup, answer
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+    setup = Setup(tmp_path)
+    make_db(setup.source)
+    setup.source.chmod(0)
+    args = ("sync", setup.source, "--to", setup.target, "--state", setup.state)
+    if ROOT:
+        answer = _syncd_without_read_any_file(*args)
+        if "setup" in answer:
+            pytest.skip(f"running as root and can't drop the capability to read any file: {answer['setup']}")
+    else:
+        result = CliRunner().invoke(main, [str(a) for a in args])
+        exception = result.exception if not isinstance(result.exception, SystemExit) else None
+        answer = {"code": result.exit_code, "stderr": result.stderr,
+                  "exception": "".join(traceback.format_exception(exception)) if exception else None}
+    yield setup, answer
 
 
 def test_unreadable_source(unreadable):
@@ -413,7 +384,7 @@ def test_target_that_is_a_file_gets_the_version_once_it_is_a_folder(setup):
 def test_unknown_scheme_is_named(setup):
     make_db(setup.source)
     result = setup.sync(targets=["ftp://x/y"])
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 2, result.output  # a usage error (issue 10, item 12)
     line, hint = error_lines(result.stderr, hint=True)
     assert "'ftp'" in line
     assert "file://" in hint  # what is known instead
@@ -461,7 +432,7 @@ def test_restore_refuses_to_overwrite_without_force(archived, tmp_path):
     out = tmp_path / "out.db"
     out.write_bytes(b"precious")
     result = cli("restore", "--from", archived.target, out)
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # a usage error (issue 10, item 12)
     line, hint = error_lines(result.stderr, hint=True)
     assert str(out) in line and "already exists" in line and "--force" in hint
     assert out.read_bytes() == b"precious"

@@ -296,7 +296,7 @@ def test_named_sources_share_a_target(tmp_path):
 
     out = tmp_path / "which.db"
     result = cli("restore", "--from", target, out)
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # not naming which source is a usage error (issue 10, item 12)
     assert "Traceback" not in result.output
     lines = result.stderr.splitlines()
     assert lines[0].startswith("error: ") and "wechat" in lines[0] and "whatsapp" in lines[0]

@@ -15,9 +15,13 @@ from urllib.parse import unquote, urlsplit
 
 from syncd.backend import ObjectInfo
 from syncd.errors import AlreadyExists, NotFound, PermanentError, TransientError
-from syncd.fsutil import atomic_write, fsync_dir
+from syncd.fsutil import TEMP_SUFFIX, atomic_write, fsync_dir, private_dirs, sweep_temps
 from syncd.plugins import hookimpl
 
+# A temporary file untouched this long belongs to a write that died: atomic_write touches its
+# file with every chunk and renames it seconds after the last. Not sooner, because another
+# machine may be writing to the same share (see `_sweep`).
+STALE_TEMP_AGE = 15 * 60
 # Errors that may clear up by themselves (a share briefly gone, a busy server).
 TRANSIENT_ERRNOS = {errno.EAGAIN, errno.EINTR, errno.EBUSY, errno.ETIMEDOUT, errno.ESTALE, errno.EIO}
 
@@ -26,10 +30,12 @@ class FolderBackend:
     """Objects as files below a root folder; writes are temp file, fsync, rename, fsync folder."""
 
     schemes = ("file",)
+    syntax = ("/path/to/folder", "file:///path/to/folder")
 
     def __init__(self, root: Path):
         self.root = Path(root)
         self.location = str(self.root)
+        self._swept: set[Path] = set()
 
     @classmethod
     def from_url(cls, url: str) -> FolderBackend:
@@ -80,18 +86,32 @@ class FolderBackend:
         self._check_root()
         path = self._path(name)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            private_dirs(path.parent)
             atomic_write(path, data)
         except OSError as e:
             raise _classify(e, self.root) from None
+        self._sweep(path)
+
+    def _sweep(self, written: Path) -> None:
+        """Once per folder written to: remove the temporary files of writes that died there.
+
+        Age is measured on the share's clock (the file just written has its "now"), so a NAS
+        whose clock is off doesn't make a live upload look old.
+        """
+        if written.parent not in self._swept:
+            self._swept.add(written.parent)
+            try:
+                sweep_temps(written.parent, STALE_TEMP_AGE, now=written.stat().st_mtime)
+            except OSError:
+                pass  # tidying up never fails a write
 
     def create(self, name: str, data: BinaryIO) -> None:
         """Write `name` only if it is free: a hard link from a finished temp file fails if the name is taken."""
         self._check_root()
         path = self._path(name)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            temp = path.with_name(f".{path.name}.{os.getpid()}.{id(data)}.new")
+            private_dirs(path.parent)
+            temp = path.with_name(f".{path.name}.{os.getpid()}.{id(data)}.new{TEMP_SUFFIX}")
             atomic_write(temp, data)
             try:
                 os.link(temp, path)

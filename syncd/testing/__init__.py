@@ -9,9 +9,24 @@
 
 Installing syncd registers `syncd.testing.pytest_plugin` with pytest (the
 `pytest11` entry point), which rewrites the suite's asserts and adds fixtures.
+
+`memory://NAME` keeps nothing once the process ends, so syncd's own plugin
+manager never loads it; `with_test_backends(pm)` adds it for a test.
 """
 
-__all__ = ["BackendContract", "MemoryBackend"]
+from __future__ import annotations
+
+__all__ = ["BackendContract", "MemoryBackend", "with_test_backends"]
+
+# The entry-point group of plugins that only test suites load.
+TEST_PLUGINS = "syncd.testing"
+
+
+def with_test_backends(pm):
+    """`pm` with the test-only plugins (the memory backend) loaded too."""
+    pm.load_setuptools_entrypoints(TEST_PLUGINS)
+    pm.check_pending()
+    return pm
 
 
 def __getattr__(name: str):

@@ -22,6 +22,7 @@ class MemoryBackend:
     """Objects as bytes in a shared, locked dict; a write becomes visible only when complete."""
 
     schemes = ("memory",)
+    syntax = ("memory://NAME",)
     _stores: ClassVar[dict[str, dict[str, bytes]]] = {}
     _lock: ClassVar[threading.Lock] = threading.Lock()
 

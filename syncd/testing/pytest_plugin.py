@@ -25,7 +25,8 @@ def memory_backend():
 
 @pytest.fixture
 def syncd_plugin_manager():
-    """A fresh plugin manager with every installed syncd plugin loaded."""
+    """A fresh plugin manager with every installed syncd plugin loaded, and the memory backend."""
     from syncd.plugins import plugin_manager
+    from syncd.testing import with_test_backends
 
-    return plugin_manager()
+    return with_test_backends(plugin_manager())
