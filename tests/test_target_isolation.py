@@ -185,8 +185,9 @@ def folders(root: Path, *names: str) -> list[Path]:
 # -- `syncd sync` --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kind", ["ValueError", "OSError", "MemoryError"])
-@pytest.mark.parametrize("stage", ["open", "list"])
+# (A ValueError from `from_url` is a URL that can't be parsed: open_backend refuses the command for it.)
+@pytest.mark.parametrize("stage, kind", [("open", "OSError"), ("open", "MemoryError"), ("list", "ValueError"),
+                                         ("list", "OSError"), ("list", "MemoryError")])
 def test_a_target_raising_anything_fails_alone(phone, tmp_path, pm, caplog, stage, kind):
     nas1, nas2 = folders(tmp_path, "nas1", "nas2")
     raising = f"raising://{stage}/{kind}"
@@ -305,7 +306,7 @@ def daemon_rig(root: Path, *urls: str, folders: int = 1) -> Rig:
 
 
 def test_daemon_delivers_past_targets_that_raise(tmp_path, not_xml):
-    bad_port = f"webdav://{USER}@127.0.0.1:99999/x"  # passes the config; its plugin raises ValueError
+    bad_port = f"webdav://{USER}@127.0.0.1:99999/x"  # passes the config file's syntax, can't be opened
     rig = daemon_rig(tmp_path, bad_port, not_xml)
     rig.start()
     try:
@@ -315,14 +316,14 @@ def test_daemon_delivers_past_targets_that_raise(tmp_path, not_xml):
         state = SourceState(rig.state, NAME)
         # Each bad target failed alone, is retried on its own backoff, and said why in one line.
         wait_for(lambda: state.delivery(bad_port).get("failures", 0) >= 2, timeout=30, what=rig.log)
-        assert state.delivery(bad_port)["error"] == "unexpected ValueError: Port out of range 0-65535"
+        assert "Port out of range 0-65535" in state.delivery(bad_port)["error"]
         assert state.delivery(not_xml)["failures"] >= 1
         code, seconds = rig.stop()
     finally:
         rig.kill()
     log = rig.log()
     assert code == 0 and "Traceback" not in log and "unexpected error" not in log, log
-    assert f"chat.db: {bad_port} not updated: unexpected ValueError: Port out of range 0-65535" in log
+    assert f"chat.db: {bad_port} not updated: " in log and f"chat.db: {not_xml} not updated: " in log
 
 
 def test_daemon_a_hung_target_delays_no_other_and_sigterm_still_stops_it(tmp_path, silent):
