@@ -9,6 +9,7 @@ your archive and you need neither syncd nor apsw to get your messages back.
 """
 
 import json
+import re
 import sqlite3
 import struct
 import sys
@@ -76,6 +77,11 @@ def apply_changeset(db, buf):
                 db.execute(f'UPDATE "{table}" SET {sets} WHERE {where}', [new[c] for c in changed] + keys)
 
 
+def mirror_column(name):
+    """A source column that SQLite would take for the mirror's "syncd:rowid" has one more "syncd:" there."""
+    return "syncd:" + name if re.fullmatch(r"(syncd:)+rowid", name, re.IGNORECASE) else name
+
+
 def export(mirror_path, output_path):
     """Recreate the phone's database from the mirror: settings, tables, rows, then the rest."""
     out = sqlite3.connect(output_path, isolation_level=None)
@@ -100,12 +106,13 @@ def export(mirror_path, output_path):
         out.execute("ANALYZE sqlite_schema")
     for name, _, shape in sorted(tables, key=lambda t: t[0].startswith("sqlite_")):
         cols = ['"%s"' % c.replace('"', '""') for c in shape["columns"]]
+        kept = ['"%s"' % mirror_column(c).replace('"', '""') for c in shape["columns"]]
         taken = {c.lower() for c in shape["columns"]}
         rowid = [] if shape["key"] else [next(a for a in ("rowid", "_rowid_", "oid") if a not in taken)]
         quoted = '"%s"' % name.replace('"', '""')
         out.execute(f"DELETE FROM {quoted}")
         key = ['"syncd:rowid"'] if rowid else []
-        out.execute(f'INSERT INTO {quoted}({", ".join(rowid + cols)}) SELECT {", ".join(key + cols)} FROM m."t:{name}"')
+        out.execute(f'INSERT INTO {quoted}({", ".join(rowid + cols)}) SELECT {", ".join(key + kept)} FROM m."t:{name}"')
     for name, type_, sql, _ in schema:
         if type_ in ("index", "view", "trigger") and sql:
             out.execute(sql)

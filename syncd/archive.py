@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from . import codec
-from .backend import Backend
-from .errors import ArchiveError, CorruptObject, NotFound, UsageError
+from .backend import Backend, too_large
+from .errors import ArchiveError, CorruptObject, NotFound, TooLarge, UsageError
 from .fsutil import private_opener
 from .manifest import Manifest, ObjectRef
 
@@ -30,6 +30,12 @@ MANIFEST = "manifest.json"
 OBJECTS = "objects/"
 SOURCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 CHUNK = 1 << 20
+# The largest manifest syncd writes or reads: a manifest is read whole, so a target must not
+# hand us an endless one. 100,000 versions (a change a minute for ten weeks) take 62 MiB,
+# 94 MiB if every version also had a base; an encrypted manifest is a little longer (age
+# adds 16 bytes per 64 KiB and about 100 bytes per recipient), hence the slack for reading.
+MANIFEST_MAX_BYTES = 128 << 20
+MANIFEST_SEAL_SLACK = 1 << 20
 # Stores without an atomic replace (WebDAV's MOVE deletes the old manifest first,
 # RFC 4918 §9.9.3) leave a moment with no manifest while a writer replaces it;
 # a reader waits that out (doubling waits, about 6 s in all: a busy server is slow)
@@ -129,14 +135,21 @@ class Archive:
         """The manifest as stored, or None if there is none."""
         for attempt in range(MANIFEST_GAP_RETRIES + 1):
             try:
-                with self.backend.open(self._key(self.manifest_name)) as f:
-                    return f.read()
+                return self._read_manifest()
             except NotFound:
                 # Objects without a manifest: another machine may be replacing it right now.
                 if attempt == MANIFEST_GAP_RETRIES or not self.object_names():
                     return None
                 time.sleep(MANIFEST_GAP_WAIT * 2 ** attempt)
         return None
+
+    def _read_manifest(self) -> bytes:
+        limit = MANIFEST_MAX_BYTES + MANIFEST_SEAL_SLACK
+        with self.backend.open(self._key(self.manifest_name), limit=limit) as f:
+            raw = f.read(limit + 1)
+        if len(raw) > limit:  # a backend that ignored the limit still can't make us parse more
+            raise too_large(f"{self.location}: {self._key(self.manifest_name)}", limit)
+        return raw
 
     def manifest(self) -> Manifest | None:
         """The manifest, or None if this source has never been written here."""
@@ -159,6 +172,10 @@ class Archive:
 
     def write_manifest(self, manifest: Manifest) -> int:
         raw = manifest.to_bytes()
+        if len(raw) > MANIFEST_MAX_BYTES:
+            raise ArchiveError(f"the manifest of {self.source!r} has grown to {len(raw) >> 20} MiB, more than "
+                               f"syncd reads ({MANIFEST_MAX_BYTES >> 20} MiB)",
+                               hint="archive this source under a new --name from now on")
         self.backend.write(self._key(MANIFEST), io.BytesIO(raw))
         return len(raw)
 
@@ -211,18 +228,24 @@ class Archive:
             self._decode(ref, stored, plain, where)
 
     def download(self, ref: ObjectRef, stored: BinaryIO, where: str) -> None:
-        """Copy an object's stored bytes into `stored`, checking its size and sha256."""
+        """Copy an object's stored bytes into `stored`, checking its size and sha256.
+
+        Never more than its recorded size: a target can't fill the disk with an endless object.
+        """
         digest, size = hashlib.sha256(), 0
         try:
-            with self.backend.open(self._key(ref.name)) as f:
-                while chunk := f.read(CHUNK):
+            with self.backend.open(self._key(ref.name), limit=ref.size) as f:
+                while size <= ref.size and (chunk := f.read(CHUNK)):
                     digest.update(chunk)
                     size += len(chunk)
                     stored.write(chunk)
         except NotFound:
             raise CorruptObject(f"{where} is missing", hint="run `syncd verify` on this target") from None
+        except TooLarge:
+            size = ref.size + 1
         if size != ref.size or digest.hexdigest() != ref.sha256:
-            raise CorruptObject(f"{where} is damaged (its content doesn't match the manifest)",
+            why = "longer than the manifest records" if size > ref.size else "its content doesn't match the manifest"
+            raise CorruptObject(f"{where} is damaged ({why})",
                                 hint="restore from another target, or run `syncd verify`")
 
     def _decode(self, ref: ObjectRef, stored: BinaryIO, plain: Path, where: str) -> None:

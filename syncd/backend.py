@@ -11,6 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import BinaryIO, ClassVar, Protocol, runtime_checkable
 
+from .errors import TooLarge
+
+# Every network operation has an overall deadline, not only an idle timeout: a server that
+# trickles a byte every 20 s never trips an idle timeout and would hold a pass (or a `log`)
+# forever. An operation gets DEADLINE_BASE seconds, plus the time its bytes take at
+# DEADLINE_MIN_RATE (a poor mobile uplink), so a slow but honest transfer still finishes.
+DEADLINE_BASE = 120.0
+DEADLINE_MIN_RATE = 16 << 10  # bytes per second
+
 
 @dataclass(frozen=True)
 class ObjectInfo:
@@ -32,6 +41,14 @@ class Backend(Protocol):
     - `list(prefix)` MUST return every object whose name starts with `prefix`,
       sorted by name, and MUST NOT return objects being written.
     - `open(name)` MUST raise `syncd.errors.NotFound` for a missing object.
+    - `open(name, limit)`, the way syncd reads everything from a target, MUST NOT
+      fetch, hold or spool more than `limit` bytes of the object (plus one read
+      chunk), and MUST raise `syncd.errors.TooLarge`, from `open` or at the latest
+      from the read that would pass `limit`, when the object is longer. A store
+      that streams lazily can return `bounded(stream, limit, what)`; one that
+      downloads first MUST stop downloading at the limit.
+    - Every operation that crosses a network MUST end within its deadline
+      (`deadline_for`), counted over the whole operation, not per read.
     - `delete(name)` MUST succeed when the object is already gone.
     - Optionally, `create(name, data)` writes like `write` but only if `name` is
       free, atomically against a concurrent `create`, and raises
@@ -55,10 +72,55 @@ class Backend(Protocol):
 
     def list(self, prefix: str) -> list[ObjectInfo]: ...
 
-    def open(self, name: str) -> BinaryIO: ...
+    def open(self, name: str, limit: int | None = None) -> BinaryIO: ...
 
     def write(self, name: str, data: BinaryIO) -> None: ...
 
     def delete(self, name: str) -> None: ...
 
     def close(self) -> None: ...
+
+
+def deadline_for(size: int) -> float:
+    """Seconds an operation that moves `size` bytes may take in all."""
+    return DEADLINE_BASE + size / DEADLINE_MIN_RATE
+
+
+class LimitedStream:
+    """A read-only view of `inner` that raises TooLarge once more than `limit` bytes came through.
+
+    It never asks `inner` for more than `limit + 1` bytes, however much a caller asks for.
+    """
+
+    def __init__(self, inner: BinaryIO, limit: int, what: str):
+        self.inner, self.limit, self.what, self.seen = inner, limit, what, 0
+
+    def read(self, n: int = -1) -> bytes:
+        room = self.limit + 1 - self.seen
+        data = self.inner.read(room if n is None or n < 0 else min(n, room))
+        self.seen += len(data)
+        if self.seen > self.limit:
+            raise too_large(self.what, self.limit)
+        return data
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def __enter__(self) -> LimitedStream:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def bounded(stream: BinaryIO, limit: int | None, what: str) -> BinaryIO:
+    """`stream` as `open(name, limit)` must return it: read through a LimitedStream if there is a limit."""
+    return stream if limit is None else LimitedStream(stream, limit, what)
+
+
+def too_large(what: str, limit: int) -> TooLarge:
+    return TooLarge(f"{what} is larger than the {limit} bytes it may be",
+                    hint="the target holds something syncd did not write there; run `syncd verify` on it")

@@ -25,8 +25,9 @@ from typing import Callable, Sequence
 
 from pyrage import x25519
 
+from .archive import MANIFEST_GAP_RETRIES, MANIFEST_GAP_WAIT
 from .backend import Backend
-from .errors import AlreadyExists, ArchiveError, CorruptObject, NotFound, UsageError
+from .errors import AlreadyExists, ArchiveError, CorruptObject, NotFound, TooLarge, UsageError
 
 RECORDS = "_syncd/"
 MARK = RECORDS + "target.json"
@@ -94,10 +95,12 @@ def _record(raw: bytes, expected: str, where: str) -> dict:
 def _read(backend: Backend, name: str) -> bytes | None:
     """A small record, or None if there is none; refused if it is larger than any syncd writes."""
     try:
-        with backend.open(name) as f:
+        with backend.open(name, limit=RECORD_MAX_BYTES) as f:
             raw = f.read(RECORD_MAX_BYTES + 1)
     except NotFound:
         return None
+    except TooLarge:
+        raise damaged(f"{backend.location}: {name}") from None
     if len(raw) > RECORD_MAX_BYTES:
         raise damaged(f"{backend.location}: {name}")
     return raw
@@ -169,7 +172,9 @@ def admit(backend: Backend, folder: str, source: str, writer: str,
             known = set(mark.recipients) if mark else set()
             new = TargetMark(encrypted, tuple(sorted(known | ours)))
             backend.write(MARK, io.BytesIO(new.to_bytes()))
-            if _unless_damaged(read_mark, backend) != new:
+            # A racing writer may have replaced it meanwhile: fine if it says the same of the target.
+            landed = _read_back(read_mark, backend)
+            if landed is None or landed.encrypted != encrypted:
                 raise _landed(backend, MARK)
         if owner is None:
             claim(backend, folder, source, writer)
@@ -183,6 +188,16 @@ def _unless_damaged(read: Callable, *args):
         return read(*args)
     except CorruptObject:
         return None
+
+
+def _read_back(read: Callable, *args):
+    """A record just written, waiting out the moment a store without an atomic replace (WebDAV's
+    MOVE) shows nothing while a racing writer replaces it."""
+    for attempt in range(MANIFEST_GAP_RETRIES + 1):
+        found = _unless_damaged(read, *args)
+        if found is not None or attempt == MANIFEST_GAP_RETRIES:
+            return found
+        time.sleep(MANIFEST_GAP_WAIT * 2 ** attempt)
 
 
 def claim(backend: Backend, folder: str, source: str, writer: str) -> None:
@@ -202,7 +217,7 @@ def claim(backend: Backend, folder: str, source: str, writer: str) -> None:
     elif owner is None:
         backend.write(name, io.BytesIO(raw))
         time.sleep(CLAIM_SETTLE)
-    owner = _unless_damaged(writer_of, backend, folder)
+    owner = _read_back(writer_of, backend, folder)
     if owner is None:
         raise _landed(backend, name)
     if owner != writer:

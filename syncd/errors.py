@@ -9,7 +9,8 @@
     │   ├── TransientError        may succeed if tried again (network, timeouts, 5xx)
     │   └── PermanentError        won't succeed until someone acts (missing, full, denied)
     │       ├── NotFound          an object or folder that should exist does not
-    │       └── AlreadyExists     an exclusive create found the name taken
+    │       ├── AlreadyExists     an exclusive create found the name taken
+    │       └── TooLarge          an object is longer than its reader allows (damaged, or hostile)
     └── ArchiveError              an archive's content is wrong or not what was asked
         └── CorruptObject         an object doesn't match its recorded hash or can't be decoded
 
@@ -19,6 +20,10 @@ Messages never include secrets.
 """
 
 from __future__ import annotations
+
+import errno
+
+import apsw
 
 
 class SyncdError(Exception):
@@ -67,6 +72,10 @@ class AlreadyExists(PermanentError):
     """An exclusive create (`Backend.create`) found an object under that name already."""
 
 
+class TooLarge(PermanentError):
+    """An object is longer than its reader allows: a damaged target, or a hostile one."""
+
+
 class ArchiveError(SyncdError):
     """An archive is inconsistent, or lacks what was asked for (a version, a source)."""
 
@@ -77,3 +86,15 @@ class CorruptObject(ArchiveError):
 
 class UnusableTarget(UsageError, PermanentError):
     """A target URL or its options can't be used: bad input (exit 2), and a target that retrying won't fix."""
+
+
+# A full disk, a full quota, and a file size limit (RLIMIT_FSIZE) all mean "no room to write".
+FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def no_space(error: BaseException, folder: object) -> SyncdError | None:
+    """`error` as one line if it means there is no room left to write in `folder`, else None."""
+    if isinstance(error, apsw.FullError) or (isinstance(error, OSError) and error.errno in FULL_ERRNOS):
+        return SyncdError(f"no space left to write in {folder}",
+                          hint="free some space there (or choose another folder), then run it again")
+    return None

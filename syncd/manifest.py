@@ -15,14 +15,47 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 
+from . import codec
 from .errors import ArchiveError, CorruptObject
 
 # /2: the chain covers `plain_sha256` instead of the whole object ref (so it is the
 # same on plain and encrypted targets). /1 archives came only from development builds.
 FORMAT = "syncd-archive/2"
+# Every field is checked as it is decoded: a manifest comes from whoever controls the target,
+# and its object names become paths and URLs.
+OBJECT_NAME = re.compile(r"^objects/\d{10}-(base|delta)-[0-9a-f]{32}(\.zst|\.zst\.age)$")
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
+ROW_COUNTS = ("added", "changed", "deleted")
+
+
+class Invalid(ValueError):
+    """A manifest field that syncd never writes."""
+
+
+def _field(d: object, key: str, kind: type, check=lambda value: True, *, where: str):
+    """`d[key]`, if it is a `kind` (a JSON int is never a bool) that passes `check`."""
+    if not isinstance(d, dict) or key not in d:
+        raise Invalid(f"{where} has no {key!r}")
+    value = d[key]
+    if type(value) is not kind or not check(value):
+        raise Invalid(f"{where} has an unusable {key!r}: {json.dumps(value)[:80]}")
+    return value
+
+
+def _is_sha256(value: str) -> bool:
+    return bool(SHA256.match(value))
+
+
+def _is_aware_time(value: str) -> bool:
+    """ISO 8601 with an offset, as syncd writes it."""
+    try:
+        return datetime.fromisoformat(value).tzinfo is not None
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -48,8 +81,13 @@ class ObjectRef:
                 "plain_sha256": self.plain_sha256}
 
     @classmethod
-    def from_dict(cls, d: dict) -> ObjectRef:
-        return cls(d["name"], int(d["size"]), d["sha256"], d["codec"], d.get("plain_sha256", ""))
+    def from_dict(cls, d: dict, where: str = "an object") -> ObjectRef:
+        name = _field(d, "name", str, OBJECT_NAME.match, where=where)
+        where = f"{where} ({name})"
+        return cls(name, _field(d, "size", int, lambda n: n >= 0, where=where),
+                   _field(d, "sha256", str, _is_sha256, where=where),
+                   _field(d, "codec", str, lambda c: c in codec.SUFFIX and name.endswith(codec.SUFFIX[c]), where=where),
+                   _field(d, "plain_sha256", str, _is_sha256, where=where) if "plain_sha256" in d else "")
 
 
 @dataclass(frozen=True)
@@ -96,9 +134,16 @@ class Version:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> Version:
-        ref = lambda key: ObjectRef.from_dict(d[key]) if d.get(key) else None  # noqa: E731
-        return cls(int(d["version"]), d["time"], d["parent"], dict(d["rows"]), ref("delta"), ref("base"), d["hash"])
+    def from_dict(cls, d: dict, position: int = 1) -> Version:
+        """A version as decoded from the `position`th entry of a manifest, every field checked."""
+        number = _field(d, "version", int, lambda n: n >= 1, where=f"version {position}")
+        where = f"version {number}"
+        rows = _field(d, "rows", dict, lambda r: all(k in r for k in ROW_COUNTS) and all(
+            isinstance(k, str) and type(n) is int and n >= 0 for k, n in r.items()), where=where)
+        parent = None if d.get("parent") is None else _field(d, "parent", str, _is_sha256, where=where)
+        ref = lambda key: ObjectRef.from_dict(d[key], f"{where}'s {key}") if d.get(key) else None  # noqa: E731
+        return cls(number, _field(d, "time", str, _is_aware_time, where=where), parent, rows,
+                   ref("delta"), ref("base"), _field(d, "hash", str, _is_sha256, where=where))
 
 
 @dataclass(frozen=True)
@@ -187,11 +232,17 @@ class Manifest:
     def from_bytes(cls, raw: bytes, name: str) -> Manifest:
         try:
             data = json.loads(raw)
+            if not isinstance(data, dict):
+                raise Invalid("it is not a JSON object")
             if data.get("format") != FORMAT:
-                raise CorruptObject(f"{name} has format {data.get('format')!r}, expected {FORMAT!r}",
+                raise CorruptObject(f"{name} has format {str(data.get('format'))[:40]!r}, expected {FORMAT!r}",
                                     hint="another version of syncd wrote it")
-            return cls(data["source"], tuple(Version.from_dict(v) for v in data["versions"]))
-        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            versions = _field(data, "versions", list, where="it")
+            return cls(_field(data, "source", str, where="it"), tuple(Version.from_dict(v, i) for i, v in enumerate(versions, start=1)))
+        except Invalid as e:
+            raise CorruptObject(f"{name} is not a manifest syncd wrote: {e}",
+                                hint="run `syncd verify` on the target") from None
+        except (ValueError, RecursionError) as e:
             raise CorruptObject(f"{name} is not a readable manifest ({type(e).__name__}: {e})") from None
 
 

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import os
 import tempfile
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Sequence
 
+import apsw
 from pyrage import x25519
 
 from .archive import Archive, choose_source, list_sources
 from .backend import Backend
-from .errors import ArchiveError, CorruptObject, SyncdError, UsageError
+from .errors import ArchiveError, CorruptObject, SyncdError, UsageError, no_space
 from .export import export_database
 from .manifest import Manifest, Version
 from .mirror import Mirror, remove_database
@@ -23,12 +25,17 @@ def build_mirror(archive: Archive, manifest: Manifest, number: int, path: Path) 
     """Rebuild the mirror as of version `number` into `path`, replacing what is there."""
     plan = manifest.restore_plan(number)
     remove_database(path)
-    archive.fetch(plan[0].base, path)
-    mirror = Mirror(path)
+    with reading(archive, plan[0], path.parent):
+        archive.fetch(plan[0].base, path)
+        mirror = Mirror(path, untrusted=True)
     if mirror.version != plan[0].number:
         mirror.close()
         raise CorruptObject(f"{archive.location}: the base of version {plan[0].number} holds version {mirror.version}")
-    replay(mirror, archive, plan[1:])
+    try:
+        replay(mirror, archive, plan[1:])
+    except BaseException:
+        mirror.close()
+        raise
     return mirror
 
 
@@ -37,11 +44,33 @@ def replay(mirror: Mirror, archive: Archive, versions: list[Version]) -> None:
     for version in versions:
         if version.delta is None:
             raise ArchiveError(f"version {version.number} has no delta to apply")
-        with tempfile.TemporaryDirectory(dir=mirror.path.parent) as tmp:
+        with reading(archive, version, mirror.path.parent), tempfile.TemporaryDirectory(dir=mirror.path.parent) as tmp:
             changeset = Path(tmp, "delta")
             archive.fetch(version.delta, changeset)
             mirror.apply(changeset.read_bytes())
-        mirror.commit(version.number)
+            mirror.commit(version.number)
+
+
+@contextmanager
+def reading(archive: Archive, version: Version, folder: Path):
+    """Name the archive and version in what goes wrong while turning its objects into a database.
+
+    The boundary for the libraries' errors: a full disk is the disk's fault, anything else the object's.
+    """
+    where = f"{archive.location}: version {version.number} of {archive.source!r}"
+    try:
+        yield
+    except CorruptObject as e:
+        named = str(e).startswith(archive.location)  # a damaged object names itself
+        raise CorruptObject(str(e) if named else f"{where}: {e}", hint=e.hint) from None
+    except (apsw.Error, OSError) as e:
+        full = no_space(e, folder)
+        if full:
+            raise full from None
+        if isinstance(e, OSError):
+            raise
+        raise CorruptObject(f"{where} doesn't hold a usable mirror ({str(e).splitlines()[0]})",
+                            hint="run `syncd verify` on the target") from None
 
 
 def open_archive(backend: Backend, source: str | None, identities: Sequence[x25519.Identity] = ()) -> Archive:
@@ -88,7 +117,8 @@ def restore(archive: Archive, output: Path, *, number: int | None = None, at: da
     with scratch as tmp:
         mirror = build_mirror(archive, manifest, version.number, Path(tmp, "mirror.db"))
         try:
-            export_database(mirror, str(Path(tmp, "restored.db")))
+            with reading(archive, version, output.parent):
+                export_database(mirror, str(Path(tmp, "restored.db")))
         finally:
             mirror.close()
         remove_database(output)

@@ -69,8 +69,8 @@ class RetryingBackend:
     def list(self, prefix: str) -> list[ObjectInfo]:
         return self._retry(f"listing {prefix!r}", lambda: self.inner.list(prefix))
 
-    def open(self, name: str) -> BinaryIO:
-        return self._retry(f"reading {name}", lambda: self.inner.open(name))
+    def open(self, name: str, limit: int | None = None) -> BinaryIO:
+        return self._retry(f"reading {name}", lambda: self.inner.open(name, limit=limit))
 
     def write(self, name: str, data: BinaryIO) -> None:
         if not data.seekable():

@@ -8,14 +8,26 @@ row is identified: by rowid, or by its primary key in a WITHOUT ROWID table.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 
 import apsw
+
+from .errors import SourceError
+from .guard import altered
 
 # The settings that make two databases "the same" beyond their rows. Only WAL is
 # recorded in the file among journal modes, so others read back as "delete".
 PRAGMAS = ("page_size", "auto_vacuum", "encoding", "journal_mode", "user_version", "application_id")
 ROWID_ALIASES = ("rowid", "_rowid_", "oid")
+# What an archive may record (anything else was not written by syncd).
+KINDS = ("table", "index", "view", "trigger")
+ENCODINGS = ("UTF-8", "UTF-16le", "UTF-16be")
+JOURNAL_MODES = ("delete", "truncate", "persist", "memory", "wal", "off")
+PAGE_SIZES = tuple(512 << i for i in range(8))  # 512 … 65536
+INT32 = range(-(1 << 31), 1 << 31)
+# A collation is written into the mirror's CREATE TABLE unquoted, as SQLite names it.
+COLLATION = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def quote(name: str) -> str:
@@ -34,10 +46,23 @@ class Shape:
         return json.dumps({"columns": self.columns, "key": self.key}, ensure_ascii=False)
 
     @classmethod
-    def from_json(cls, text: str) -> Shape:
-        data = json.loads(text)
-        key = data["key"]
-        return cls(tuple(data["columns"]), None if key is None else tuple(tuple(k) for k in key))
+    def from_json(cls, text: str, table: str) -> Shape:
+        """The shape recorded for `table`, checked: an archive's owner may have written anything."""
+        try:
+            data = json.loads(text)
+            columns, key = tuple(data["columns"]), data["key"]
+            key = None if key is None else tuple((column, collation) for column, collation in key)
+        except (ValueError, TypeError, KeyError):
+            raise altered(f"the shape recorded for table {table!r} is not readable") from None
+        names = [c.lower() for c in columns if isinstance(c, str)]
+        if len(names) != len(columns) or len(set(names)) != len(names):
+            raise altered(f"the shape recorded for table {table!r} has unusable column names")
+        if key is not None and not (key and all(c in columns and isinstance(k, str) and COLLATION.match(k)
+                                                for c, k in key)):
+            raise altered(f"the shape recorded for table {table!r} has an unusable key")
+        if key is None and {"rowid", "_rowid_", "oid"} <= set(names):
+            raise altered(f"the shape recorded for table {table!r} leaves no way to write its rowids")
+        return cls(columns, key)
 
 
 @dataclass(frozen=True)
@@ -54,6 +79,27 @@ class SchemaEntry:
     @property
     def is_virtual(self) -> bool:
         return self.type == "table" and self.shape is None
+
+
+def checked_entry(name, type_, tbl_name, sql, seq, shape: str | None) -> SchemaEntry:
+    """A schema entry as an archive records it, checked for what syncd writes."""
+    if not (isinstance(name, str) and type_ in KINDS and isinstance(tbl_name, str)
+            and (sql is None or isinstance(sql, str)) and type(seq) is int):
+        raise altered(f"the archive records a schema entry {str(name)[:80]!r} that syncd never writes")
+    if shape is not None and (type_ != "table" or not isinstance(shape, str)):
+        raise altered(f"the archive records a shape for {name!r}, which is no table")
+    return SchemaEntry(name, type_, tbl_name, sql, seq, Shape.from_json(shape, name) if shape else None)
+
+
+def checked_pragmas(pragmas: dict) -> dict[str, int | str]:
+    """The settings an archive records, each a value SQLite accepts for it."""
+    allowed = {"page_size": PAGE_SIZES, "auto_vacuum": (0, 1, 2), "encoding": ENCODINGS,
+               "journal_mode": JOURNAL_MODES, "user_version": INT32, "application_id": INT32}
+    for name, values in allowed.items():
+        value = pragmas.get(name)
+        if type(value) is not (str if isinstance(values[0], str) else int) or value not in values:
+            raise altered(f"the archive records {name} = {str(value)[:40]!r}, which no SQLite database has")
+    return {name: pragmas[name] for name in allowed}
 
 
 def read_schema(db: apsw.Connection, schema: str = "main") -> list[SchemaEntry]:
@@ -87,6 +133,9 @@ def read_shape(db: apsw.Connection, schema: str, table: str) -> Shape:
         for _, _, name, _, coll, is_key in db.execute(f"PRAGMA {s}.index_xinfo({quote(pk_index)})")
         if is_key
     )
+    if not all(COLLATION.match(coll) for _, coll in key):
+        raise SourceError(f"table {table!r} has a primary key with a collation syncd can't name",
+                          hint="such a source can't be archived yet: please report the app that made it")
     return Shape(columns, key)
 
 

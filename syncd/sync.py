@@ -26,7 +26,7 @@ from .archive import Archive, check_source_name
 from .backend import Backend
 from .claims import admit, holds_archives
 from .detect import Plan, plan_changes
-from .errors import ArchiveError, PermanentError, SourceError, SyncdError
+from .errors import ArchiveError, CorruptObject, PermanentError, SourceError, SyncdError, no_space
 from .fanout import HeldHooks, run_apart
 from .fsutil import fsync_dir, fsync_file, private_opener
 from .manifest import Manifest, Version
@@ -198,6 +198,11 @@ def archive_locally(source: Path, state: SourceState, local: Archive, pm: pluggy
     except SourceError as e:
         state.record_source_error(str(e), e.hint)  # for `syncd status`
         raise
+    except (apsw.FullError, OSError) as e:
+        full_disk = no_space(e, state.root)  # nothing is committed: the next pass tries again
+        if full_disk is None:
+            raise
+        raise full_disk from None
     state.clear_source_error()
     snapshots.settle(snapshot)
     log.info("%s: %s comparison (%s)", local.source, plan.path, plan.reason)
@@ -241,7 +246,7 @@ def record_version(state: SourceState, local: Archive, snapshot: Snapshot, *,
             if changes.reshaped or base_due(manifest):
                 copy = Path(tmp, "base.db")
                 open(copy, "xb", opener=private_opener).close()  # VACUUM INTO fills an empty file
-                mirror.db.execute("VACUUM INTO ?", (str(copy),))
+                mirror.vacuum_into(copy)
                 manifest = manifest.with_base(number, local.store(copy, "base", number, Path(tmp)))
         local.write_manifest(manifest)  # the local commit point
         return manifest, manifest.head, plan
@@ -315,7 +320,7 @@ def open_mirror(state: SourceState, local: Archive, manifest: Manifest) -> Mirro
     if state.mirror_path.exists():
         try:
             mirror = Mirror(state.mirror_path)
-        except apsw.Error as e:
+        except (apsw.Error, CorruptObject) as e:
             # The mirror is derived from the local archive, so a damaged one is rebuilt, not fatal.
             log.warning("%s: rebuilding the mirror from the local archive (%s)", local.source, e)
         else:

@@ -22,7 +22,7 @@ from . import crypto
 from .archive import CHUNK, Archive, list_sources
 from .backend import Backend
 from .claims import held_mark, mode_problem, read_mark
-from .errors import NotFound, SyncdError
+from .errors import NotFound, SyncdError, TooLarge
 from .manifest import Manifest
 from .sealed import MANIFEST_AGE, OBJECT_NAME, SealedArchive, recorded_manifest, sealed_folders
 from .state import WRITTEN, SourceState, known_sources
@@ -187,7 +187,7 @@ def _check_from_outside(archive: SealedArchive, written: Manifest | None, check:
     check.objects = len(stored)
     for name in stored:
         match = OBJECT_NAME.match(name)
-        if match and not _sha256(archive, name).startswith(match.group(3)):
+        if match and not _sha256(archive, name, stored[name]).startswith(match.group(3)):
             check.problems.append(f"{archive.folder}/{name} does not match the hash in its name "
                                   "(modified, or swapped with another object)")
     if written is not None:
@@ -197,12 +197,13 @@ def _check_from_outside(archive: SealedArchive, written: Manifest | None, check:
                 check.problems.append(f"{archive.folder}/{ref.name} is missing")
 
 
-def _sha256(archive: Archive, name: str) -> str:
+def _sha256(archive: Archive, name: str, size: int) -> str:
+    """The sha256 of an object listed with `size` bytes; empty if it is gone or longer now."""
     digest = hashlib.sha256()
     try:
-        with archive.backend.open(f"{archive.folder}/{name}") as f:
+        with archive.backend.open(f"{archive.folder}/{name}", limit=size) as f:
             while chunk := f.read(CHUNK):
                 digest.update(chunk)
-    except NotFound:
+    except (NotFound, TooLarge):
         return ""
     return digest.hexdigest()

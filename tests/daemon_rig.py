@@ -88,6 +88,11 @@ class Rig:
                                          stdout=subprocess.DEVNULL, stderr=err, env=environment | (env or {}))
         return self.proc
 
+    def wait_started(self) -> None:
+        """Until the daemon's signal handlers are in place (it logs that it started)."""
+        wait_for(lambda: "syncd started" in self.logs[-1].read_text(errors="replace"),
+                 what=lambda: f"the daemon to start\n{self.log()[-3000:]}")
+
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> tuple[int, float]:
         """Send `sig` and wait; the exit code and how long it took."""
         started = time.monotonic()

@@ -55,6 +55,7 @@ def test_kill_9_in_a_loop_loses_nothing(tmp_path, pm):
         final = states[-1]
         head = wait_for(lambda: _converged(rig, pm, final), interval=0.3,
                         what=lambda: f"the targets to converge\n{rig.log()[-3000:]}")
+        rig.wait_started()  # converged may be true before the new daemon can take SIGTERM
         code, _ = rig.stop(signal.SIGTERM)
         assert code == 0
     finally:

@@ -179,11 +179,11 @@ class ManifestGap(MemoryBackend):
 
     gap = 2
 
-    def open(self, name):
+    def open(self, name, limit=None):
         if name.endswith("manifest.json") and self.gap:
             self.gap -= 1
             raise NotFound(f"{name} is missing from {self.location}")
-        return super().open(name)
+        return super().open(name, limit)
 
 
 def test_a_reader_waits_out_a_manifest_being_replaced(phone, monkeypatch):
@@ -208,8 +208,8 @@ class TornManifest:
     def __getattr__(self, name):
         return getattr(self.inner, name)
 
-    def open(self, name):
-        with self.inner.open(name) as f:
+    def open(self, name, limit=None):
+        with self.inner.open(name, limit) as f:
             data = f.read()
         if "manifest" in name and self.torn:
             self.torn -= 1

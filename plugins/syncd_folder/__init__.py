@@ -3,17 +3,22 @@
 The folder itself must exist: an unmounted share usually leaves an empty mount
 point behind, and silently filling the local disk instead would be worse than
 an error.
+
+syncd writes only regular files there, so anything else under an object's name (a
+symlink, say to /dev/zero, a FIFO, a device) was put there by someone else: it is
+listed, so the error names it, but never opened for reading.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import stat
 from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import unquote, urlsplit
 
-from syncd.backend import ObjectInfo
+from syncd.backend import ObjectInfo, bounded, too_large
 from syncd.errors import AlreadyExists, NotFound, PermanentError, TransientError
 from syncd.fsutil import TEMP_SUFFIX, atomic_write, fsync_dir, private_dirs, sweep_temps
 from syncd.plugins import hookimpl
@@ -24,6 +29,8 @@ from syncd.plugins import hookimpl
 STALE_TEMP_AGE = 15 * 60
 # Errors that may clear up by themselves (a share briefly gone, a busy server).
 TRANSIENT_ERRNOS = {errno.EAGAIN, errno.EINTR, errno.EBUSY, errno.ETIMEDOUT, errno.ESTALE, errno.EIO}
+# Not following a symlink, and not waiting for a FIFO's writer: what is opened is then checked.
+READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
 class FolderBackend:
@@ -68,19 +75,30 @@ class FolderBackend:
                     path = Path(folder, file)
                     name = path.relative_to(self.root).as_posix()
                     if name.startswith(prefix):
-                        found.append(ObjectInfo(name, path.stat().st_size))
+                        found.append(ObjectInfo(name, path.lstat().st_size))
         except OSError as e:
             raise _classify(e, self.root) from None
         return sorted(found, key=lambda info: info.name)
 
-    def open(self, name: str) -> BinaryIO:
+    def open(self, name: str, limit: int | None = None) -> BinaryIO:
         self._check_root()
         try:
-            return open(self._path(name), "rb")
+            fd = os.open(self._path(name), READ_FLAGS)
         except FileNotFoundError:
             raise NotFound(f"{name} is missing from {self.root}") from None
         except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise _not_a_file(self.root, name) from None
             raise _classify(e, self.root) from None
+        f = os.fdopen(fd, "rb")
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            f.close()
+            raise _not_a_file(self.root, name)
+        if limit is not None and info.st_size > limit:
+            f.close()
+            raise too_large(f"target folder {self.root}: {name}", limit)
+        return bounded(f, limit, f"target folder {self.root}: {name}")  # it may still grow
 
     def write(self, name: str, data: BinaryIO) -> None:
         self._check_root()
@@ -132,6 +150,11 @@ class FolderBackend:
 
     def close(self) -> None:
         pass
+
+
+def _not_a_file(root: Path, name: str) -> PermanentError:
+    return PermanentError(f"target folder {root}: {name} is not a regular file (a symlink, FIFO or device)",
+                          hint="syncd writes only regular files: someone else put it there; remove it")
 
 
 def _classify(error: OSError, root: Path) -> Exception:

@@ -41,6 +41,7 @@ import uuid
 from pathlib import Path
 from typing import BinaryIO
 
+from syncd import backend as seam
 from syncd.backend import ObjectInfo
 from syncd.errors import NotFound, PermanentError, TargetError, TransientError
 from syncd.plugins import hookimpl
@@ -48,7 +49,6 @@ from syncd.redact import Remote, read_remote, scrub
 
 PREFIX = "rclone:"
 TEMP_PREFIX = ".syncd-upload-"
-COMMAND_TIMEOUT = 600.0  # seconds for one rclone process, a large upload included
 IO_TIMEOUT = "30s"  # rclone's --timeout: idle time before a transfer counts as failed
 CONNECT_TIMEOUT = "10s"
 COPY_CHUNK = 1 << 20
@@ -147,14 +147,17 @@ class RcloneBackend:
             raise ValueError(f"invalid object name {name!r}")
         return f"{self.root}/{name}" if name else self.root
 
-    def _run(self, what: str, *args: str) -> str:
-        """Run one rclone command; its failure becomes a syncd error here and nowhere else."""
+    def _run(self, what: str, *args: str, moving: int = 0, stdout: BinaryIO | None = None) -> str:
+        """Run one rclone command; its failure becomes a syncd error here and nowhere else.
+
+        It gets the deadline of an operation `moving` bytes (rclone's own --timeout is
+        only idle time); its output goes to `stdout` if given, else is returned."""
         command = [self.binary, *args, "--retries", "1", "--low-level-retries", "1",
                    "--contimeout", CONNECT_TIMEOUT, "--timeout", IO_TIMEOUT,
                    "--log-level", "ERROR", "--ask-password=false"]
         try:
-            done = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL,
-                                  env=self._child_env(), timeout=COMMAND_TIMEOUT)
+            done = subprocess.run(command, stdout=stdout or subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                  stdin=subprocess.DEVNULL, env=self._child_env(), timeout=seam.deadline_for(moving))
         except subprocess.TimeoutExpired:
             raise TransientError(f"{self.location}: {what} timed out") from None
         except OSError as e:
@@ -208,15 +211,30 @@ class RcloneBackend:
                 found.append(ObjectInfo(name, entry["Size"]))
         return sorted(found, key=lambda info: info.name)
 
-    def open(self, name: str) -> BinaryIO:
-        with tempfile.TemporaryDirectory(prefix="syncd-rclone-") as tmp:
-            local = Path(tmp, "object")
-            self._run(f"reading {name}", "copyto", self._remote(name), str(local))
-            if not local.exists():
-                # Some remotes (S3) report a missing object as an empty folder: nothing copied, no error.
+    def open(self, name: str, limit: int | None = None) -> BinaryIO:
+        # `cat --count` stops rclone at the limit (and one byte more, to tell a longer object),
+        # where `copyto` would first copy all a hostile remote sends to disk.
+        count = [] if limit is None else ["--count", str(limit + 1)]
+        local = tempfile.TemporaryFile(prefix="syncd-rclone-")
+        try:
+            self._run(f"reading {name}", "cat", *count, self._remote(name), moving=limit or 0, stdout=local)
+            size = os.fstat(local.fileno()).st_size  # rclone wrote it, not this file object
+            if limit is not None and size > limit:
+                raise seam.too_large(f"{self.location}: {name}", limit)
+            # `cat` of a missing name on some remotes (S3) reads an empty folder: nothing, no error.
+            if size == 0 and not self._exists(name):
                 raise NotFound(f"{self.location}: {name} is missing")
-            # The open file outlives its name: the folder goes, the data stays readable.
-            return open(local, "rb")
+        except BaseException:
+            local.close()
+            raise
+        local.seek(0)
+        return local
+
+    def _exists(self, name: str) -> bool:
+        try:
+            return not json.loads(self._run(f"reading {name}", "lsjson", "--stat", self._remote(name)))["IsDir"]
+        except NotFound:
+            return False
 
     def write(self, name: str, data: BinaryIO) -> None:
         folder, _, leaf = name.rpartition("/")
@@ -225,9 +243,10 @@ class RcloneBackend:
             local = Path(tmp, leaf)
             with open(local, "wb") as out:
                 shutil.copyfileobj(data, out, COPY_CHUNK)
-            self._run(f"uploading {name}", "copyto", str(local), self._remote(temp))
+            size = local.stat().st_size
+            self._run(f"uploading {name}", "copyto", str(local), self._remote(temp), moving=size)
         try:
-            self._run(f"publishing {name}", "moveto", self._remote(temp), self._remote(name))
+            self._run(f"publishing {name}", "moveto", self._remote(temp), self._remote(name), moving=size)
         except TargetError:
             try:
                 self._run(f"cleaning up after {name}", "deletefile", self._remote(temp))

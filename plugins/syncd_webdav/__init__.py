@@ -11,10 +11,15 @@ Writes are atomic the portable way: PUT to a dot-name beside the object, then
 MOVE it over the final name with `Overwrite: T`. Listings skip dot-names, so an
 interrupted upload is never seen. Listing walks with `Depth: 1`, because many
 servers refuse `Depth: infinity`.
+
+Nothing a server sends is read without bound: every request has an overall
+deadline (see `deadline`), a GET stops at the reader's limit, a listing at
+LISTING_MAX_BYTES, and other answers are read only as far as SMALL_BODY.
 """
 
 from __future__ import annotations
 
+import io
 import netrc
 import os
 import tempfile
@@ -24,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 from urllib.parse import quote, unquote, urlsplit
 
-from syncd.backend import ObjectInfo
+from syncd.backend import ObjectInfo, too_large
 from syncd.errors import AlreadyExists, NotFound, PermanentError, TargetError, TransientError
 from syncd.plugins import hookimpl
 
@@ -35,6 +40,12 @@ REQUEST_TIMEOUT = 30.0  # seconds without progress before a request counts as fa
 CONNECT_TIMEOUT = 10.0
 UPLOAD_CHUNK = 1 << 20
 DOWNLOAD_SPOOL = 8 << 20  # larger downloads go to a temporary file, not memory
+# A PROPFIND answer is parsed whole. A folder of 100,000 versions' objects lists in about
+# 40 MiB (some 400 bytes an entry); an endless answer stops here.
+LISTING_MAX_BYTES = 128 << 20
+# What is read of answers whose body syncd doesn't need (PUT, MOVE, MKCOL, DELETE):
+# enough to keep the connection for the next request, no more.
+SMALL_BODY = 64 << 10
 TEMP_PREFIX = ".syncd-upload-"
 DAV = "{DAV:}"
 PROPFIND_BODY = (b'<?xml version="1.0" encoding="utf-8"?><d:propfind xmlns:d="DAV:"><d:prop>'
@@ -72,9 +83,13 @@ class WebDAVBackend:
         self._made: set[str] = set()  # collections known to exist
         import httpx  # here, not at the top: every syncd command loads every plugin module
 
+        from . import deadline
+
         timeout = httpx.Timeout(REQUEST_TIMEOUT, connect=CONNECT_TIMEOUT)
         self.client = httpx.Client(auth=httpx.BasicAuth(*auth) if auth else None, timeout=timeout,
                                    follow_redirects=False)
+        self.deadline = deadline.Deadline()
+        deadline.install(self.client, self.deadline)
 
     def __repr__(self) -> str:
         return f"WebDAVBackend({self.location!r})"
@@ -106,24 +121,37 @@ class WebDAVBackend:
             raise ValueError(f"invalid object name {name!r}")
         return self.base + quote(name)
 
-    def _request(self, method: str, name: str, ok: tuple[int, ...], **kwargs) -> httpx.Response:
+    def _request(self, method: str, name: str, ok: tuple[int, ...], **kwargs) -> int:
         return self._send(method, self._url(name), name or "/", ok, **kwargs)
 
-    def _send(self, method: str, url: str, name: str, ok: tuple[int, ...], **kwargs) -> httpx.Response:
+    def _send(self, method: str, url: str, name: str, ok: tuple[int, ...], *, body: BinaryIO | None = None,
+              limit: int | None = None, **kwargs) -> int:
+        """One request, within its deadline; its status. The answer's body goes into `body`,
+        up to `limit` bytes (TooLarge past it); without `body`, it is read only if short."""
         import httpx
 
         what = f"{self.location}: {method} {name}"
         try:
-            response = self.client.request(method, url, **kwargs)
+            with self.deadline.running(), self.client.stream(method, url, **kwargs) as response:
+                if response.status_code not in ok:
+                    _drain(response)  # a short error page read keeps the connection for the next request
+                    raise _status_error(response.status_code, what)
+                if body is None:
+                    _drain(response)
+                    return response.status_code
+                size = 0
+                for chunk in response.iter_bytes():
+                    size += len(chunk)
+                    if limit is not None and size > limit:
+                        raise too_large(f"{self.location}: {name}", limit)
+                    body.write(chunk)
+                return response.status_code
         except httpx.TimeoutException:
             raise TransientError(f"{what} timed out", hint="is the server overloaded or the network slow?") from None
         except (httpx.TransportError, OSError) as e:
             # str(e) of a transport error names the host and the OS error, never the auth header.
             raise TransientError(f"{what} failed: {type(e).__name__}: {e}", hint="is the server up and reachable?") \
                 from None
-        if response.status_code not in ok:
-            raise _status_error(response.status_code, what)
-        return response
 
     # -- the Backend protocol -------------------------------------------------
 
@@ -145,13 +173,14 @@ class WebDAVBackend:
 
     def _propfind(self, folder: str) -> list[tuple[str, bool, int]]:
         try:
-            response = self._request("PROPFIND", folder, (207,), content=PROPFIND_BODY,
-                                     headers={"Depth": "1", "Content-Type": "application/xml"})
+            body = io.BytesIO()
+            self._request("PROPFIND", folder, (207,), body=body, limit=LISTING_MAX_BYTES, content=PROPFIND_BODY,
+                          headers={"Depth": "1", "Content-Type": "application/xml"})
         except NotFound:
             return []
         base_path = urlsplit(self.base).path
         entries = []
-        for item in ET.fromstring(response.content).iter(f"{DAV}response"):
+        for item in ET.fromstring(body.getvalue()).iter(f"{DAV}response"):
             path = unquote(urlsplit(item.findtext(f"{DAV}href", "")).path)
             if not path.startswith(unquote(base_path)):
                 continue
@@ -163,23 +192,11 @@ class WebDAVBackend:
             entries.append((name, is_dir, int(size)))
         return entries
 
-    def open(self, name: str) -> BinaryIO:
-        import httpx
-
+    def open(self, name: str, limit: int | None = None) -> BinaryIO:
         spool = tempfile.SpooledTemporaryFile(DOWNLOAD_SPOOL)
         try:
-            with self.client.stream("GET", self._url(name)) as response:
-                if response.status_code != 200:
-                    raise _status_error(response.status_code, f"{self.location}: GET {name}")
-                for chunk in response.iter_bytes(UPLOAD_CHUNK):
-                    spool.write(chunk)
-        except httpx.TimeoutException:
-            spool.close()
-            raise TransientError(f"{self.location}: GET {name} timed out") from None
-        except httpx.TransportError as e:
-            spool.close()
-            raise TransientError(f"{self.location}: GET {name} failed: {type(e).__name__}: {e}") from None
-        except TargetError:
+            self._request("GET", name, (200,), body=spool, limit=limit)
+        except BaseException:
             spool.close()
             raise
         spool.seek(0)
@@ -193,7 +210,7 @@ class WebDAVBackend:
         try:
             moved = self._request("MOVE", temp, (201, 204, 412),
                                   headers={"Destination": self._url(name), "Overwrite": overwrite})
-            if moved.status_code == 412:
+            if moved == 412:
                 raise AlreadyExists(f"{self.location}: {name} already exists")
         except BaseException:
             try:
@@ -212,7 +229,7 @@ class WebDAVBackend:
         if url in self._made:
             return
         # 405: it exists already.
-        if self._send("MKCOL", url, url.removeprefix(self.base) or "/", (201, 405, 409)).status_code == 409:
+        if self._send("MKCOL", url, url.removeprefix(self.base) or "/", (201, 405, 409)) == 409:
             parent = url.rstrip("/").rsplit("/", 1)[0] + "/"
             if urlsplit(parent).path in ("", "/"):
                 raise PermanentError(f"{self.location}: the server refuses to create folders here (HTTP 409)")
@@ -225,6 +242,15 @@ class WebDAVBackend:
 
     def close(self) -> None:
         self.client.close()
+
+
+def _drain(response: httpx.Response) -> None:
+    """Read a body syncd doesn't need if it is short (the connection stays usable); else leave it."""
+    size = 0
+    for chunk in response.iter_raw():
+        size += len(chunk)
+        if size > SMALL_BODY:
+            break  # closing the response unread drops the connection, and the rest with it
 
 
 def _chunks(data: BinaryIO):

@@ -17,7 +17,7 @@ import time
 import pytest
 
 from syncd.backend import Backend
-from syncd.errors import NotFound, PermanentError, TargetError, TransientError
+from syncd.errors import NotFound, PermanentError, TargetError, TooLarge, TransientError
 
 MANIFEST = "src/manifest.json"
 
@@ -132,6 +132,19 @@ class BackendContract:
         assert size == self.LARGE_SIZE
         assert digest.hexdigest() == hashlib.sha256(stream.expected()).hexdigest()
         assert [(i.name, i.size) for i in backend.list("big/")] == [("big/object", self.LARGE_SIZE)]
+
+    def test_a_read_stops_at_its_limit(self, backend):
+        data = ChunkedStream(3 << 16, seed=b"limit").expected()
+        backend.write("src/objects/limited", io.BytesIO(data))
+        with backend.open("src/objects/limited", limit=len(data)) as f:
+            assert f.read() == data
+        for limit in (len(data) - 1, 0):
+            with pytest.raises(TooLarge):  # from open, or at the latest from the read that passes the limit
+                with backend.open("src/objects/limited", limit=limit) as f:
+                    while f.read(1 << 16):
+                        pass
+        with pytest.raises(NotFound):
+            backend.open("src/objects/missing", limit=10)
 
     # -- listing ------------------------------------------------------------
 

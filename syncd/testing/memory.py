@@ -11,7 +11,7 @@ import threading
 from typing import BinaryIO, ClassVar
 from urllib.parse import urlsplit
 
-from syncd.backend import ObjectInfo
+from syncd.backend import ObjectInfo, too_large
 from syncd.errors import NotFound, PermanentError
 from syncd.plugins import hookimpl
 
@@ -49,11 +49,14 @@ class MemoryBackend:
             found = [ObjectInfo(name, len(data)) for name, data in self.objects.items() if name.startswith(prefix)]
         return sorted(found, key=lambda info: info.name)
 
-    def open(self, name: str) -> BinaryIO:
+    def open(self, name: str, limit: int | None = None) -> BinaryIO:
         with self._lock:
             if name not in self.objects:
                 raise NotFound(f"{name} is missing from {self.location}")
-            return io.BytesIO(self.objects[name])
+            data = self.objects[name]
+        if limit is not None and len(data) > limit:
+            raise too_large(f"{self.location}: {name}", limit)
+        return io.BytesIO(data)
 
     def write(self, name: str, data: BinaryIO) -> None:
         # Read in chunks: the contract forbids asking a stream for everything at once.

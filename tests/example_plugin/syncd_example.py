@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import unquote, urlsplit
 
-from syncd.backend import ObjectInfo
+from syncd.backend import ObjectInfo, bounded
 from syncd.errors import NotFound, PermanentError, TransientError
 from syncd.plugins import hookimpl
 
@@ -56,9 +56,9 @@ class ExampleBackend:
             raise classify(e, self.location) from None
         return sorted(found, key=lambda info: info.name)
 
-    def open(self, name: str) -> BinaryIO:
+    def open(self, name: str, limit: int | None = None) -> BinaryIO:
         try:
-            return open(self.root / name, "rb")
+            return bounded(open(self.root / name, "rb"), limit, f"{self.location}: {name}")  # read up to `limit`
         except OSError as e:
             raise classify(e, self.location) from None
 
