@@ -1,11 +1,14 @@
 """The daemon: watch every source, archive each change locally, then bring every target up to date.
 
-One thread does all the work, so the local commit and the deliveries never race;
+One thread runs the passes, so the local commit and the deliveries never race;
 watchdog's threads and signals only record what happened and wake it through a
-pipe. Each pass reuses `archive_locally` (the local commit) and `deliver` (one
-target) from `syncd.sync`. Every target has its own schedule: a failure pushes
-only that target back, with exponential backoff, and the versions it misses stay
-queued in the local archive until it is back.
+pipe. Each pass reuses `archive_locally` (the local commit) and `deliver_all`
+from `syncd.sync`: a pass's deliveries run at once, in worker threads, so a
+target that hangs until its deadline delays no other and whatever one raises
+fails only that one; their reports come back to this thread, which alone keeps
+the schedules. Every target has its own: a failure pushes only that target back,
+with exponential backoff, and the versions it misses stay queued in the local
+archive until it is back.
 
 A crash at any moment is safe (see `syncd.sync`): a restart snapshots again and
 delivers whatever a target lacks. SIGTERM lets the current step finish, or
@@ -23,6 +26,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from functools import partial
 from pathlib import Path
 
 import pluggy
@@ -30,22 +34,22 @@ import pluggy
 from .archive import Archive
 from .config import Config, SourceConfig, load_config
 from .errors import SourceError, SyncdError
+from .fanout import MAIN_THREAD_SIGNALS, HeldHooks, with_signals_blocked
 from .logs import LOGGER, RepeatFilter
 from .manifest import Manifest
 from .notify import notify, watchdog_interval
 from .snapshot import file_identity
 from .plugins import open_backend
 from .state import SourceState
-from .sync import TargetReport, archive_locally, deliver_to, target_archive
+from .sync import TargetReport, archive_locally, deliver_all, deliver_to, target_archive
 from .watch import Watcher
 
 # After SIGTERM, a step still running this long is abandoned, so the process is
 # gone well within the 10 s that systemd and users expect.
 STOP_GRACE = 6.0
-# Signals that only the main thread may receive: Python runs handlers there, and only a
-# signal delivered to the main thread interrupts the system call it is blocked in
-# (the kernel hands a process's signal to any thread that doesn't block it).
-HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGALRM)
+# Signals that only the main thread may receive (see syncd.fanout): every other thread
+# (watchdog's, the grace keeper, delivery workers) starts with them blocked.
+HANDLED_SIGNALS = MAIN_THREAD_SIGNALS
 # Each failure of a target doubles its wait, from DaemonSettings.retry_min up to retry_max.
 BACKOFF_FACTOR = 2.0
 # Another syncd (a manual `syncd sync`) holds a source's lock: look again after this long.
@@ -129,7 +133,7 @@ class Daemon:
         old_wakeup = signal.set_wakeup_fd(self.wake_w)
         guard = threading.Thread(target=self._keep_grace, name="syncd-stop-grace", daemon=True)
         try:
-            self._with_signals_blocked(guard.start)
+            with_signals_blocked(guard.start)
             self._start_watcher()
             self.log.info("syncd started: %d source(s), %d target(s), state in %s", len(self.config.sources),
                           len(self.config.targets), self.config.state_dir)
@@ -163,15 +167,7 @@ class Daemon:
 
     def _start_watcher(self) -> None:
         """Start watchdog's threads with our signals blocked, so the kernel gives them to the main thread."""
-        self._with_signals_blocked(self.watcher.start)
-
-    @staticmethod
-    def _with_signals_blocked(start) -> None:
-        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)
-        try:
-            start()
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        with_signals_blocked(self.watcher.start)
 
     def _keep_grace(self) -> None:
         """In its own thread: once SIGTERM came, abandon the step still running after STOP_GRACE."""
@@ -320,10 +316,8 @@ class Daemon:
                     return
                 now = time.monotonic()
                 due = [url for url, s in run.targets.items() if s.behind and s.next_try <= now]
-                for url in due:
-                    if self.stopping:
-                        return  # the rest catch up at the next start
-                    self._deliver(run, state, local, manifest, url)
+                if due and not self.stopping:  # when stopping, they catch up at the next start
+                    self._deliver(run, state, local, manifest, due)
                     self._ping()
         except SyncdError as e:  # another syncd holds the lock, or the state dir is unusable
             run.blocked_until = time.monotonic() + LOCK_RETRY
@@ -360,21 +354,30 @@ class Daemon:
                 schedule.behind = True
         return manifest
 
-    def _deliver(self, run: SourceRun, state: SourceState, local: Archive, manifest: Manifest, url: str) -> None:
-        name, target = run.config.name, next(t for t in self.config.targets if t.url == url)
-        schedule = run.targets[url]
-        cursor = target.display
-        try:
+    def _deliver(self, run: SourceRun, state: SourceState, local: Archive, manifest: Manifest,
+                 urls: list[str]) -> None:
+        """Deliver to the targets at `urls` at once (each fails alone), then settle each one's schedule here."""
+        name, targets = run.config.name, {t.url: t for t in self.config.targets}
+        # Where each target's failures are recorded: its cursor once it is open, else its URL.
+        cursors = {url: targets[url].display for url in urls}
+
+        def delivery(url: str, hooks: HeldHooks) -> TargetReport:
+            target = targets[url]
             backend = target.open(self.pm)
-        except SyncdError as e:
-            report = TargetReport(target.display, False, None, error=str(e), hint=e.hint)
-        else:
             try:
                 archive = target_archive(backend, name, target.target())
-                cursor = archive.cursor_key
-                report = deliver_to(local, manifest, archive, state, self.pm)
+                cursors[url] = archive.cursor_key  # only this worker writes this key
+                return deliver_to(local, manifest, archive, state, hooks)
             finally:
                 backend.close()
+
+        reports = deliver_all([(targets[url].display, partial(delivery, url)) for url in urls], self.pm)
+        for url, report in zip(urls, reports):
+            self._settle(run, state, url, cursors[url], report)
+
+    def _settle(self, run: SourceRun, state: SourceState, url: str, cursor: str, report: TargetReport) -> None:
+        """After a delivery: back on schedule, or retried later with backoff and its error logged."""
+        name, schedule = run.config.name, run.targets[url]
         key = f"{name}->{url}"
         if report.ok:
             recovered = self.errors.resolved(key)

@@ -28,6 +28,7 @@ import os
 import secrets
 import shutil
 import stat
+import tempfile
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -65,22 +66,27 @@ def known_sources(state_dir: Path) -> list[str]:
 def writer_id(state_dir: Path) -> str:
     """This state dir's stable random id, made on first use (0600): the writer that claims sources on targets."""
     path = Path(state_dir).expanduser() / WRITER_ID
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        with open(path) as f:
-            text = f.read(WRITER_ID_HEX + 2).strip()
-        if len(text) != WRITER_ID_HEX or text.strip("0123456789abcdef"):
-            raise SyncdError(f"{path} is damaged", hint="restore it from a backup of the state dir; deleting "
-                             "it makes this state dir a new writer, refused on targets it wrote to") from None
-        return text
-    new = secrets.token_hex(WRITER_ID_HEX // 2)
-    with os.fdopen(fd, "w") as f:
-        f.write(new + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    fsync_dir(path.parent)
-    return new
+    if not path.exists():
+        # Written whole, then linked into place (which never replaces): deliveries run at once,
+        # and each must read the one id, never a file another is still writing.
+        fd, tmp = tempfile.mkstemp(prefix=f".{WRITER_ID}.", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_hex(WRITER_ID_HEX // 2) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+            os.link(tmp, path)
+        except FileExistsError:
+            pass  # another made it first: theirs is the id
+        finally:
+            os.unlink(tmp)
+        fsync_dir(path.parent)
+    with open(path) as f:
+        text = f.read(WRITER_ID_HEX + 2).strip()
+    if len(text) != WRITER_ID_HEX or text.strip("0123456789abcdef"):
+        raise SyncdError(f"{path} is damaged", hint="restore it from a backup of the state dir; deleting "
+                         "it makes this state dir a new writer, refused on targets it wrote to")
+    return text
 
 
 class SourceState:

@@ -12,9 +12,11 @@ import logging
 import os
 import re
 import tempfile
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import apsw
@@ -25,10 +27,12 @@ from .backend import Backend
 from .claims import admit, holds_archives
 from .detect import Plan, plan_changes
 from .errors import ArchiveError, CorruptObject, PermanentError, SourceError, SyncdError, no_space
+from .fanout import HeldHooks, run_apart
 from .fsutil import fsync_dir, fsync_file, private_opener
 from .manifest import Manifest, Version
 from .mirror import Mirror, remove_database
 from .plugins import open_backend
+from .redact import redact_url
 from .restore import build_mirror
 from .retry import RetryingBackend
 from .sealed import SealedArchive, deliver_sealed, must_hold
@@ -42,6 +46,9 @@ log = logging.getLogger(__name__)
 BASE_MAX_CHAIN = 32
 # …and a new base is also made once the deltas since the last one outweigh it.
 BASE_DELTA_RATIO = 1.0
+# An unforeseen error is reported with at most this much of its message.
+UNEXPECTED_DETAIL = 200
+UNEXPECTED_HINT = "the other targets went on; this one is tried again on the next pass"
 
 
 @dataclass
@@ -103,19 +110,78 @@ def sync(source: Path, targets: list[str | Target], *, state_dir: Path, pm: plug
     `full` compares every row instead of only those in changed pages.
     """
     name = check_source_name(name or default_source_name(source))
-    targets = [as_target(t) for t in targets]
-    backends = [RetryingBackend(open_backend(pm, t.url)) for t in targets]
+    # Given twice, a target gets one delivery: two at once would race for its cursor.
+    targets = list(dict.fromkeys(as_target(t) for t in targets))
     state = SourceState(state_dir, name)
+    backends: dict[Target, Backend | Exception] = {}
     try:
+        # A URL its plugin refuses refuses the command, before anything is done; a plugin
+        # failing in a way nobody foresaw fails only its own target, in deliver_all.
+        for target in targets:
+            backends[target] = _open(pm, target.url)
         with state.locked():
             local = Archive(open_backend(pm, str(state.archive_dir)), name)
             manifest, created, plan = archive_locally(Path(source), state, local, pm, full=full)
-            reports = [deliver_to(local, manifest, target_archive(b, name, t), state, pm)
-                       for t, b in zip(targets, backends)]
+            reports = deliver_all([_delivery(backends[t], t, local, manifest, state) for t in targets], pm)
     finally:
-        for backend in backends:
-            backend.close()
+        for backend in backends.values():
+            if not isinstance(backend, Exception):
+                backend.close()
     return SyncReport(name, created, manifest.head.number, reports, plan)
+
+
+def _open(pm: pluggy.PluginManager, url: str) -> Backend | Exception:
+    """The target's backend, or the unforeseen error opening it raised; a SyncdError is raised."""
+    try:
+        return RetryingBackend(open_backend(pm, url))
+    except SyncdError:
+        raise
+    except Exception as e:
+        return e
+
+
+def _delivery(backend: Backend | Exception, target: Target, local: Archive, manifest: Manifest,
+              state: SourceState) -> tuple[str, Callable[[HeldHooks], TargetReport]]:
+    """(where, call) for deliver_all: the delivery to an opened target, or the failure to open it."""
+    if isinstance(backend, Exception):
+        def fail(hooks: HeldHooks) -> TargetReport:
+            raise backend  # reported by deliver_all, like any failure of one target
+        return redact_url(target.url), fail
+
+    def deliver(hooks: HeldHooks) -> TargetReport:
+        return deliver_to(local, manifest, target_archive(backend, local.source, target), state, hooks)
+    return backend.location, deliver
+
+
+def deliver_all(deliveries: list[tuple[str, Callable[[HeldHooks], TargetReport]]],
+                pm: pluggy.PluginManager) -> list[TargetReport]:
+    """Run every target's delivery at once (see syncd.fanout); the reports, in order.
+
+    Each delivery is (where, call): `where` names the target in the report if the call
+    raises, and the call gets hooks that are held, then made here once all are done.
+    Any Exception a delivery raises fails that target alone: a SyncdError as it says, any
+    other as one line naming it, with the traceback in the debug log.
+    """
+    held = [HeldHooks() for _ in deliveries]
+    outcomes = run_apart([partial(call, hooks) for (_, call), hooks in zip(deliveries, held)])
+    reports = []
+    for (where, _), outcome in zip(deliveries, outcomes):
+        if isinstance(outcome, SyncdError):
+            outcome = TargetReport(where, False, None, error=str(outcome), hint=outcome.hint,
+                                   exit_code=outcome.exit_code)
+        elif isinstance(outcome, Exception):
+            log.debug("%s: delivery failed unexpectedly", where, exc_info=outcome)
+            outcome = TargetReport(where, False, None, error=unforeseen(outcome), hint=UNEXPECTED_HINT)
+        reports.append(outcome)
+    for hooks in held:
+        hooks.call_on(pm)
+    return reports
+
+
+def unforeseen(error: BaseException) -> str:
+    """One line for an error nobody foresaw: its kind, and the start of its message."""
+    lines = str(error).strip().splitlines()
+    return f"unexpected {type(error).__name__}" + (f": {lines[0][:UNEXPECTED_DETAIL]}" if lines else "")
 
 
 def archive_locally(source: Path, state: SourceState, local: Archive, pm: pluggy.PluginManager, *,
