@@ -248,11 +248,14 @@ class Daemon:
         self._wake()
 
     def _rescan(self, now: float) -> None:
-        """Catch changes whose events were lost (inotify overflow) and folders that appeared."""
+        """Catch changes whose events were lost (inotify overflow) and folders that appeared, and
+        targets that lost what they were given (one listing each: `deliver` sends it again)."""
         self.next_rescan = now + self.config.daemon.rescan
         self.watcher.refresh()
         with self.lock:
             for run in self.sources.values():
+                for schedule in run.targets.values():
+                    schedule.behind = True
                 current = file_identity(run.config.path)
                 if current != run.archived and run.pending_since is None:
                     run.pending_since, run.seen = now, current
@@ -384,6 +387,8 @@ class Daemon:
             if report.bytes or recovered:
                 self.log.info("%s: %s has version %d%s", name, report.location, report.version,
                               " (caught up)" if recovered else "")
+            if report.note:
+                self.log.warning("%s: %s: %s", name, report.location, report.note)
             schedule.behind, schedule.failures, schedule.next_try = False, 0, 0.0
             return
         # After a restart the backoff goes on from the persisted count, so a crash

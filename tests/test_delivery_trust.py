@@ -18,6 +18,7 @@ from servers import USER, fresh_path
 from test_bad_input import cli, error_lines
 
 from conftest import Harness
+from daemon_rig import Rig, wait_for
 from syncd import archive as archive_module
 from syncd import claims, crypto
 from syncd.errors import AlreadyExists
@@ -355,3 +356,24 @@ def test_an_old_memory_of_a_fallback_claim(tmp_path, pm, monkeypatch):
     assert claims.writer_of(backend, "src") == "a" * 32
     with pytest.raises(Exception, match="another syncd state dir"):
         claims.claim(backend, "src", "src", "b" * 32)
+
+
+def test_the_daemon_sends_a_lost_source_again_at_its_rescan(tmp_path, pm):
+    """Nothing changes on the phone, yet a target that lost one source's folder gets it back."""
+    rig = Rig(tmp_path, targets=1, rescan=1.0)
+    other = rig.phone / "other.db"
+    for path in (rig.source, other):
+        rig.execute("CREATE TABLE m(id INTEGER PRIMARY KEY, body TEXT); INSERT INTO m VALUES (1, 'hi')", path=path)
+    rig.extra_sources.append(other)
+    rig.write_config()
+    (target,) = rig.targets
+    rig.start()
+    try:
+        rig.wait_heads(1)
+        wait_for(lambda: rig.head(target, "other.db") == 1, what="other.db to reach the target")
+        shutil.rmtree(target / "chat.db")
+        rig.wait_heads(1)
+        wait_for(lambda: "delivered again" in rig.log(), what=lambda: f"the repair to be logged\n{rig.log()}")
+    finally:
+        rig.kill()
+    assert problems(pm, str(target), rig.state) == []
