@@ -124,13 +124,8 @@ class SourceState:
 
     def delivered_keys(self) -> list[str]:
         """The cursor keys of every target this source was delivered to (plain: the location; sealed: `location#folder`)."""
-        keys = []
-        for path in sorted(self.cursors.glob("*.json")):
-            if "." not in path.stem:  # not a *.written.json and the like
-                data = json.loads(path.read_text())
-                if "hash" in data:
-                    keys.append(data["location"])
-        return keys
+        return [record["location"] for record in self.deliveries() if "hash" in record]
+
     def _tighten(self) -> None:
         """Make an older syncd's state private: it made folders and the mirror by the umask
         (0755, 0644 under the usual 022). Only the top levels are looked at: a 0700 folder
@@ -190,8 +185,10 @@ class SourceState:
         data = {"location": location, "version": version, "hash": head_hash}
         atomic_write(self._cursor_path(location), json.dumps(data).encode())
 
-    def record_failure(self, location: str, error: str, failures: int, failed_at: str, next_retry: str) -> None:
-        """Keep the cursor and note why the last delivery failed and when the daemon tries again."""
+    def record_failure(self, location: str, error: str, failures: int, failed_at: str,
+                       next_retry: str | None) -> None:
+        """Keep the cursor and note why the last delivery failed and when the daemon tries again
+        (None: at the next pass)."""
         data = self.delivery(location) | {"location": location, "error": error, "failures": failures,
                                           "failed_at": failed_at, "next_retry": next_retry}
         atomic_write(self._cursor_path(location), json.dumps(data).encode())

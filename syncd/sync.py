@@ -16,6 +16,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
 
@@ -123,11 +124,27 @@ def sync(source: Path, targets: list[str | Target], *, state_dir: Path, pm: plug
             local = Archive(open_backend(pm, str(state.archive_dir)), name)
             manifest, created, plan = archive_locally(Path(source), state, local, pm, full=full)
             reports = deliver_all([_delivery(backends[t], t, local, manifest, state) for t in targets], pm)
+            _record_failures(state, [_cursor_key(backends[t], t, name) for t in targets], reports)
     finally:
         for backend in backends.values():
             if not isinstance(backend, Exception):
                 backend.close()
     return SyncReport(name, created, manifest.head.number, reports, plan)
+
+
+def _cursor_key(backend: Backend | Exception, target: Target, source: str) -> str:
+    """Where the state dir keeps this target's deliveries (as the daemon does: its URL if it can't be opened)."""
+    if isinstance(backend, Exception):
+        return redact_url(target.url)
+    return target_archive(backend, source, target).cursor_key
+
+
+def _record_failures(state: SourceState, keys: list[str], reports: list[TargetReport]) -> None:
+    """Note each failed delivery beside its cursor, so `syncd status` shows what stays queued."""
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    for key, report in zip(keys, reports):
+        if not report.ok:
+            state.record_failure(key, report.error, state.delivery(key).get("failures", 0) + 1, now, None)
 
 
 def _open(pm: pluggy.PluginManager, url: str) -> Backend | Exception:

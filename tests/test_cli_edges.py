@@ -256,6 +256,18 @@ def test_status_of_a_state_dir_shows_the_queue(phone, tmp_path):
     assert f"{offline}: has version 1, 1 version(s) pending" in text and f"{target}: has version 2, up to date" in text
 
 
+def test_status_of_a_state_dir_shows_a_target_that_never_got_anything(phone, tmp_path):
+    db, state, target = phone
+    unplugged = tmp_path / "usb"  # never there: the first version stays queued for it
+    assert "queued locally" in cli("sync", db, "--to", target, "--to", unplugged, "--state", state).stderr
+    [source] = json.loads(cli("status", "--state", state, "--json").stdout)["sources"]
+    [offline] = [t for t in source["targets"] if t["location"] == str(unplugged)]
+    assert (offline["version"], offline["pending_versions"], offline["failures"]) == (None, 1, 1)
+    assert "does not exist" in offline["error"]
+    text = cli("status", "--state", state).stdout
+    assert f"{unplugged}: has nothing yet, 1 version(s) pending" in text and "last error" in text
+
+
 def test_status_without_a_config_reads_the_default_state_dir(phone, tmp_path):
     db, _, target = phone
     assert cli("sync", db, "--to", target).exit_code == 0  # the default state dir, under $XDG_STATE_HOME
