@@ -142,10 +142,13 @@ def sync(source, targets, recipients, name, state, full, as_json):
                 if t.hint:
                     click.echo(f"    hint: {t.hint}", err=True)
     if not report.ok:
-        failed = sum(not t.ok for t in report.targets)
-        click.echo(f"error: {failed} target(s) not updated; version {report.head} stays queued locally "
-                   "and goes out on the next pass", err=True)
-        sys.exit(max(t.exit_code or 1 for t in report.targets if not t.ok))
+        failed = [t for t in report.targets if not t.ok]
+        code = max(t.exit_code or 1 for t in failed)
+        # A refused delivery (exit 2) waits for a changed command, not for the next pass.
+        when = "once the command does what the hint says" if code == 2 else "on the next pass"
+        click.echo(f"error: {len(failed)} target(s) not updated; version {report.head} stays queued locally "
+                   f"and goes out {when}", err=True)
+        sys.exit(code)
 
 
 @contextmanager
