@@ -103,11 +103,11 @@ def restore(archive: Archive, output: Path, *, number: int | None = None, at: da
     """Write the source's database as of a version (the latest by default) to `output`."""
     output = Path(output).absolute()
     if output.is_dir():
-        raise SyncdError(f"{output} is a folder", hint="give the path of the database file to write")
+        raise UsageError(f"{output} is a folder", hint="give the path of the database file to write")
     if output.exists() and not force:
         raise UsageError(f"{output} already exists", hint="choose another path, or add --force to replace it")
     if not output.parent.is_dir():
-        raise SyncdError(f"folder {output.parent} does not exist", hint="create it first")
+        raise UsageError(f"folder {output.parent} does not exist", hint="create it first")
     manifest = read_manifest(archive)
     version = choose_version(manifest, number, at)
     try:

@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import apsw
 import pytest
 import zstandard
 
@@ -372,3 +373,23 @@ def test_a_long_history_is_not_taken_for_a_dense_manifest():
     raw = manifest.to_bytes()
     assert len(raw) > syncd.manifest.DENSE_FLOOR
     assert Manifest.from_bytes(raw, "manifest.json") == manifest
+
+
+@pytest.mark.parametrize("command", ["verify", "sync"])
+def test_a_folder_swapped_for_a_symlink_is_not_followed(archived, tmp_path, command):
+    """A symlinked `objects/` would take reads (and writes) to wherever it points."""
+    elsewhere = tmp_path / "elsewhere"
+    objects = archived / SOURCE / "objects"
+    objects.rename(elsewhere)
+    objects.symlink_to(elsewhere)
+    before = sorted(p.name for p in elsewhere.iterdir())
+    db = tmp_path / "phone.db"
+    phone = apsw.Connection(str(db))
+    phone.execute("CREATE TABLE extra(x)")  # something new to send, for sync
+    phone.close()
+    args = {"verify": ["verify", "--from", str(archived)],
+            "sync": ["sync", str(db), "--to", str(archived), "--name", SOURCE, "--state", str(tmp_path / "state")]}
+    run = run_syncd(args[command], tmp_path)
+    assert run.code == 1 and "is a symlink, not a folder" in run.output, run.output
+    assert "Traceback" not in run.output
+    assert sorted(p.name for p in elsewhere.iterdir()) == before
