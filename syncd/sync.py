@@ -23,23 +23,23 @@ from pathlib import Path
 import apsw
 import pluggy
 
-from .archive import Archive, check_source_name
+from .archive.plain import Archive, check_source_name
 from .backend import Backend
-from .claims import admit, holds_archives
-from .detect import Plan, plan_changes
+from .archive.claims import admit, holds_archives
+from .capture.detect import Plan, plan_changes
 from .errors import ArchiveError, CorruptObject, PermanentError, SourceError, SyncdError, no_space
-from .fanout import HeldHooks, run_apart
+from .delivery.fanout import HeldHooks, run_apart
 from .fsutil import fsync_dir, fsync_file, private_opener
-from .manifest import Manifest, Version
-from .mirror import Mirror, remove_database
+from .archive.manifest import Manifest, Version
+from .mirror.mirror import Mirror, remove_database
 from .plugins import open_backend
 from .redact import redact_url
-from .restore import build_mirror
-from .retry import RetryingBackend
-from .sealed import SealedArchive, deliver_sealed, must_hold
-from .snapshot import WAIT_HINT, Snapshot, SnapshotStore
-from .state import SourceState, writer_id
-from .target import Target, as_target
+from .readback.restore import build_mirror
+from .delivery.retry import RetryingBackend
+from .archive.sealed import SealedArchive, deliver_sealed, must_hold
+from .capture.snapshot import WAIT_HINT, Snapshot, SnapshotStore
+from .archive.state import SourceState, writer_id
+from .delivery.target import Target, as_target
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ import pytest
 import zstandard
 
 from logical import logical_state
-from syncd import crypto
-from syncd.target import Target
+from syncd.archive import crypto
+from syncd.delivery.target import Target
 
 RECOVER = Path(__file__).resolve().parents[1] / "docs" / "recover.py"
 

@@ -14,8 +14,8 @@ import time
 from collections.abc import Callable
 from typing import BinaryIO, TypeVar
 
-from .backend import Backend, ObjectInfo
-from .errors import TransientError
+from ..backend import Backend, ObjectInfo
+from ..errors import TransientError
 
 # Tries per operation, the first one included.
 RETRY_ATTEMPTS = 5

@@ -12,7 +12,7 @@ from typing import BinaryIO
 
 import zstandard
 
-from .errors import CorruptObject
+from ..errors import CorruptObject
 
 ZSTD = "zstd"
 ZSTD_AGE = "zstd+age"

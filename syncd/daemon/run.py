@@ -31,17 +31,17 @@ from pathlib import Path
 
 import pluggy
 
-from .archive import Archive
+from ..archive.plain import Archive
 from .config import Config, SourceConfig, load_config
-from .errors import SourceError, SyncdError
-from .fanout import MAIN_THREAD_SIGNALS, HeldHooks, with_signals_blocked
+from ..errors import SourceError, SyncdError
+from ..delivery.fanout import MAIN_THREAD_SIGNALS, HeldHooks, with_signals_blocked
 from .logs import LOGGER, RepeatFilter
-from .manifest import Manifest
+from ..archive.manifest import Manifest
 from .notify import notify, watchdog_interval
-from .snapshot import file_identity
-from .plugins import open_backend
-from .state import SourceState
-from .sync import TargetReport, archive_locally, deliver_all, deliver_to, target_archive
+from ..capture.snapshot import file_identity
+from ..plugins import open_backend
+from ..archive.state import SourceState
+from ..sync import TargetReport, archive_locally, deliver_all, deliver_to, target_archive
 from .watch import Watcher
 
 # After SIGTERM, a step still running this long is abandoned, so the process is

@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 from . import codec
-from .backend import Backend, too_large
-from .errors import ArchiveError, CorruptObject, NotFound, TooLarge, UsageError
-from .fsutil import private_opener
+from ..backend import Backend, too_large
+from ..errors import ArchiveError, CorruptObject, NotFound, TooLarge, UsageError
+from ..fsutil import private_opener
 from .manifest import Manifest, ObjectRef
 
 MANIFEST = "manifest.json"

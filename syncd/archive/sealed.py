@@ -24,10 +24,10 @@ from typing import BinaryIO, Sequence
 from pyrage import x25519
 
 from . import codec, crypto
-from .archive import OBJECTS, Archive, choose_source
-from .backend import Backend
+from .plain import OBJECTS, Archive, choose_source
+from ..backend import Backend
 from .claims import admit, holds_archives
-from .errors import ArchiveError, CorruptObject, KeyProblem, PermanentError
+from ..errors import ArchiveError, CorruptObject, KeyProblem, PermanentError
 from .manifest import Manifest, ObjectRef
 from .state import WRITING, WRITTEN, SourceState, writer_id
 
