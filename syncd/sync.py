@@ -172,7 +172,7 @@ def _delivery(backend: Backend | Exception, target: Target, local: Archive, mani
 
 def deliver_all(deliveries: list[tuple[str, Callable[[HeldHooks], TargetReport]]],
                 pm: pluggy.PluginManager) -> list[TargetReport]:
-    """Run every target's delivery at once (see syncd.fanout); the reports, in order.
+    """Run every target's delivery at once (see syncd.delivery.fanout); the reports, in order.
 
     Each delivery is (where, call): `where` names the target in the report if the call
     raises, and the call gets hooks that are held, then made here once all are done.
@@ -356,7 +356,7 @@ def target_archive(backend: Backend, source: str, target: Target) -> Archive:
 
 def deliver_to(local: Archive, manifest: Manifest, archive: Archive, state: SourceState,
                pm: pluggy.PluginManager | None = None) -> TargetReport:
-    """Deliver in the clear, or encrypted to a sealed archive (see syncd.sealed).
+    """Deliver in the clear, or encrypted to a sealed archive (see syncd.archive.sealed).
 
     With `pm`, plugins hear of a target that received a version."""
     if not isinstance(archive, SealedArchive):

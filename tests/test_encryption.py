@@ -79,7 +79,7 @@ def sealed(tmp_path, pm, keys):
 
 
 def folder_of(phone) -> Path:
-    (folder,) = [p for p in phone.target.iterdir() if p.name != "_syncd"]  # _syncd: see syncd.claims
+    (folder,) = [p for p in phone.target.iterdir() if p.name != "_syncd"]  # _syncd: see syncd.archive.claims
     return folder
 
 

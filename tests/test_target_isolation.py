@@ -1,6 +1,6 @@
 """One failing target must not hold back the others: whatever it raises, however long it hangs.
 
-Every target is delivered to at once, in a thread of its own (syncd.fanout); an error
+Every target is delivered to at once, in a thread of its own (syncd.delivery.fanout); an error
 nobody foresaw (a parse error on a hostile reply, a plugin's ValueError, MemoryError)
 becomes that target's one-line failure, with the traceback in the debug log. Real
 servers on 127.0.0.1 give the hostile replies: one that answers every request with a

@@ -108,7 +108,7 @@ class CheckedReader:
 
 
 class Archive:
-    """A plain archive: the folder is named after the source (see syncd.sealed for encrypted ones)."""
+    """A plain archive: the folder is named after the source (see syncd.archive.sealed for encrypted ones)."""
 
     manifest_name = MANIFEST
 

@@ -47,7 +47,7 @@ from .watch import Watcher
 # After SIGTERM, a step still running this long is abandoned, so the process is
 # gone well within the 10 s that systemd and users expect.
 STOP_GRACE = 6.0
-# Signals that only the main thread may receive (see syncd.fanout): every other thread
+# Signals that only the main thread may receive (see syncd.delivery.fanout): every other thread
 # (watchdog's, the grace keeper, delivery workers) starts with them blocked.
 HANDLED_SIGNALS = MAIN_THREAD_SIGNALS
 # Each failure of a target doubles its wait, from DaemonSettings.retry_min up to retry_max.

@@ -83,7 +83,7 @@ class RetryingBackend:
     def create(self) -> Callable[[str, BinaryIO], None]:
         """The inner backend's exclusive create, retried; an AttributeError (so `getattr(…, None)`
         finds none) where it has none. A retry that finds its own earlier try done raises
-        AlreadyExists, which the caller resolves by reading the object (see syncd.claims)."""
+        AlreadyExists, which the caller resolves by reading the object (see syncd.archive.claims)."""
         inner = self.inner.create
 
         def create(name: str, data: BinaryIO) -> None:

@@ -79,7 +79,7 @@ def _lost(backend: Backend, state_dir: Path, checks: list[SourceCheck], folders:
 
 
 def _check_mode(backend: Backend, checks: list[SourceCheck]) -> None:
-    """Plain archives on an encrypted target, or the other way round (see syncd.claims)."""
+    """Plain archives on an encrypted target, or the other way round (see syncd.archive.claims)."""
     try:
         mark = read_mark(backend) or held_mark(backend)
     except SyncdError as e:
