@@ -352,7 +352,7 @@ def test_no_secret_reaches_logs_or_status(tmp_path):
 
 
 def test_backoff_doubles_up_to_the_cap():
-    from syncd.daemon.run import backoff
+    from syncd.delivery.retry import target_backoff as backoff
 
     assert [backoff(n, 5.0, 60.0) for n in range(1, 7)] == [5.0, 10.0, 20.0, 40.0, 60.0, 60.0]
 
