@@ -23,23 +23,23 @@ from pathlib import Path
 import apsw
 import pluggy
 
-from .archive import Archive, check_source_name
+from .archive.plain import Archive, check_source_name
 from .backend import Backend
-from .claims import admit, holds_archives
-from .detect import Plan, plan_changes
+from .archive.claims import admit, holds_archives
+from .capture.detect import Plan, plan_changes
 from .errors import ArchiveError, CorruptObject, PermanentError, SourceError, SyncdError, no_space
-from .fanout import HeldHooks, run_apart
+from .delivery.fanout import HeldHooks, run_apart
 from .fsutil import fsync_dir, fsync_file, private_opener
-from .manifest import Manifest, Version
-from .mirror import Mirror, remove_database
+from .archive.manifest import Manifest, Version
+from .mirror.mirror import Mirror, remove_database
 from .plugins import open_backend
 from .redact import redact_url
-from .restore import build_mirror
-from .retry import RetryingBackend
-from .sealed import SealedArchive, deliver_sealed, must_hold
-from .snapshot import WAIT_HINT, Snapshot, SnapshotStore
-from .state import SourceState, writer_id
-from .target import Target, as_target
+from .readback.restore import build_mirror
+from .delivery.retry import RetryingBackend
+from .archive.sealed import SealedArchive, deliver_sealed, must_hold
+from .capture.snapshot import WAIT_HINT, Snapshot, SnapshotStore
+from .archive.state import SourceState, writer_id
+from .delivery.target import Target, as_target
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +172,7 @@ def _delivery(backend: Backend | Exception, target: Target, local: Archive, mani
 
 def deliver_all(deliveries: list[tuple[str, Callable[[HeldHooks], TargetReport]]],
                 pm: pluggy.PluginManager) -> list[TargetReport]:
-    """Run every target's delivery at once (see syncd.fanout); the reports, in order.
+    """Run every target's delivery at once (see syncd.delivery.fanout); the reports, in order.
 
     Each delivery is (where, call): `where` names the target in the report if the call
     raises, and the call gets hooks that are held, then made here once all are done.
@@ -356,7 +356,7 @@ def target_archive(backend: Backend, source: str, target: Target) -> Archive:
 
 def deliver_to(local: Archive, manifest: Manifest, archive: Archive, state: SourceState,
                pm: pluggy.PluginManager | None = None) -> TargetReport:
-    """Deliver in the clear, or encrypted to a sealed archive (see syncd.sealed).
+    """Deliver in the clear, or encrypted to a sealed archive (see syncd.archive.sealed).
 
     With `pm`, plugins hear of a target that received a version."""
     if not isinstance(archive, SealedArchive):

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import apsw
 
 from .btree import PageFile, PastPageFile, Unmappable
-from .schema import read_schema
+from ..sqlite.schema import read_schema
 from .snapshot import Snapshot
 
 # Past this share of changed pages, comparing everything is as cheap and simpler.

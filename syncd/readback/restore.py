@@ -12,13 +12,13 @@ from typing import Sequence
 import apsw
 from pyrage import x25519
 
-from .archive import Archive, choose_source, list_sources
-from .backend import Backend
-from .errors import ArchiveError, CorruptObject, SyncdError, UsageError, no_space
+from ..archive.plain import Archive, choose_source, list_sources
+from ..backend import Backend
+from ..errors import ArchiveError, CorruptObject, SyncdError, UsageError, no_space
 from .export import export_database
-from .manifest import Manifest, Version
-from .mirror import Mirror, remove_database
-from .sealed import no_identity, open_sealed, sealed_folders
+from ..archive.manifest import Manifest, Version
+from ..mirror.mirror import Mirror, remove_database
+from ..archive.sealed import no_identity, open_sealed, sealed_folders
 
 
 def build_mirror(archive: Archive, manifest: Manifest, number: int, path: Path) -> Mirror:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from pyrage import x25519
 
-from .crypto import parse_recipients
+from ..archive.crypto import parse_recipients
 
 
 @dataclass(frozen=True)
