@@ -14,6 +14,7 @@ from pathlib import Path
 import apsw
 
 from syncd.archive.manifest import Manifest
+from syncd.archive.state import SourceState
 
 # Fast enough for tests; the real defaults are in syncd.daemon.config.DaemonSettings.
 FAST = {"quiet": 0.3, "rescan": 5.0, "poll": 0.5, "retry_min": 0.2, "retry_max": 1.0}
@@ -124,10 +125,16 @@ class Rig:
         manifest = self.manifest(folder, source)
         return manifest.head.number if manifest and manifest.head else 0
 
+    def delivered(self, folder: Path, source: str = "chat.db") -> int:
+        """The version the daemon has recorded as delivered to `folder` (its cursor)."""
+        cursor = SourceState(self.state, source).cursor(str(folder))
+        return cursor["version"] if cursor else 0
+
     def wait_heads(self, number: int, timeout: float = WAIT, targets: list[Path] | None = None) -> None:
-        """Until every target holds at least version `number`."""
+        """Until every target holds at least version `number`, and the daemon knows it: it checks what
+        landed after writing the manifest, so the manifest shows before the delivery is done."""
         for target in targets or self.targets:
-            wait_for(lambda: self.head(target) >= number, timeout,
+            wait_for(lambda: self.head(target) >= number and self.delivered(target) >= number, timeout,
                      lambda: f"{target.name} to hold version {number}\n{self.log()}")
 
     def status(self) -> dict:
