@@ -9,7 +9,6 @@ error, not a storm of failed logins that may lock the account.
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections.abc import Callable
 from typing import BinaryIO, TypeVar
@@ -28,8 +27,12 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def backoff_delay(retry: int, rng: Callable[[float, float], float] = random.uniform) -> float:
-    """Seconds to wait before retry number `retry` (0 for the first retry)."""
+def backoff_delay(retry: int, rng: Callable[[float, float], float] | None = None) -> float:
+    """Seconds to wait before retry number `retry` (0 for the first retry); `rng` defaults to random.uniform."""
+    if rng is None:
+        import random  # only a failure waits: a pass that goes well doesn't import it
+
+        rng = random.uniform
     return rng(0.0, min(RETRY_MAX_DELAY, RETRY_BASE_DELAY * 2 ** retry))
 
 

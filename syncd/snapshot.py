@@ -24,7 +24,6 @@ import json
 import os
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -172,6 +171,8 @@ class SnapshotStore:
             seen = []
             # Reading and digesting the file is most of a pass: two threads share it (the
             # copying and hashing release the GIL), and the rare changed block is patched here.
+            from concurrent.futures import ThreadPoolExecutor  # a pass with nothing new never reads
+
             pool = ThreadPoolExecutor(SCAN_THREADS)
             try:
                 for found, changed in pool.map(scan, range(0, size, CHUNK)):
