@@ -340,7 +340,6 @@ def base_due(manifest: Manifest) -> bool:
 def open_mirror(state: SourceState, local: Archive, manifest: Manifest) -> Mirror | None:
     """The mirror at the local archive's head; rebuilt from the archive if a crash left it elsewhere."""
     from .mirror import Mirror
-    from .restore import build_mirror
 
     head = manifest.head.number if manifest.head else 0
     if head == 0:
@@ -355,6 +354,8 @@ def open_mirror(state: SourceState, local: Archive, manifest: Manifest) -> Mirro
             if mirror.version == head:
                 return mirror
             mirror.close()
+    from .restore import build_mirror  # rarely needed: only after a crash
+
     return build_mirror(local, manifest, head, state.mirror_path)
 
 
