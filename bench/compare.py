@@ -34,7 +34,8 @@ what the setup or the run before wrote; page caches stay warm); peak RSS is the
 largest max-RSS of the runs (GNU time's %M: the process and the children it reaped).
 Also printed: the zstd -3 size of the SQLite session changeset of exactly those row
 changes (apsw `Session.diff` of `message` and `rconversation`, old file attached to the new),
-a pass that finds nothing changed against `syncd --version` (median of NOCHANGE_REPEATS), a
+a pass that finds nothing changed against `syncd --version` (median of NOCHANGE_REPEATS, taking
+turns), a
 *live WAL database* (macOS Messages: the app's commits wait in its `-wal` while the main file
 is untouched; a writer applies the same change through a connection kept open, with
 automatic checkpoints off, and the pass after it is timed, REPEATS times, each on top of the
@@ -76,7 +77,7 @@ from syncd.cli import human_size as size
 SEED = 0
 CHANGE_SEED = 1
 REPEATS = 3  # timed runs per contestant; the median is reported
-NOCHANGE_REPEATS = 5
+NOCHANGE_REPEATS = 9
 SOURCE_NAME = "EnMicroMsg.db"
 CHANGED_TABLES = ("message", "rconversation")
 ZSTD_LEVEL = 3
@@ -285,13 +286,14 @@ def syncd_change(files: Files, *, full: bool, lanes: list[Lane]) -> Row:
 
 
 def no_change_pass(lane: Lane) -> tuple[float, float]:
-    """Median wall time of a pass that finds nothing new, and of `syncd --version`."""
-    idle = []
+    """Median wall time of a pass that finds nothing new, and of `syncd --version`, taking turns
+    (so a busy moment of a shared machine falls on both, not on five runs of one)."""
+    idle, version = [], []
     for _ in range(NOCHANGE_REPEATS):
         report, result = lane.sync()
         assert not report["changed"], report
         idle.append(result.wall)
-    version = [run([syncd_bin(), "--version"]).wall for _ in range(NOCHANGE_REPEATS)]
+        version.append(run([syncd_bin(), "--version"]).wall)
     return statistics.median(idle), statistics.median(version)
 
 
