@@ -1,3 +1,19 @@
-"""syncd: keeps every version of a phone's chat database on storage you own."""
+"""syncd: keeps every version of a phone's chat database on storage you own.
+
+The packages follow the data, and imports point one way: a module imports from
+its own package and from layers below it, never from a peer or a layer above
+(`tests/test_layers.py` checks every module):
+
+    __main__ → cli → demo, testing   skins (and the plugin authors' kit)
+    daemon/                          the long-running skin: config, watch, run, status, notify, service, logs
+    sync                             one pass: capture → mirror → archive locally → deliver
+    delivery/, readback/             to targets (target, retry, fanout); back from them (restore, export, verify)
+    archive/                         the format: plain, manifest, codec, claims, crypto, sealed, local state
+    mirror/                          the rows as a working copy
+    capture/                         the phone's file: snapshot, b-tree pages, change detection
+    sqlite/                          schema reading, hardened connections
+    backend, plugins, errors         ground: the public plugin API, stable paths for plugin authors
+    fsutil, redact, samples          ground every layer may use
+"""
 
 __version__ = "0.1.0"

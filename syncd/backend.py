@@ -53,7 +53,7 @@ class Backend(Protocol):
     - Optionally, `create(name, data)` writes like `write` but only if `name` is
       free, atomically against a concurrent `create`, and raises
       `syncd.errors.AlreadyExists` otherwise. Without it, syncd claims a source
-      by check, write and read back (see syncd.claims), which a race can beat.
+      by check, write and read back (see syncd.archive.claims), which a race can beat.
     - Every failure MUST be a `TransientError` (worth retrying) or a
       `PermanentError`, with a message that names the target but holds no secret.
     - `from_url(url, **options)` MUST only parse: no network, no access to the

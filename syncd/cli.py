@@ -83,13 +83,13 @@ IDENTITY_HELP = ("An age identity file, for an encrypted target (a passphrase-pr
 
 
 def _identities(identity: Path | None) -> list:
-    from .crypto import load_identities
+    from .archive.crypto import load_identities
 
     return load_identities(identity) if identity else []
 
 
 def _state(state: Path | None) -> Path:
-    from .state import default_state_dir
+    from .archive.state import default_state_dir
 
     return state or default_state_dir()
 
@@ -117,7 +117,7 @@ def sync(source, targets, recipients, name, state, full, as_json):
     """Archive what changed in SOURCE as a new version and update every target."""
     from .plugins import plugin_manager
     from .sync import sync as run_sync
-    from .target import Target
+    from .delivery.target import Target
 
     targets = [Target(url, recipients) for url in targets]
     report = run_sync(source, targets, state_dir=_state(state), pm=plugin_manager(), name=name, full=full)
@@ -155,7 +155,7 @@ def sync(source, targets, recipients, name, state, full, as_json):
 def _archive(target: str, source: str | None, identity: Path | None):
     """The source's archive on TARGET (decrypted with the identity, if given), closed afterwards."""
     from .plugins import open_backend, plugin_manager
-    from .restore import open_archive
+    from .readback.restore import open_archive
 
     identities = _identities(identity)
     backend = open_backend(plugin_manager(), target)
@@ -176,7 +176,7 @@ def _archive(target: str, source: str | None, identity: Path | None):
 @reports_errors
 def restore(output, target, source, number, at, force, identity):
     """Rebuild the database as it was at a version, from TARGET alone, into OUTPUT."""
-    from .restore import restore as run_restore
+    from .readback.restore import restore as run_restore
 
     moment = _moment(at)
     with _archive(target, source, identity) as archive:
@@ -193,9 +193,9 @@ def restore(output, target, source, number, at, force, identity):
 @reports_errors
 def log(target, source, as_json, identity):
     """List the versions a target holds, oldest first."""
-    from .restore import read_manifest
+    from .readback.restore import read_manifest
 
-    from .claims import mode_warning
+    from .archive.claims import mode_warning
 
     with _archive(target, source, identity) as archive:
         manifest = read_manifest(archive)
@@ -224,7 +224,7 @@ def log(target, source, as_json, identity):
 @reports_errors
 def verify(target, source, config_file, identity, state, as_json):
     """Check every object on TARGET (or every configured target) against its manifest and hash chain."""
-    from .config import load_config
+    from .daemon.config import load_config
     from .plugins import open_backend, plugin_manager
 
     pm, identities = plugin_manager(), _identities(identity)
@@ -251,7 +251,7 @@ def verify(target, source, config_file, identity, state, as_json):
 
 def _verify_one(backend, source: str | None, identities: list, state: Path | None, as_json: bool) -> dict:
     """Verify one target (closing its backend), print its report as text unless JSON is wanted, and return it."""
-    from .verify import verify as run_verify
+    from .readback.verify import verify as run_verify
 
     try:
         checks = run_verify(backend, [source] if source else None, identities=identities, state_dir=state)
@@ -282,7 +282,7 @@ def _verify_one(backend, source: str | None, identities: list, state: Path | Non
 @reports_errors
 def keygen(out):
     """Create an age identity for encrypted targets and print its public recipient."""
-    from .crypto import keygen as run_keygen
+    from .archive.crypto import keygen as run_keygen
 
     click.echo(run_keygen(out))
     click.echo(f"wrote the identity (the secret key) to {out}: keep it safe, and a copy away from your targets",
@@ -323,8 +323,8 @@ def demo(workdir):
 @reports_errors
 def run(config_file):
     """Watch every configured source and keep every target in sync until stopped."""
-    from .daemon import run_daemon
-    from .logs import setup_logging
+    from .daemon.run import run_daemon
+    from .daemon.logs import setup_logging
     from .plugins import plugin_manager
 
     setup_logging()
@@ -342,9 +342,9 @@ def status(config_file, state, as_json):
     """Show each source's versions and last error, and what each target has, lacks and last failed on.
 
     Reads the daemon's config if there is one; otherwise (or with --state alone) the state dir."""
-    from .config import default_config_path, load_config
+    from .daemon.config import default_config_path, load_config
     from .plugins import plugin_manager
-    from .status import status as read_status
+    from .daemon.status import status as read_status
 
     with_config = config_file or (state is None and default_config_path().exists())
     config = load_config(config_file) if with_config else None
@@ -383,7 +383,7 @@ def config():
 def config_check(config_file):
     """Read the config file, open every target as the daemon will (no network), and name the first
     field that can't be used."""
-    from .config import check_targets, load_config
+    from .daemon.config import check_targets, load_config
     from .plugins import plugin_manager
 
     cfg = load_config(config_file)
@@ -399,7 +399,7 @@ def config_check(config_file):
 @config.command("sample")
 def config_sample():
     """Print a sample config file and where it goes."""
-    from .config import SAMPLE, default_config_path
+    from .daemon.config import SAMPLE, default_config_path
 
     click.echo(f"# save as {default_config_path()}\n{SAMPLE}", nl=False)
 
@@ -417,7 +417,7 @@ def service():
 @reports_errors
 def service_install(unit_dir, config_file):
     """Write the syncd units for this installation and print the systemctl commands to start them."""
-    from .service import default_unit_dir, install_units, installed_executable, next_steps
+    from .daemon.service import default_unit_dir, install_units, installed_executable, next_steps
 
     unit_dir = unit_dir or default_unit_dir()
     config_path = config_file.expanduser().absolute() if config_file else None

@@ -11,10 +11,10 @@ from typing import Callable
 import apsw
 
 from . import samples
-from .archive import Archive
+from .archive.plain import Archive
 from .errors import UsageError
 from .plugins import open_backend, plugin_manager
-from .restore import restore
+from .readback.restore import restore
 from .sync import sync
 
 SAMPLE_MESSAGES = 2_000

@@ -22,7 +22,7 @@ from .backend import Backend
 from .errors import PermanentError, UnusableTarget
 
 if TYPE_CHECKING:
-    from .manifest import Version
+    from .archive.manifest import Version
 
 PROJECT = "syncd"
 hookspec = pluggy.HookspecMarker(PROJECT)

@@ -22,22 +22,22 @@ from typing import TYPE_CHECKING
 import apsw
 import pluggy
 
-from .archive import Archive, check_source_name
+from .archive.plain import Archive, check_source_name
 from .backend import Backend
-from .detect import Plan, plan_changes
+from .capture.detect import Plan, plan_changes
 from .errors import ArchiveError, CorruptObject, PermanentError, SourceError, SyncdError, no_space
-from .fanout import HeldHooks, run_apart
+from .delivery.fanout import HeldHooks, run_apart
 from .fsutil import fsync_dir, fsync_file, private_opener
-from .manifest import Manifest, Version
+from .archive.manifest import Manifest, Version
 from .plugins import open_backend
 from .redact import redact_url
-from .retry import RetryingBackend
-from .snapshot import WAIT_HINT, Snapshot, SnapshotStore
-from .state import SourceState, writer_id
-from .target import Target, as_target
+from .delivery.retry import RetryingBackend
+from .capture.snapshot import WAIT_HINT, Snapshot, SnapshotStore
+from .archive.state import SourceState, writer_id
+from .delivery.target import Target, as_target
 
 if TYPE_CHECKING:
-    from .mirror import Mirror
+    from .mirror.mirror import Mirror
 
 # A pass that finds nothing new imports only what it uses (the mirror, restore, encryption and
 # the target claims are imported where a change or a repair needs them): issue 11 holds it to
@@ -174,7 +174,7 @@ def _delivery(backend: Backend | Exception, target: Target, local: Archive, mani
 
 def deliver_all(deliveries: list[tuple[str, Callable[[HeldHooks], TargetReport]]],
                 pm: pluggy.PluginManager) -> list[TargetReport]:
-    """Run every target's delivery at once (see syncd.fanout); the reports, in order.
+    """Run every target's delivery at once (see syncd.delivery.fanout); the reports, in order.
 
     Each delivery is (where, call): `where` names the target in the report if the call
     raises, and the call gets hooks that are held, then made here once all are done.
@@ -279,7 +279,7 @@ def _record_first(state: SourceState, local: Archive, manifest: Manifest, snapsh
     """The first version is a base: the whole mirror, built in a new file."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from .mirror import Mirror, remove_database
+    from .mirror.mirror import Mirror, remove_database
 
     building = state.mirror_path.with_suffix(".new")
     remove_database(building)
@@ -339,7 +339,7 @@ def base_due(manifest: Manifest) -> bool:
 
 def open_mirror(state: SourceState, local: Archive, manifest: Manifest) -> Mirror | None:
     """The mirror at the local archive's head; rebuilt from the archive if a crash left it elsewhere."""
-    from .mirror import Mirror
+    from .mirror.mirror import Mirror
 
     head = manifest.head.number if manifest.head else 0
     if head == 0:
@@ -354,7 +354,7 @@ def open_mirror(state: SourceState, local: Archive, manifest: Manifest) -> Mirro
             if mirror.version == head:
                 return mirror
             mirror.close()
-    from .restore import build_mirror  # rarely needed: only after a crash
+    from .readback.restore import build_mirror  # rarely needed: only after a crash
 
     return build_mirror(local, manifest, head, state.mirror_path)
 
@@ -363,19 +363,19 @@ def target_archive(backend: Backend, source: str, target: Target) -> Archive:
     """How `source` is laid out on a target: in the clear, or sealed to its recipients."""
     if not target.encrypted:
         return Archive(backend, source)
-    from .sealed import SealedArchive
+    from .archive.sealed import SealedArchive
 
     return SealedArchive.for_source(backend, source, target.recipients())
 
 
 def deliver_to(local: Archive, manifest: Manifest, archive: Archive, state: SourceState,
                pm: pluggy.PluginManager | None = None) -> TargetReport:
-    """Deliver in the clear, or encrypted to a sealed archive (see syncd.sealed).
+    """Deliver in the clear, or encrypted to a sealed archive (see syncd.archive.sealed).
 
     With `pm`, plugins hear of a target that received a version."""
     if not archive.sealed:
         return deliver(local, manifest, archive, state, pm)
-    from .sealed import deliver_sealed
+    from .archive.sealed import deliver_sealed
 
     sealed = archive
     try:
@@ -401,8 +401,8 @@ def deliver(local: Archive, manifest: Manifest, target: Archive, state: SourceSt
         # What a pass with nothing new costs: one listing, which also catches a lost or truncated object.
         if cursor and cursor["hash"] == head.hash and not target.lacks(len(raw), manifest.objects()):
             return TargetReport(target.location, True, head.number)
-        from .claims import admit, holds_archives
-        from .sealed import must_hold
+        from .archive.claims import admit, holds_archives
+        from .archive.sealed import must_hold
 
         record = admit(target.backend, target.folder, local.source, writer_id(state.state_dir))
         remote = target.manifest()

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from logical import logical_state
-from syncd.archive import Archive
+from syncd.archive.plain import Archive
 from syncd.plugins import open_backend, plugin_manager
-from syncd.restore import restore
+from syncd.readback.restore import restore
 from syncd.sync import sync
 from syncd.testing import with_test_backends
 
@@ -39,8 +39,8 @@ def scratch_dir() -> tempfile.TemporaryDirectory:
 @pytest.fixture(autouse=True)
 def quick_retries(monkeypatch):
     """Keep the retry wrapper's backoff, not its number of tries, short in tests."""
-    monkeypatch.setattr("syncd.retry.RETRY_BASE_DELAY", 0.01)
-    monkeypatch.setattr("syncd.retry.RETRY_MAX_DELAY", 0.05)
+    monkeypatch.setattr("syncd.delivery.retry.RETRY_BASE_DELAY", 0.01)
+    monkeypatch.setattr("syncd.delivery.retry.RETRY_MAX_DELAY", 0.05)
 
 
 @pytest.fixture(scope="session")

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import apsw
 
-from syncd.manifest import Manifest
+from syncd.archive.manifest import Manifest
 
-# Fast enough for tests; the real defaults are in syncd.config.DaemonSettings.
+# Fast enough for tests; the real defaults are in syncd.daemon.config.DaemonSettings.
 FAST = {"quiet": 0.3, "rescan": 5.0, "poll": 0.5, "retry_min": 0.2, "retry_max": 1.0}
 WAIT = 60.0  # generous: shared machines stall
 

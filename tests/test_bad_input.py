@@ -499,7 +499,7 @@ def test_restore_at_a_time_before_the_first_version(archived, tmp_path):
 def test_restore_into_a_missing_folder(archived, tmp_path):
     folder = tmp_path / "no" / "such"
     result = cli("restore", "--from", archived.target, folder / "out.db")
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # a usage error, like restoring over a file without --force
     line, _ = error_lines(result.stderr, hint=True)
     assert str(folder) in line and "does not exist" in line
     assert not (tmp_path / "no").exists()
@@ -510,7 +510,7 @@ def test_restore_with_force_onto_a_directory(archived, tmp_path):
     folder.mkdir()
     (folder / "keep.txt").write_text("keep")
     result = cli("restore", "--from", archived.target, "--force", folder)
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     line = error_lines(result.stderr, hint="hint:" in result.stderr)[0]
     assert str(folder) in line
     assert (folder / "keep.txt").read_text() == "keep"

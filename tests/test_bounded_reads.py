@@ -20,15 +20,16 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import apsw
 import pytest
 import zstandard
 
 import syncd.backend
-import syncd.codec
-import syncd.manifest
+import syncd.archive.codec
+import syncd.archive.manifest
 import syncd_webdav
 from syncd.errors import CorruptObject, PermanentError, TooLarge, TransientError
-from syncd.manifest import Manifest, ObjectRef
+from syncd.archive.manifest import Manifest, ObjectRef
 from syncd.samples import create_wechat
 from syncd_folder import FolderBackend
 from syncd_rclone import RcloneBackend
@@ -170,15 +171,15 @@ def test_a_zstd_bomb_is_stopped_at_the_decode_cap(archived, tmp_path, bomb, comm
         ["restore", "--from", str(archived), str(tmp_path / "out.db")]
     run = run_syncd(args, tmp_path)
     assert run.code == 1 and "expands to more than" in run.output, run.output
-    assert syncd.codec.decoded_limit(len(bomb)) < BOMB_SIZE  # the cap, not the disk, stopped it
+    assert syncd.archive.codec.decoded_limit(len(bomb)) < BOMB_SIZE  # the cap, not the disk, stopped it
     assert not (tmp_path / "out.db").exists()
 
 
 def test_decoding_stops_at_the_cap_before_writing_past_it(bomb):
     out = io.BytesIO()
     with pytest.raises(CorruptObject, match="expands to more than"):
-        syncd.codec.decode(io.BytesIO(bomb), out, syncd.codec.ZSTD, "bomb")
-    assert len(out.getvalue()) == syncd.codec.decoded_limit(len(bomb))
+        syncd.archive.codec.decode(io.BytesIO(bomb), out, syncd.archive.codec.ZSTD, "bomb")
+    assert len(out.getvalue()) == syncd.archive.codec.decoded_limit(len(bomb))
 
 
 # -- a hostile HTTP server --------------------------------------------------------
@@ -370,5 +371,25 @@ def test_a_long_history_is_not_taken_for_a_dense_manifest():
         ref = ObjectRef(f"objects/{number:010d}-{kind}-{digest[:32]}.zst", 100, digest, "zstd")
         manifest = manifest.append({"added": 1, "changed": 0, "deleted": 0}, **{kind: ref})
     raw = manifest.to_bytes()
-    assert len(raw) > syncd.manifest.DENSE_FLOOR
+    assert len(raw) > syncd.archive.manifest.DENSE_FLOOR
     assert Manifest.from_bytes(raw, "manifest.json") == manifest
+
+
+@pytest.mark.parametrize("command", ["verify", "sync"])
+def test_a_folder_swapped_for_a_symlink_is_not_followed(archived, tmp_path, command):
+    """A symlinked `objects/` would take reads (and writes) to wherever it points."""
+    elsewhere = tmp_path / "elsewhere"
+    objects = archived / SOURCE / "objects"
+    objects.rename(elsewhere)
+    objects.symlink_to(elsewhere)
+    before = sorted(p.name for p in elsewhere.iterdir())
+    db = tmp_path / "phone.db"
+    phone = apsw.Connection(str(db))
+    phone.execute("CREATE TABLE extra(x)")  # something new to send, for sync
+    phone.close()
+    args = {"verify": ["verify", "--from", str(archived)],
+            "sync": ["sync", str(db), "--to", str(archived), "--name", SOURCE, "--state", str(tmp_path / "state")]}
+    run = run_syncd(args[command], tmp_path)
+    assert run.code == 1 and "is a symlink, not a folder" in run.output, run.output
+    assert "Traceback" not in run.output
+    assert sorted(p.name for p in elsewhere.iterdir()) == before

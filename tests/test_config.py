@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from syncd.cli import main
-from syncd.config import SAMPLE, ConfigError, DaemonSettings, load_config, redact_url
+from syncd.daemon.config import SAMPLE, ConfigError, DaemonSettings, load_config, redact_url
 
 GOOD = """
 state_dir = "/var/tmp/syncd-state"
@@ -127,7 +127,7 @@ def test_config_check_command(tmp_path):
 
 
 def test_encrypt_to_is_checked_when_the_config_is_read(tmp_path):
-    from syncd.config import load_config
+    from syncd.daemon.config import load_config
     from syncd.errors import UsageError
 
     path = tmp_path / "config.toml"

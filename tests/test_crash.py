@@ -11,9 +11,9 @@ import time
 
 from daemon_rig import Rig, wait_for
 from logical import logical_state
-from syncd.archive import Archive
+from syncd.archive.plain import Archive
 from syncd.plugins import open_backend
-from syncd.restore import restore
+from syncd.readback.restore import restore
 
 KILLS = int(os.environ.get("SYNCD_KILLS", "15"))
 # Big enough that a pass (snapshot, diff, local commit, uploads) takes a noticeable

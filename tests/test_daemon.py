@@ -17,11 +17,11 @@ from click.testing import CliRunner
 
 from daemon_rig import Rig, wait_for
 from logical import logical_state
-from syncd.archive import Archive
+from syncd.archive.plain import Archive
 from syncd.cli import main
 from syncd.plugins import open_backend
-from syncd.restore import restore
-from syncd.verify import verify
+from syncd.readback.restore import restore
+from syncd.readback.verify import verify
 from syncd_folder import FolderBackend
 
 SCHEMA = ("CREATE TABLE message(id INTEGER PRIMARY KEY, talker TEXT, body TEXT);"
@@ -267,7 +267,7 @@ def test_run_without_a_config_says_what_to_write_and_where(tmp_path):
 HANGING_DAEMON = """
 import sys, time
 from pathlib import Path
-from syncd import daemon
+from syncd.daemon import run as daemon
 from syncd.plugins import plugin_manager
 
 def hanging_deliver(*args):
@@ -301,7 +301,7 @@ def test_a_step_outliving_the_grace_period_is_abandoned(rig):
 
 def _run_in_process_until(rig: Rig, pm, done) -> None:
     """Run a Daemon in this process (signals need the main thread) until `done()`, then SIGTERM it."""
-    from syncd.daemon import Daemon
+    from syncd.daemon.run import Daemon
 
     def stop_when_done():
         try:
@@ -316,7 +316,7 @@ def _run_in_process_until(rig: Rig, pm, done) -> None:
 
 def test_rescan_catches_changes_whose_events_were_lost(tmp_path, pm, monkeypatch):
     """inotify drops events when its queue overflows: the periodic rescan still sees the change."""
-    from syncd import watch
+    from syncd.daemon import watch
 
     rig = Rig(tmp_path, rescan=0.5)
     rig.execute(SCHEMA)
@@ -352,7 +352,7 @@ def test_no_secret_reaches_logs_or_status(tmp_path):
 
 
 def test_backoff_doubles_up_to_the_cap():
-    from syncd.daemon import backoff
+    from syncd.delivery.retry import target_backoff as backoff
 
     assert [backoff(n, 5.0, 60.0) for n in range(1, 7)] == [5.0, 10.0, 20.0, 40.0, 60.0, 60.0]
 
@@ -382,8 +382,8 @@ def test_backoff_goes_on_after_a_restart(tmp_path):
 
 def test_a_configured_encrypted_target_gets_only_ciphertext(rig, pm, tmp_path):
     """`encrypt_to = [...]` in a [[target]]: the daemon needs only the recipient; restore needs the key."""
-    from syncd.crypto import keygen, load_identities
-    from syncd.restore import open_archive
+    from syncd.archive.crypto import keygen, load_identities
+    from syncd.readback.restore import open_archive
 
     identity = tmp_path / "key.txt"
     recipient = keygen(identity)

@@ -19,15 +19,15 @@ from test_bad_input import cli, error_lines
 
 from conftest import Harness
 from daemon_rig import Rig, wait_for
-from syncd import archive as archive_module
-from syncd import claims, crypto
+from syncd.archive import plain as archive_module
+from syncd.archive import claims, crypto
 from syncd.errors import AlreadyExists
 from syncd.plugins import open_backend
-from syncd.sealed import SealedArchive
+from syncd.archive.sealed import SealedArchive
 from syncd.sync import sync
-from syncd.target import Target
+from syncd.delivery.target import Target
 from syncd.testing import MemoryBackend
-from syncd.verify import verify
+from syncd.readback.verify import verify
 from syncd_webdav import WebDAVBackend
 
 SCHEMA = "CREATE TABLE message(id INTEGER PRIMARY KEY, body TEXT); INSERT INTO message VALUES (1, 'hello')"

@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 from conftest import Harness, scratch_dir
 from syncd import samples
-from syncd.btree import PageFile, PastPageFile, Unmappable
-from syncd.detect import merge
+from syncd.capture.btree import PageFile, PastPageFile, Unmappable
+from syncd.capture.detect import merge
 from syncd.errors import SourceError
 from syncd.sync import sync
 from test_property import SCHEMA, apply_operation, operations
@@ -175,7 +175,7 @@ def test_full_can_be_asked_for(wechat):
 
 def test_an_interrupted_pass_falls_back_to_full(wechat, monkeypatch):
     change(wechat, samples.wechat_new_messages, 5)
-    from syncd.mirror import Mirror
+    from syncd.mirror.mirror import Mirror
 
     def crash(self, version):
         raise KeyboardInterrupt

@@ -21,14 +21,14 @@ from test_faults import TornManifest
 
 from conftest import Harness
 from logical import logical_state
-from syncd import archive as archive_module
-from syncd import crypto
+from syncd.archive import plain as archive_module
+from syncd.archive import crypto
 from syncd.errors import CorruptObject, KeyProblem, TransientError
 from syncd.plugins import open_backend
-from syncd.restore import open_archive, restore
-from syncd.sealed import SealedArchive, open_sealed
-from syncd.target import Target
-from syncd.verify import verify
+from syncd.readback.restore import open_archive, restore
+from syncd.archive.sealed import SealedArchive, open_sealed
+from syncd.delivery.target import Target
+from syncd.readback.verify import verify
 
 SOURCE = "EnMicroMsg.db"
 SECRETS = ["今晚七点在老地方见，别告诉任何人", "the spare key is under the blue flowerpot", "wxid_k8s2alice",
@@ -79,7 +79,7 @@ def sealed(tmp_path, pm, keys):
 
 
 def folder_of(phone) -> Path:
-    (folder,) = [p for p in phone.target.iterdir() if p.name != "_syncd"]  # _syncd: see syncd.claims
+    (folder,) = [p for p in phone.target.iterdir() if p.name != "_syncd"]  # _syncd: see syncd.archive.claims
     return folder
 
 
@@ -294,7 +294,7 @@ def test_a_pass_stopped_after_the_remote_manifest_write_carries_on(sealed, keys,
     def power_cut(*args):
         raise KeyboardInterrupt("power cut")
 
-    monkeypatch.setattr("syncd.state.SourceState.settle_sealed", power_cut)
+    monkeypatch.setattr("syncd.archive.state.SourceState.settle_sealed", power_cut)
     with pytest.raises(KeyboardInterrupt):
         sealed.sync(sealed.to)
     monkeypatch.undo()
@@ -425,7 +425,7 @@ def test_objects_a_failed_pass_uploaded_are_not_sent_again(sealed, keys, monkeyp
     def connection_reset(*args):
         raise TransientError("connection reset")
 
-    monkeypatch.setattr("syncd.sealed.SealedArchive.write_sealed_manifest", connection_reset)
+    monkeypatch.setattr("syncd.archive.sealed.SealedArchive.write_sealed_manifest", connection_reset)
     assert not sealed.sync(sealed.to).ok
     monkeypatch.undo()
     uploaded = set(objects_of(sealed)) - before

@@ -15,12 +15,12 @@ from servers import PASSWORD, USER, fresh_path
 from test_local_first import add_message, phone  # noqa: F401 - `phone` is a fixture: a one-table chat db
 
 import syncd_webdav
-from syncd import archive as archive_module
-from syncd.archive import Archive
+from syncd.archive import plain as archive_module
+from syncd.archive.plain import Archive
 from syncd.cli import main
 from syncd.errors import CorruptObject, NotFound, TransientError
-from syncd.restore import restore
-from syncd.retry import RetryingBackend
+from syncd.readback.restore import restore
+from syncd.delivery.retry import RetryingBackend
 from syncd.testing import MemoryBackend
 from syncd_webdav import WebDAVBackend
 

@@ -13,8 +13,8 @@ import pytest
 import zstandard
 
 from logical import logical_state
-from syncd import crypto
-from syncd.target import Target
+from syncd.archive import crypto
+from syncd.delivery.target import Target
 
 RECOVER = Path(__file__).resolve().parents[1] / "docs" / "recover.py"
 
@@ -76,7 +76,7 @@ def test_an_encrypted_target_rebuilds_by_hand_with_age(harness, tmp_path):
     key = tmp_path / "key.txt"
     to = [Target(str(harness.target), [crypto.keygen(key)])]
     archive(harness, lambda: harness.sync(to))
-    (folder,) = [p for p in harness.target.iterdir() if p.name != "_syncd"]  # _syncd: see syncd.claims
+    (folder,) = [p for p in harness.target.iterdir() if p.name != "_syncd"]  # _syncd: see syncd.archive.claims
 
     def age_decrypt(src: Path, dst: Path) -> Path:
         subprocess.run(["age", "-d", "-i", str(key), "-o", str(dst), str(src)], check=True)

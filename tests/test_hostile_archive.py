@@ -29,8 +29,8 @@ from test_bad_input import error_lines, run_syncd
 from conftest import Harness
 from logical import logical_state
 from test_format import rebuild_every_version
-from syncd import crypto
-from syncd.manifest import Manifest, ObjectRef, Version
+from syncd.archive import crypto
+from syncd.archive.manifest import Manifest, ObjectRef, Version
 
 SOURCE = "chat.db"
 SCHEMA = """

@@ -9,8 +9,8 @@ from logical import logical_state
 
 from syncd import sync as sync_module
 from syncd.errors import TransientError
-from syncd.mirror import Mirror
-from syncd.verify import verify
+from syncd.mirror.mirror import Mirror
+from syncd.readback.verify import verify
 from syncd_folder import FolderBackend
 
 SCHEMA = "CREATE TABLE message(id INTEGER PRIMARY KEY, body TEXT); INSERT INTO message VALUES (1, 'hello')"

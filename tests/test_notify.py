@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from syncd.notify import notify, watchdog_interval
+from syncd.daemon.notify import notify, watchdog_interval
 
 
 @pytest.fixture(params=["path", "abstract"])

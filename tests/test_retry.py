@@ -6,9 +6,9 @@ import io
 
 import pytest
 
-from syncd import retry
+from syncd.delivery import retry
 from syncd.errors import NotFound, PermanentError, TransientError
-from syncd.retry import RetryingBackend, backoff_delay
+from syncd.delivery.retry import RetryingBackend, backoff_delay
 from syncd.testing import MemoryBackend
 
 

@@ -20,12 +20,12 @@ from servers import PASSWORD, USER, rclone
 from test_local_first import add_message, phone  # noqa: F401 - `phone` is a fixture: a one-table chat db
 
 import syncd_rclone
-from syncd import crypto
-from syncd.archive import Archive
+from syncd.archive import crypto
+from syncd.archive.plain import Archive
 from syncd.redact import read_remote, redact_url
-from syncd.snapshot import SnapshotStore
+from syncd.capture.snapshot import SnapshotStore
 from syncd.sync import sync
-from syncd.target import Target
+from syncd.delivery.target import Target
 from syncd_rclone import RcloneBackend, rclone_binary
 
 # -- item 8: connection-string secrets ------------------------------------------------------
@@ -239,7 +239,7 @@ CRASHING_WRITER = """
 import sys, tempfile, threading
 from pathlib import Path
 from syncd.fsutil import atomic_write
-from syncd.state import SourceState
+from syncd.archive.state import SourceState
 from syncd_folder import FolderBackend
 
 state, target = SourceState(sys.argv[1], "chat.db"), FolderBackend(Path(sys.argv[2]))

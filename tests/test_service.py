@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from syncd.cli import main
-from syncd.service import REPOSITORY_EXECUTABLE, UNITS, installed_executable, render_units
+from syncd.daemon.service import REPOSITORY_EXECUTABLE, UNITS, installed_executable, render_units
 
 REPOSITORY_UNITS = Path(__file__).resolve().parents[1] / "systemd"
 

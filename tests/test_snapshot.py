@@ -8,9 +8,9 @@ from pathlib import Path
 import apsw
 import pytest
 
-from syncd import snapshot as snapshot_module
+from syncd.capture import snapshot as snapshot_module
 from syncd.errors import SourceError
-from syncd.snapshot import SnapshotStore
+from syncd.capture.snapshot import SnapshotStore
 
 
 @pytest.fixture

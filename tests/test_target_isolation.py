@@ -1,6 +1,6 @@
 """One failing target must not hold back the others: whatever it raises, however long it hangs.
 
-Every target is delivered to at once, in a thread of its own (syncd.fanout); an error
+Every target is delivered to at once, in a thread of its own (syncd.delivery.fanout); an error
 nobody foresaw (a parse error on a hostile reply, a plugin's ValueError, MemoryError)
 becomes that target's one-line failure, with the traceback in the debug log. Real
 servers on 127.0.0.1 give the hostile replies: one that answers every request with a
@@ -27,9 +27,9 @@ import syncd_webdav
 from daemon_rig import Rig, wait_for
 from servers import USER, fresh_path
 from syncd.cli import main
-from syncd.manifest import Manifest
+from syncd.archive.manifest import Manifest
 from syncd.plugins import hookimpl, plugin_manager
-from syncd.state import SourceState, writer_id
+from syncd.archive.state import SourceState, writer_id
 from syncd.sync import sync
 from test_local_first import SCHEMA as ONE_MESSAGE
 
@@ -232,7 +232,7 @@ def test_a_webdav_reply_that_is_not_xml_fails_only_that_target(phone, tmp_path, 
 def test_a_target_that_never_answers_delays_no_other(phone, tmp_path, pm, silent, monkeypatch):
     timeout = 4.0
     monkeypatch.setattr(syncd_webdav, "REQUEST_TIMEOUT", timeout)
-    monkeypatch.setattr("syncd.retry.RETRY_ATTEMPTS", 1)
+    monkeypatch.setattr("syncd.delivery.retry.RETRY_ATTEMPTS", 1)
     first, alone, beside = folders(tmp_path, "first", "alone", "beside")
     state = tmp_path / "state"
     assert sync(phone, [str(first)], state_dir=state, pm=pm).ok  # version 1, archived locally

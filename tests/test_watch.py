@@ -10,9 +10,9 @@ import threading
 
 import pytest
 
-from syncd import watch
-from syncd.snapshot import file_identity as signature
-from syncd.watch import Watcher, filesystem_type, needs_polling
+from syncd.daemon import watch
+from syncd.capture.snapshot import file_identity as signature
+from syncd.daemon.watch import Watcher, filesystem_type, needs_polling
 
 MOUNTINFO = """\
 22 27 0:21 / /proc rw,relatime - proc proc rw

@@ -55,7 +55,14 @@ class FolderBackend:
     def _path(self, name: str) -> Path:
         if name.startswith("/") or ".." in name.split("/"):
             raise ValueError(f"invalid object name {name!r}")
-        return self.root / name
+        path = self.root / name
+        # Whoever else writes to the share could swap a folder for a symlink and take reads and
+        # writes out of the target (O_NOFOLLOW guards only the last part of a path).
+        for folder in list(path.parents)[: name.count("/")]:
+            if folder.is_symlink():
+                raise PermanentError(f"target folder {self.root}: {folder.relative_to(self.root)} is a symlink, "
+                                     "not a folder", hint="a target's folders must be its own: check the share")
+        return path
 
     def _check_root(self) -> None:
         if not self.root.is_dir():

@@ -22,13 +22,13 @@ import apsw
 import pytest
 
 from syncd import samples
-from syncd.archive import Archive
-from syncd.detect import plan_changes
-from syncd.mirror import Mirror
+from syncd.archive.plain import Archive
+from syncd.capture.detect import plan_changes
+from syncd.mirror.mirror import Mirror
 from syncd.plugins import open_backend
-from syncd.restore import restore
-from syncd.snapshot import SnapshotStore
-from syncd.state import SourceState
+from syncd.readback.restore import restore
+from syncd.capture.snapshot import SnapshotStore
+from syncd.archive.state import SourceState
 from syncd.sync import sync
 
 SIZES = [20_000, 100_000, 400_000]  # messages

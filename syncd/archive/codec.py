@@ -1,7 +1,7 @@
 """How object bytes are stored: each object records its codec in the manifest.
 
 Every object is a zstd frame; on an encrypted target (`zstd+age`) that frame is
-age-encrypted too, which syncd.sealed adds and removes around this module.
+age-encrypted too, which syncd.archive.sealed adds and removes around this module.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import hashlib
 import os
 from typing import BinaryIO
 
-from .errors import CorruptObject
+from ..errors import CorruptObject
 
 ZSTD = "zstd"
 ZSTD_AGE = "zstd+age"

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import apsw
 
-from .errors import SourceError
+from ..errors import SourceError
 from .guard import altered
 
 # The settings that make two databases "the same" beyond their rows. Only WAL is

@@ -30,8 +30,8 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .errors import SyncdError
-from .fsutil import PRIVATE_DIR, PRIVATE_FILE, atomic_write, fsync_dir, private_dirs, private_opener, sweep_temps
+from ..errors import SyncdError
+from ..fsutil import PRIVATE_DIR, PRIVATE_FILE, atomic_write, fsync_dir, private_dirs, private_opener, sweep_temps
 
 WRITTEN, WRITING, UPLOADED = "written", "writing", "uploaded"
 WRITER_ID = "writer-id"

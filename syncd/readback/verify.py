@@ -18,14 +18,14 @@ from typing import Callable, Sequence
 
 from pyrage import x25519
 
-from . import crypto
-from .archive import CHUNK, Archive, list_sources
-from .backend import Backend
-from .claims import held_mark, mode_problem, read_mark
-from .errors import NotFound, SyncdError, TooLarge
-from .manifest import Manifest
-from .sealed import MANIFEST_AGE, OBJECT_NAME, SealedArchive, recorded_manifest, sealed_folders
-from .state import WRITTEN, SourceState, known_sources
+from ..archive import crypto
+from ..archive.plain import CHUNK, Archive, list_sources
+from ..backend import Backend
+from ..archive.claims import held_mark, mode_problem, read_mark
+from ..errors import NotFound, SyncdError, TooLarge
+from ..archive.manifest import Manifest
+from ..archive.sealed import MANIFEST_AGE, OBJECT_NAME, SealedArchive, recorded_manifest, sealed_folders
+from ..archive.state import WRITTEN, SourceState, known_sources
 
 
 @dataclass
@@ -79,7 +79,7 @@ def _lost(backend: Backend, state_dir: Path, checks: list[SourceCheck], folders:
 
 
 def _check_mode(backend: Backend, checks: list[SourceCheck]) -> None:
-    """Plain archives on an encrypted target, or the other way round (see syncd.claims)."""
+    """Plain archives on an encrypted target, or the other way round (see syncd.archive.claims)."""
     try:
         mark = read_mark(backend) or held_mark(backend)
     except SyncdError as e:

@@ -28,11 +28,11 @@ from pathlib import Path
 
 import apsw
 
-from .detect import Plan, Range
-from .errors import ArchiveError, CorruptObject
-from .fsutil import private_opener
-from .guard import Guard, altered
-from .schema import (ENCODINGS, Shape, SchemaEntry, checked_entry, checked_pragmas, quote, read_pragmas,
+from ..capture.detect import Plan, Range
+from ..errors import ArchiveError, CorruptObject
+from ..fsutil import private_opener
+from ..sqlite.guard import Guard, altered
+from ..sqlite.schema import (ENCODINGS, Shape, SchemaEntry, checked_entry, checked_pragmas, quote, read_pragmas,
                      read_schema, read_shape, rowid_alias)
 
 TABLE_PREFIX = "t:"

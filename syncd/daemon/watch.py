@@ -28,7 +28,7 @@ from watchdog.events import (FileClosedEvent, FileCreatedEvent, FileDeletedEvent
 from watchdog.observers.inotify import InotifyObserver
 from watchdog.observers.polling import PollingObserver
 
-from .snapshot import COMPANIONS
+from ..capture.snapshot import COMPANIONS
 
 log = logging.getLogger("syncd")
 

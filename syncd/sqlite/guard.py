@@ -20,7 +20,7 @@ from contextlib import contextmanager
 
 import apsw
 
-from .errors import CorruptObject
+from ..errors import CorruptObject
 
 # What syncd runs once a connection is guarded, and what SQLite runs inside FTS, R-Tree and
 # changeset code (data_version, defer_foreign_keys); none names or touches another file.

@@ -30,8 +30,8 @@ from pathlib import Path
 import apsw
 import xxhash
 
-from .errors import SourceError
-from .fsutil import atomic_write, private_dirs, private_opener
+from ..errors import SourceError
+from ..fsutil import atomic_write, private_dirs, private_opener
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 HEADER_SIZE = 100

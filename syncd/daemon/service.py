@@ -12,7 +12,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from .errors import SyncdError
+from ..errors import SyncdError
 
 REPOSITORY_EXECUTABLE = "%h/.local/bin/syncd"
 

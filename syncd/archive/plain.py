@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 from . import codec
-from .backend import Backend, too_large
-from .errors import ArchiveError, CorruptObject, NotFound, TooLarge, UsageError
-from .fsutil import private_opener
+from ..backend import Backend, too_large
+from ..errors import ArchiveError, CorruptObject, NotFound, TooLarge, UsageError
+from ..fsutil import private_opener
 from .manifest import Manifest, ObjectRef
 
 MANIFEST = "manifest.json"
@@ -107,10 +107,10 @@ class CheckedReader:
 
 
 class Archive:
-    """A plain archive: the folder is named after the source (see syncd.sealed for encrypted ones)."""
+    """A plain archive: the folder is named after the source (see syncd.archive.sealed for encrypted ones)."""
 
     manifest_name = MANIFEST
-    sealed = False  # encrypted (a syncd.sealed.SealedArchive): asked without importing the encryption
+    sealed = False  # encrypted (a syncd.archive.sealed.SealedArchive): asked without importing the encryption
 
     def __init__(self, backend: Backend, source: str):
         self.backend = backend

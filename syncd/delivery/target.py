@@ -24,7 +24,7 @@ class Target:
     def __post_init__(self):
         object.__setattr__(self, "encrypt_to", tuple(self.encrypt_to))
         if self.encrypt_to:
-            from .crypto import parse_recipients  # only an encrypted target pays for loading age
+            from ..archive.crypto import parse_recipients  # only an encrypted target pays for loading age
 
             object.__setattr__(self, "_recipients", tuple(parse_recipients(self.encrypt_to)))
 

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pluggy
 
-from .archive import Archive
+from ..archive.plain import Archive
 from .config import Config, TargetConfig
-from .errors import SyncdError
-from .manifest import Manifest, Version
-from .plugins import open_backend
-from .state import SourceState, known_sources
-from .sync import target_archive
+from ..errors import SyncdError
+from ..archive.manifest import Manifest, Version
+from ..plugins import open_backend
+from ..archive.state import SourceState, known_sources
+from ..sync import target_archive
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from pyrage import passphrase as age_passphrase
 from pyrage import x25519
 
 from .codec import HashingFile
-from .errors import CorruptObject, KeyProblem
+from ..errors import CorruptObject, KeyProblem
 
 # Where `restore` finds the passphrase of a protected identity without a terminal.
 PASSPHRASE_FILE_ENV = "SYNCD_PASSPHRASE_FILE"

@@ -119,7 +119,7 @@ def _trees(snapshot: Snapshot) -> list[tuple[str, int, str]]:
     """Every b-tree: (name, root page, "rowid" | "without rowid" | "index" | "schema")."""
     import apsw
 
-    from .schema import read_schema
+    from ..sqlite.schema import read_schema
 
     db = apsw.Connection(str(snapshot.path))
     try:

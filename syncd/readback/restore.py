@@ -11,14 +11,14 @@ from typing import TYPE_CHECKING, Sequence
 import apsw
 from pyrage import x25519
 
-from .archive import Archive, choose_source, list_sources
-from .backend import Backend
-from .errors import ArchiveError, CorruptObject, SyncdError, UsageError, no_space
-from .manifest import Manifest, Version
-from .sealed import no_identity, open_sealed, sealed_folders
+from ..archive.plain import Archive, choose_source, list_sources
+from ..backend import Backend
+from ..errors import ArchiveError, CorruptObject, SyncdError, UsageError, no_space
+from ..archive.manifest import Manifest, Version
+from ..archive.sealed import no_identity, open_sealed, sealed_folders
 
 if TYPE_CHECKING:
-    from .mirror import Mirror
+    from ..mirror.mirror import Mirror
 
 # `syncd log` reads only a manifest: what rebuilds rows (the mirror, export, scratch files) is
 # imported by the functions that rebuild them.
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 def build_mirror(archive: Archive, manifest: Manifest, number: int, path: Path) -> Mirror:
     """Rebuild the mirror as of version `number` into `path`, replacing what is there."""
-    from .mirror import Mirror, remove_database
+    from ..mirror.mirror import Mirror, remove_database
 
     plan = manifest.restore_plan(number)
     remove_database(path)
@@ -111,15 +111,15 @@ def restore(archive: Archive, output: Path, *, number: int | None = None, at: da
     import tempfile
 
     from .export import export_database
-    from .mirror import remove_database
+    from ..mirror.mirror import remove_database
 
     output = Path(output).absolute()
     if output.is_dir():
-        raise SyncdError(f"{output} is a folder", hint="give the path of the database file to write")
+        raise UsageError(f"{output} is a folder", hint="give the path of the database file to write")
     if output.exists() and not force:
         raise UsageError(f"{output} already exists", hint="choose another path, or add --force to replace it")
     if not output.parent.is_dir():
-        raise SyncdError(f"folder {output.parent} does not exist", hint="create it first")
+        raise UsageError(f"folder {output.parent} does not exist", hint="create it first")
     manifest = read_manifest(archive)
     version = choose_version(manifest, number, at)
     try:

@@ -16,10 +16,10 @@ import apsw
 
 from pathlib import Path
 
-from .errors import ArchiveError, no_space
-from .guard import Guard
-from .mirror import ROWID, Mirror, mirror_column, mirror_table
-from .schema import SchemaEntry, quote, rowid_alias
+from ..errors import ArchiveError, no_space
+from ..sqlite.guard import Guard
+from ..mirror.mirror import ROWID, Mirror, mirror_column, mirror_table
+from ..sqlite.schema import SchemaEntry, quote, rowid_alias
 
 # SQLite makes these itself: sqlite_sequence with the first AUTOINCREMENT table,
 # the statistics tables with ANALYZE.

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 
 from . import codec
-from .errors import ArchiveError, CorruptObject
+from ..errors import ArchiveError, CorruptObject
 
 # /2: the chain covers `plain_sha256` instead of the whole object ref (so it is the
 # same on plain and encrypted targets). /1 archives came only from development builds.

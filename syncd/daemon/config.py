@@ -28,14 +28,14 @@ from pathlib import Path
 
 import pluggy
 
-from .archive import SOURCE_NAME
-from .backend import Backend
-from .errors import KeyProblem, SyncdError, UsageError
-from .plugins import open_backend
-from .redact import redact_url
-from .state import default_state_dir
-from .sync import default_source_name
-from .target import Target
+from ..archive.plain import SOURCE_NAME
+from ..backend import Backend
+from ..errors import KeyProblem, SyncdError, UsageError
+from ..plugins import open_backend
+from ..redact import redact_url
+from ..archive.state import default_state_dir
+from ..sync import default_source_name
+from ..delivery.target import Target
 
 
 class ConfigError(UsageError):

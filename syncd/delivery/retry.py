@@ -1,4 +1,10 @@
-"""Retry as a wrapper: a Backend around another Backend that tries transient failures again.
+"""The one retry policy: each operation retried within a pass, each failing target later on.
+
+`RetryingBackend` is a Backend around another Backend that tries transient failures
+again within one pass; `target_backoff` is how long a target that failed a whole
+delivery waits before the next one (the daemon keeps the failure count beside the
+target's cursor, so a restart goes on from there). Both wait twice as long after each
+failure, up to a cap.
 
 Backends only classify their errors (see `syncd.errors`); when and how often to
 try again is decided here, once, for all of them (restic's backend wrappers do the
@@ -13,8 +19,8 @@ import time
 from collections.abc import Callable
 from typing import BinaryIO, TypeVar
 
-from .backend import Backend, ObjectInfo
-from .errors import TransientError
+from ..backend import Backend, ObjectInfo
+from ..errors import TransientError
 
 # Tries per operation, the first one included.
 RETRY_ATTEMPTS = 5
@@ -27,13 +33,24 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+def doubling(n: int, first: float, cap: float) -> float:
+    """`first`, doubled `n` times, at most `cap`."""
+    return min(cap, first * 2 ** n)
+
+
 def backoff_delay(retry: int, rng: Callable[[float, float], float] | None = None) -> float:
     """Seconds to wait before retry number `retry` (0 for the first retry); `rng` defaults to random.uniform."""
     if rng is None:
         import random  # only a failure waits: a pass that goes well doesn't import it
 
         rng = random.uniform
-    return rng(0.0, min(RETRY_MAX_DELAY, RETRY_BASE_DELAY * 2 ** retry))
+    return rng(0.0, doubling(retry, RETRY_BASE_DELAY, RETRY_MAX_DELAY))
+
+
+def target_backoff(failures: int, retry_min: float, retry_max: float) -> float:
+    """Seconds a target waits after its `failures`-th failed delivery in a row (no jitter:
+    one daemon, and its targets fail apart)."""
+    return doubling(max(0, failures - 1), retry_min, retry_max)
 
 
 class RetryingBackend:
@@ -86,7 +103,7 @@ class RetryingBackend:
     def create(self) -> Callable[[str, BinaryIO], None]:
         """The inner backend's exclusive create, retried; an AttributeError (so `getattr(…, None)`
         finds none) where it has none. A retry that finds its own earlier try done raises
-        AlreadyExists, which the caller resolves by reading the object (see syncd.claims)."""
+        AlreadyExists, which the caller resolves by reading the object (see syncd.archive.claims)."""
         inner = self.inner.create
 
         def create(name: str, data: BinaryIO) -> None:

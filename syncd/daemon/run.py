@@ -31,27 +31,26 @@ from pathlib import Path
 
 import pluggy
 
-from .archive import Archive
+from ..archive.plain import Archive
 from .config import Config, SourceConfig, load_config
-from .errors import SourceError, SyncdError
-from .fanout import MAIN_THREAD_SIGNALS, HeldHooks, with_signals_blocked
+from ..errors import SourceError, SyncdError
+from ..delivery.fanout import MAIN_THREAD_SIGNALS, HeldHooks, with_signals_blocked
+from ..delivery.retry import target_backoff
 from .logs import LOGGER, RepeatFilter
-from .manifest import Manifest
+from ..archive.manifest import Manifest
 from .notify import notify, watchdog_interval
-from .snapshot import file_identity
-from .plugins import open_backend
-from .state import SourceState
-from .sync import TargetReport, archive_locally, deliver_all, deliver_to, target_archive
+from ..capture.snapshot import file_identity
+from ..plugins import open_backend
+from ..archive.state import SourceState
+from ..sync import TargetReport, archive_locally, deliver_all, deliver_to, target_archive
 from .watch import Watcher
 
 # After SIGTERM, a step still running this long is abandoned, so the process is
 # gone well within the 10 s that systemd and users expect.
 STOP_GRACE = 6.0
-# Signals that only the main thread may receive (see syncd.fanout): every other thread
+# Signals that only the main thread may receive (see syncd.delivery.fanout): every other thread
 # (watchdog's, the grace keeper, delivery workers) starts with them blocked.
 HANDLED_SIGNALS = MAIN_THREAD_SIGNALS
-# Each failure of a target doubles its wait, from DaemonSettings.retry_min up to retry_max.
-BACKOFF_FACTOR = 2.0
 # Another syncd (a manual `syncd sync`) holds a source's lock: look again after this long.
 LOCK_RETRY = 5.0
 # An unexpected error in a pass: try that source again after this long rather than spin.
@@ -64,11 +63,6 @@ class Abandon(BaseException):
     A BaseException, so no `except Exception` on the way swallows it; every write
     on the way is atomic, so abandoning is as safe as a crash.
     """
-
-
-def backoff(failures: int, retry_min: float, retry_max: float) -> float:
-    """Seconds to wait after the `failures`-th failure in a row."""
-    return min(retry_max, retry_min * BACKOFF_FACTOR ** max(0, failures - 1))
 
 
 def describe(error: SyncdError) -> str:
@@ -394,7 +388,8 @@ class Daemon:
         # After a restart the backoff goes on from the persisted count, so a crash
         # loop doesn't turn into a retry storm against a server that is down.
         schedule.failures = max(schedule.failures, state.delivery(cursor).get("failures", 0)) + 1
-        delay = backoff(schedule.failures, self.config.daemon.retry_min, self.config.daemon.retry_max)
+        # The one retry policy (syncd.delivery.retry), from DaemonSettings.retry_min up to retry_max.
+        delay = target_backoff(schedule.failures, self.config.daemon.retry_min, self.config.daemon.retry_max)
         schedule.next_try = time.monotonic() + delay
         state.record_failure(cursor, report.error, schedule.failures,
                              datetime.now(timezone.utc).isoformat(timespec="seconds"), _wall(schedule.next_try))

@@ -25,9 +25,9 @@ from typing import Callable, Sequence
 
 from pyrage import x25519
 
-from .archive import MANIFEST_GAP_RETRIES, MANIFEST_GAP_WAIT
-from .backend import Backend
-from .errors import AlreadyExists, ArchiveError, CorruptObject, NotFound, TooLarge, UsageError
+from .plain import MANIFEST_GAP_RETRIES, MANIFEST_GAP_WAIT
+from ..backend import Backend
+from ..errors import AlreadyExists, ArchiveError, CorruptObject, NotFound, TooLarge, UsageError
 
 RECORDS = "_syncd/"
 MARK = RECORDS + "target.json"

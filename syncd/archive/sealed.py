@@ -5,7 +5,7 @@ Layout (see docs/format.md, "Encrypted targets"):
     <folder-id>/manifest.age                                the manifest, age-encrypted; holds the source name
     <folder-id>/objects/<version>-<kind>-<sha256>.zst.age   each local object's zstd bytes, age-encrypted
 
-`folder-id` is derived from the source name and the recipients (syncd.crypto),
+`folder-id` is derived from the source name and the recipients (syncd.archive.crypto),
 so it names neither. The local archive stays plain; objects are encrypted per
 target as they are delivered, so the same version has other bytes, names and
 sizes on each target, and the same chain hashes (they cover `plain_sha256`).
@@ -24,10 +24,10 @@ from typing import BinaryIO, Sequence
 from pyrage import x25519
 
 from . import codec, crypto
-from .archive import OBJECTS, Archive, choose_source
-from .backend import Backend
+from .plain import OBJECTS, Archive, choose_source
+from ..backend import Backend
 from .claims import admit, holds_archives
-from .errors import ArchiveError, CorruptObject, KeyProblem, PermanentError
+from ..errors import ArchiveError, CorruptObject, KeyProblem, PermanentError
 from .manifest import Manifest, ObjectRef
 from .state import WRITING, WRITTEN, SourceState, writer_id
 
