@@ -34,8 +34,12 @@ what the setup or the run before wrote; page caches stay warm); peak RSS is the
 largest max-RSS of the runs (GNU time's %M: the process and the children it reaped).
 Also printed: the zstd -3 size of the SQLite session changeset of exactly those row
 changes (apsw `Session.diff` of `message` and `rconversation`, old file attached to the new),
-a pass that finds nothing changed against `syncd --version` (median of NOCHANGE_REPEATS), and
-the *initial sync* (a first `syncd sync` of the old file into a fresh state dir and folder
+a pass that finds nothing changed against `syncd --version` (median of NOCHANGE_REPEATS, taking
+turns), a
+*live WAL database* (macOS Messages: the app's commits wait in its `-wal` while the main file
+is untouched; a writer applies the same change through a connection kept open, with
+automatic checkpoints off, and the pass after it is timed, REPEATS times, each on top of the
+last, so the -wal grows), and the *initial sync* (a first `syncd sync` of the old file into a fresh state dir and folder
 target) against `VACUUM INTO` of the same file: the two take turns, REPEATS times each,
 and each run's files are deleted before the next, so both meet the same page cache and
 disk.
@@ -73,7 +77,7 @@ from syncd.cli import human_size as size
 SEED = 0
 CHANGE_SEED = 1
 REPEATS = 3  # timed runs per contestant; the median is reported
-NOCHANGE_REPEATS = 5
+NOCHANGE_REPEATS = 9
 SOURCE_NAME = "EnMicroMsg.db"
 CHANGED_TABLES = ("message", "rconversation")
 ZSTD_LEVEL = 3
@@ -87,10 +91,11 @@ LITESTREAM_QUIET = 2.0
 LITESTREAM_INITIAL_QUIET = 3.0
 LITESTREAM_TIMEOUT = 600.0
 
-# Issue 3's targets.
+# Issue 3's targets (the time and no-change ones tightened by issue 11).
 BYTES_LIMIT = 1.5  # × the zstd -3 changeset
 FULL_SHARE = 0.25  # incremental time ≤ this × --full time
-NOCHANGE_OVERHEAD = 0.100  # s beyond `syncd --version`
+RSYNC_SHARE = 0.5  # incremental time ≤ this × rsync's time
+NOCHANGE_OVERHEAD = 0.050  # s beyond `syncd --version`
 RSS_LIMIT = 200 * 2**20
 SCALING_LIMIT = 2.5
 VACUUM_SPEED_SHARE = 0.5
@@ -281,14 +286,47 @@ def syncd_change(files: Files, *, full: bool, lanes: list[Lane]) -> Row:
 
 
 def no_change_pass(lane: Lane) -> tuple[float, float]:
-    """Median wall time of a pass that finds nothing new, and of `syncd --version`."""
-    idle = []
+    """Median wall time of a pass that finds nothing new, and of `syncd --version`, taking turns
+    (so a busy moment of a shared machine falls on both, not on five runs of one)."""
+    idle, version = [], []
     for _ in range(NOCHANGE_REPEATS):
         report, result = lane.sync()
         assert not report["changed"], report
         idle.append(result.wall)
-    version = [run([syncd_bin(), "--version"]).wall for _ in range(NOCHANGE_REPEATS)]
+        version.append(run([syncd_bin(), "--version"]).wall)
     return statistics.median(idle), statistics.median(version)
+
+
+def live_wal_pass(files: Files) -> tuple[Row, list[int]]:
+    """Passes over a WAL database whose new commits are all in its -wal: (the row, the -wal sizes)."""
+    progress("live WAL database: initial sync")
+    root = files.scratch / "wal"
+    source = root / "phone" / SOURCE_NAME
+    copy_file(files.old, source)
+    db = apsw.Connection(str(source))
+    db.execute("PRAGMA journal_mode=WAL").fetchall()
+    db.close()
+    target = root / "nas"
+    target.mkdir()
+    lane = Lane(source.parent, root / "state", target, run([syncd_bin(), "sync", str(source), "--to", str(target),
+                                                            "--state", str(root / "state"), "--json"]))
+    writer = apsw.Connection(str(source))  # the app: open all along, so the main file stays as it is
+    writer.execute("PRAGMA wal_autocheckpoint=0")
+    main = source.stat().st_mtime_ns
+    runs, wal_sizes = [], []
+    try:
+        for n in range(REPEATS):
+            progress(f"live WAL database: pass {n + 1}")
+            apply_change(writer, files.change)
+            report, result = lane.sync()
+            if report["detection"]["path"] != "incremental" or source.stat().st_mtime_ns != main:
+                print(f"warning: live WAL pass: {report['detection']}", file=sys.stderr)
+            runs.append((report["targets"][0]["bytes"], result))
+            wal_sizes.append(Path(f"{source}-wal").stat().st_size)
+    finally:
+        writer.close()
+    shutil.rmtree(root)
+    return median_row("syncd, live WAL database (main file unchanged)", runs), wal_sizes
 
 
 def drop(lanes: list[Lane]) -> None:
@@ -466,6 +504,7 @@ def compare(args) -> dict:
     incremental = syncd_change(files, full=False, lanes=inc_lanes)
     idle, version = no_change_pass(inc_lanes[0])
     drop(inc_lanes)
+    wal, wal_sizes = live_wal_pass(files)
     full_lanes = [new_lane(files, f"full-{n}") for n in range(REPEATS)]
     full = syncd_change(files, full=True, lanes=full_lanes)
     drop(full_lanes)
@@ -484,9 +523,9 @@ def compare(args) -> dict:
     print(f"syncd --full: {full.note}")
     checks = {
         "bytes ≤ 1.5 × changeset": (incremental.bytes / packed, incremental.bytes <= BYTES_LIMIT * packed),
-        "time ≤ rsync": (incremental.wall / rsync.wall, incremental.wall <= rsync.wall),
+        "time ≤ ½ rsync": (incremental.wall / rsync.wall, incremental.wall <= RSYNC_SHARE * rsync.wall),
         "time ≤ ¼ --full": (incremental.wall / full.wall, incremental.wall <= FULL_SHARE * full.wall),
-        "no-change ≤ 100 ms over --version": (idle - version, idle - version <= NOCHANGE_OVERHEAD),
+        "no-change ≤ 50 ms over --version": (idle - version, idle - version <= NOCHANGE_OVERHEAD),
         "peak RSS ≤ 200 MB": (max(incremental.max_rss, full.max_rss, initial_rss) / 2**20,
                               max(incremental.max_rss, full.max_rss, initial_rss) <= RSS_LIMIT),
         # The same file for both, so speed is the inverse of time.
@@ -495,12 +534,15 @@ def compare(args) -> dict:
     print(f"syncd bytes / zstd changeset: {incremental.bytes / packed:.2f}× "
           f"({verdict(checks['bytes ≤ 1.5 × changeset'][1])}: ≤ {BYTES_LIMIT}×)")
     print(f"syncd incremental time / rsync: {incremental.wall / rsync.wall:.2f}× "
-          f"({verdict(checks['time ≤ rsync'][1])}: ≤ 1×)")
+          f"({verdict(checks['time ≤ ½ rsync'][1])}: ≤ {RSYNC_SHARE}×)")
     print(f"syncd incremental time / --full: {incremental.wall / full.wall:.2f}× "
           f"({verdict(checks['time ≤ ¼ --full'][1])}: ≤ {FULL_SHARE}×)")
     print(f"no-change pass {idle * 1000:.0f} ms vs syncd --version {version * 1000:.0f} ms (median of "
           f"{NOCHANGE_REPEATS}): +{(idle - version) * 1000:.0f} ms "
-          f"({verdict(checks['no-change ≤ 100 ms over --version'][1])}: ≤ +100 ms)")
+          f"({verdict(checks['no-change ≤ 50 ms over --version'][1])}: ≤ +{NOCHANGE_OVERHEAD * 1000:.0f} ms)")
+    print(f"live WAL database, main file unchanged: {wal.wall:.3f} s a pass (median of {len(wal.walls)}; "
+          f"-wal {', '.join(size(n) for n in wal_sizes)}; {size(wal.bytes)} shipped), against "
+          f"{incremental.wall:.3f} s for the copied file and {idle:.3f} s for a pass with nothing new")
     print(f"peak RSS: incremental {size(incremental.max_rss)}, --full {size(full.max_rss)}, initial sync "
           f"{size(initial_rss)} ({verdict(checks['peak RSS ≤ 200 MB'][1])}: ≤ 200 MiB)")
     print(f"initial sync {initial:.2f} s (median of {len(initial_runs)}; "
@@ -514,6 +556,7 @@ def compare(args) -> dict:
         "changeset_raw_bytes": raw, "changeset_zstd_bytes": packed,
         "rows": [asdict(r) for r in rows],
         "no_change_pass_s": idle, "syncd_version_s": version,
+        "live_wal": asdict(wal), "live_wal_bytes": wal_sizes,
         "initial_sync_s": initial, "initial_sync_max_rss": initial_rss, "vacuum_into_s": vacuum,
         "checks": {k: {"value": v, "ok": ok} for k, (v, ok) in checks.items()},
     }

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import BinaryIO
@@ -82,6 +80,8 @@ def fsync_file(path: Path) -> None:
 def copy_stream(src: BinaryIO, dst: BinaryIO) -> None:
     """Copy the rest of `src` into `dst`: in the kernel when both are plain files (a first
     version's base is tens of MiB, copied into the local archive and then to each folder target)."""
+    import shutil  # imported by what copies, not by every command that imports this module
+
     try:
         src_fd, dst_fd, offset = src.fileno(), dst.fileno(), src.tell()
     except (AttributeError, OSError, ValueError):
@@ -105,6 +105,8 @@ def atomic_write(path: Path, data: bytes | BinaryIO) -> int:
     The temporary name starts with a dot so folder listings can skip it; mkstemp makes it
     0600, and the rename keeps that.
     """
+    import tempfile  # on first use: a pass with nothing new writes nothing
+
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     try:

@@ -7,8 +7,11 @@ group, exactly like third-party ones. The plugin manager is built by
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import importlib
 import inspect
+import os
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -56,12 +59,71 @@ class Hooks:
 
 
 def plugin_manager() -> pluggy.PluginManager:
-    """A plugin manager with every installed `syncd` plugin loaded and checked."""
+    """A plugin manager with every installed `syncd` plugin loaded and checked.
+
+    Plugins are found as pluggy's `load_setuptools_entrypoints` finds them (the first of a
+    name wins), but by reading the entry-point files directly: importing importlib.metadata
+    alone costs about as much as a pass that finds nothing new.
+    """
     pm = pluggy.PluginManager(PROJECT)
     pm.add_hookspecs(Hooks)
-    pm.load_setuptools_entrypoints(PROJECT)
+    for name, value in entry_points(PROJECT):
+        if pm.get_plugin(name) is None and not pm.is_blocked(name):
+            pm.register(_load(value), name=name)
     pm.check_pending()
     return pm
+
+
+def entry_points(group: str) -> list[tuple[str, str]]:
+    """(name, "module[:attr]") of every entry point in `group` of the distributions on sys.path,
+    in sys.path order: what `importlib.metadata.entry_points(group=group)` lists."""
+    found = []
+    for entry in sys.path:
+        try:
+            names = sorted(name for name in os.listdir(entry or ".") if name.endswith((".dist-info", ".egg-info")))
+        except OSError:  # a zip file, or a folder that isn't there
+            continue
+        for meta in names:
+            found += _group_of(os.path.join(entry or ".", meta, "entry_points.txt"), group)
+    return found
+
+
+def _group_of(path: str, group: str) -> list[tuple[str, str]]:
+    """The entries of one `[group]` section of an entry_points.txt (an INI file)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError:
+        return []
+    found, inside = [], False
+    if f"[{group}]" not in text:
+        return found
+    for line in map(str.strip, text.splitlines()):
+        if line.startswith("["):
+            inside = line == f"[{group}]"
+        elif inside and "=" in line and not line.startswith(("#", ";")):
+            name, value = (part.strip() for part in line.split("=", 1))
+            found.append((name, value.split("[", 1)[0].strip()))  # without [extras]
+    return found
+
+
+def _load(value: str):
+    module, _, attr = value.partition(":")
+    plugin = importlib.import_module(module.strip())
+    for part in filter(None, attr.strip().split(".")):
+        plugin = getattr(plugin, part)
+    return plugin
+
+
+def _distribution_versions(group: str) -> dict[str, tuple[str, str]]:
+    """Entry-point name → (its value, the version of the distribution that provides it); first wins."""
+    from importlib.metadata import distributions  # slow to import: only `syncd plugins` asks
+
+    versions: dict[str, tuple[str, str]] = {}
+    for dist in distributions():
+        for ep in dist.entry_points.select(group=group):
+            versions.setdefault(ep.name, (ep.value, dist.version))
+    return versions
 
 
 @dataclass(frozen=True)
@@ -73,13 +135,17 @@ class PluginInfo:
 
 def plugin_info(pm: pluggy.PluginManager) -> list[PluginInfo]:
     """What is loaded: each plugin's name, its distribution's version, and the URL schemes it handles."""
-    dists = {id(plugin): dist for plugin, dist in pm.list_plugin_distinfo()}
+    # Plugins pluggy loaded itself (syncd.testing's) carry their distribution; syncd's own loader's don't.
+    versions = {id(plugin): dist.version for plugin, dist in pm.list_plugin_distinfo()}
+    for name, (value, version) in _distribution_versions(PROJECT).items():
+        plugin = pm.get_plugin(name)
+        if plugin is not None and id(plugin) not in versions and _load(value) is plugin:
+            versions[id(plugin)] = version  # not one registered by hand under that name
     backends = {id(impl.plugin): impl.function() for impl in pm.hook.register_backends.get_hookimpls()}
     found = []
     for name, plugin in pm.list_name_plugin():
-        dist = dists.get(id(plugin))
         schemes = tuple(s for cls in backends.get(id(plugin), []) for s in cls.schemes)
-        found.append(PluginInfo(name, dist.version if dist else None, schemes))
+        found.append(PluginInfo(name, versions.get(id(plugin)), schemes))
     return sorted(found, key=lambda info: info.name)
 
 

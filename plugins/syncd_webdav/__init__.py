@@ -20,11 +20,8 @@ LISTING_MAX_BYTES, and other answers are read only as far as SMALL_BODY.
 from __future__ import annotations
 
 import io
-import netrc
 import os
-import tempfile
 import uuid
-import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 from urllib.parse import quote, unquote, urlsplit
@@ -57,6 +54,8 @@ def netrc_credentials(host: str, user: str | None) -> tuple[str, str] | None:
     path = Path(os.environ.get("NETRC") or Path.home() / ".netrc")
     if not path.is_file():
         return None
+    import netrc  # here, like the XML parser below: every syncd command loads this plugin
+
     try:
         entry = netrc.netrc(str(path)).authenticators(host)
     except (netrc.NetrcParseError, OSError) as e:
@@ -178,6 +177,8 @@ class WebDAVBackend:
                           headers={"Depth": "1", "Content-Type": "application/xml"})
         except NotFound:
             return []
+        import xml.etree.ElementTree as ET
+
         base_path = urlsplit(self.base).path
         entries = []
         for item in ET.fromstring(body.getvalue()).iter(f"{DAV}response"):
@@ -193,6 +194,8 @@ class WebDAVBackend:
         return entries
 
     def open(self, name: str, limit: int | None = None) -> BinaryIO:
+        import tempfile
+
         spool = tempfile.SpooledTemporaryFile(DOWNLOAD_SPOOL)
         try:
             self._request("GET", name, (200,), body=spool, limit=limit)

@@ -10,8 +10,6 @@ import hashlib
 import os
 from typing import BinaryIO
 
-import zstandard
-
 from ..errors import CorruptObject
 
 ZSTD = "zstd"
@@ -59,6 +57,8 @@ def encode(plain: BinaryIO, stored: BinaryIO, codec: str = ZSTD, *, level: int =
     """Encode `plain` into `stored`; return the stored size and its sha256."""
     if codec != ZSTD:
         raise ValueError(f"unknown codec {codec!r}")
+    import zstandard  # here and in decode: a pass with nothing new compresses nothing
+
     sink = HashingFile(stored)
     compressor = zstandard.ZstdCompressor(level=level, threads=-1)
     compressor.copy_stream(plain, sink, read_size=CHUNK, write_size=CHUNK)
@@ -78,6 +78,8 @@ def decode(stored: BinaryIO, plain: BinaryIO, codec: str, name: str) -> None:
     limit = decoded_limit(stored.seek(0, os.SEEK_END) - start)
     stored.seek(start)
     written = 0
+    import zstandard
+
     try:
         with zstandard.ZstdDecompressor().stream_reader(stored, read_size=CHUNK) as reader:
             while chunk := reader.read(CHUNK):

@@ -15,7 +15,6 @@ import hashlib
 import io
 import itertools
 import re
-import tempfile
 import time
 from pathlib import Path
 from typing import BinaryIO
@@ -111,6 +110,7 @@ class Archive:
     """A plain archive: the folder is named after the source (see syncd.archive.sealed for encrypted ones)."""
 
     manifest_name = MANIFEST
+    sealed = False  # encrypted (a syncd.archive.sealed.SealedArchive): asked without importing the encryption
 
     def __init__(self, backend: Backend, source: str):
         self.backend = backend
@@ -222,6 +222,8 @@ class Archive:
     def fetch(self, ref: ObjectRef, plain: Path) -> None:
         """Download an object, check it against its ref, and decode it into `plain`."""
         where = f"{self.location}: {self._key(ref.name)}"
+        import tempfile  # a pass with nothing new fetches nothing: it doesn't pay for the import
+
         with tempfile.TemporaryFile(dir=plain.parent) as stored:
             self.download(ref, stored, where)
             stored.seek(0)

@@ -40,6 +40,7 @@ class SealedArchive(Archive):
     """One source's encrypted archive: writable with recipients, readable with identities."""
 
     manifest_name = MANIFEST_AGE
+    sealed = True
 
     def __init__(self, backend: Backend, folder: str, *, source: str | None = None,
                  recipients: Sequence[x25519.Recipient] = (), identities: Sequence[x25519.Identity] = ()):

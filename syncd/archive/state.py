@@ -25,10 +25,7 @@ import hashlib
 import json
 import logging
 import os
-import secrets
-import shutil
 import stat
-import tempfile
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -69,6 +66,8 @@ def writer_id(state_dir: Path) -> str:
     if not path.exists():
         # Written whole, then linked into place (which never replaces): deliveries run at once,
         # and each must read the one id, never a file another is still writing.
+        import secrets, tempfile  # noqa: E401 (once per state dir: not worth their import in every pass)
+
         fd, tmp = tempfile.mkstemp(prefix=f".{WRITER_ID}.", dir=path.parent)
         try:
             with os.fdopen(fd, "w") as f:
@@ -152,6 +151,8 @@ class SourceState:
         (listing `objects/` on every pass would cost 25 ms per 10,000 versions)."""
         for entry in _entries(self.root):
             if entry.name.startswith(SCRATCH_PREFIX) and entry.is_dir() and not entry.is_symlink():
+                import shutil  # only after a killed pass
+
                 shutil.rmtree(entry, ignore_errors=True)
             elif entry.name.endswith(SCRATCH_SUFFIX) and entry.is_file():
                 entry.unlink(missing_ok=True)

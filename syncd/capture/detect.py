@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import apsw
-
-from .btree import PageFile, PastPageFile, Unmappable
-from ..sqlite.schema import read_schema
-from .snapshot import Snapshot
+if TYPE_CHECKING:
+    from .btree import PageFile
+    from .snapshot import Snapshot
 
 # Past this share of changed pages, comparing everything is as cheap and simpler.
 FULL_SHARE = 0.25
@@ -59,6 +58,9 @@ def plan_changes(snapshot: Snapshot, *, force_full: bool = False) -> Plan:
         return full("asked for (--full)")
     if snapshot.past is None:
         return full(snapshot.why_full or "no previous state to compare with")
+    # Imported here: a pass with nothing new ends above without reading a page (see syncd.sync).
+    from .btree import PageFile, PastPageFile, Unmappable
+
     new = PageFile(str(snapshot.path))
     try:
         old = PastPageFile(new, snapshot.past, snapshot.past_page_count)
@@ -115,6 +117,10 @@ def _plan(snapshot: Snapshot, old: PageFile, new: PageFile) -> Plan:
 
 def _trees(snapshot: Snapshot) -> list[tuple[str, int, str]]:
     """Every b-tree: (name, root page, "rowid" | "without rowid" | "index" | "schema")."""
+    import apsw
+
+    from ..sqlite.schema import read_schema
+
     db = apsw.Connection(str(snapshot.path))
     try:
         shapes = {e.name: e.shape for e in read_schema(db) if e.shape}

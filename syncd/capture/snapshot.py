@@ -24,7 +24,6 @@ import json
 import os
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,7 +40,7 @@ WAL_HEADER, WAL_FRAME_HEADER = 32, 24
 COMPANIONS = ("-wal", "-journal")
 STABLE_COPY_TRIES = 6
 STABLE_COPY_DELAY = 0.25  # seconds, doubled after each torn copy
-CHUNK = 1 << 20  # read from the phone's file at once
+CHUNK = 1 << 20  # of the phone's file, read by one worker at a time
 BLOCK = 64 << 10  # digested and compared at once: index pages of new rows scatter over a file
 SCAN_THREADS = 2
 # Old page bytes kept for change detection; past this, comparing in full is cheaper anyway.
@@ -172,6 +171,8 @@ class SnapshotStore:
             seen = []
             # Reading and digesting the file is most of a pass: two threads share it (the
             # copying and hashing release the GIL), and the rare changed block is patched here.
+            from concurrent.futures import ThreadPoolExecutor  # a pass with nothing new never reads
+
             pool = ThreadPoolExecutor(SCAN_THREADS)
             try:
                 for found, changed in pool.map(scan, range(0, size, CHUNK)):
@@ -289,38 +290,41 @@ def _keep_cut_pages(rep: int, size: int, old_size: int, page: int, past: dict[in
 
 
 class _Scan:
-    """One chunk of a pass, run on a worker thread: read it, digest its blocks, and say which
-    blocks differ from the digests last seen. Blocks with nothing to compare against (past the
-    replica's end, or every block when there are no old page bytes to keep) are written to the
-    replica here and then."""
+    """One chunk of a pass, run on a worker thread: read it a block at a time, digest each block,
+    and say which blocks differ from the digests last seen. Blocks with nothing to compare
+    against (past the replica's end, or every block when there are no old page bytes to keep)
+    are written to the replica here and then."""
 
     def __init__(self, src: int, rep: int, digests: bytes, compared_up_to: int):
         self.src, self.rep, self.digests, self.compared_up_to = src, rep, digests, compared_up_to
-        # One buffer per thread, reused: allocating 1 MiB per read cost more than reading.
+        # One block-sized buffer per thread, reused: allocating per read cost more than reading,
+        # and a buffer that stays in the CPU's cache while it is digested reads the file about
+        # three times as fast as one the size of a chunk (measured: 40 vs 130 ms for 274 MiB).
         self.local = threading.local()
 
     def __call__(self, offset: int) -> tuple[list[bytes], list[int]]:
         buffer = getattr(self.local, "buffer", None)
         if buffer is None:
-            buffer = self.local.buffer = bytearray(CHUNK)
-        chunk = memoryview(buffer)[:os.preadv(self.src, [buffer], offset)]
-        found = [xxhash.xxh3_128_digest(chunk[at:at + BLOCK]) for at in range(0, len(chunk), BLOCK)]
-        first = offset // BLOCK * DIGEST_SIZE
-        changed = [offset + n * BLOCK for n, digest in enumerate(found)
-                   if self.digests[first + n * DIGEST_SIZE:first + (n + 1) * DIGEST_SIZE] != digest]
-        for where in changed:
-            if where < self.compared_up_to:
-                # The patching thread reads this block's old bytes soon: have the disk start now,
-                # so a replica out of the page cache costs one wait, not one per changed block.
-                os.posix_fadvise(self.rep, where, BLOCK, os.POSIX_FADV_WILLNEED)
-        if offset + len(chunk) <= self.compared_up_to or not changed:
-            return found, changed
-        if offset >= self.compared_up_to and len(changed) == len(found):
-            os.pwrite(self.rep, chunk, offset)  # a new chunk: all of a first pass
-            return found, []
-        for where in [w for w in changed if w >= self.compared_up_to]:
-            os.pwrite(self.rep, chunk[where - offset:where - offset + BLOCK], where)
-        return found, [w for w in changed if w < self.compared_up_to]
+            buffer = self.local.buffer = bytearray(BLOCK)
+        found, changed = [], []
+        for where in range(offset, offset + CHUNK, BLOCK):
+            block = memoryview(buffer)[:os.preadv(self.src, [buffer], where)]
+            if not block:
+                break
+            digest = xxhash.xxh3_128_digest(block)
+            found.append(digest)
+            first = where // BLOCK * DIGEST_SIZE
+            if self.digests[first:first + DIGEST_SIZE] != digest:
+                if where >= self.compared_up_to:
+                    os.pwrite(self.rep, block, where)  # new: nothing to compare with
+                else:
+                    # The patching thread reads this block's old bytes soon: have the disk start now,
+                    # so a replica out of the page cache costs one wait, not one per changed block.
+                    os.posix_fadvise(self.rep, where, BLOCK, os.POSIX_FADV_WILLNEED)
+                    changed.append(where)
+            if len(block) < BLOCK:
+                break
+        return found, changed
 
 
 def _page_size(path: Path) -> int:

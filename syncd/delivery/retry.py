@@ -15,7 +15,6 @@ error, not a storm of failed logins that may lock the account.
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections.abc import Callable
 from typing import BinaryIO, TypeVar
@@ -39,8 +38,12 @@ def doubling(n: int, first: float, cap: float) -> float:
     return min(cap, first * 2 ** n)
 
 
-def backoff_delay(retry: int, rng: Callable[[float, float], float] = random.uniform) -> float:
-    """Seconds to wait before retry number `retry` (0 for the first retry)."""
+def backoff_delay(retry: int, rng: Callable[[float, float], float] | None = None) -> float:
+    """Seconds to wait before retry number `retry` (0 for the first retry); `rng` defaults to random.uniform."""
+    if rng is None:
+        import random  # only a failure waits: a pass that goes well doesn't import it
+
+        rng = random.uniform
     return rng(0.0, doubling(retry, RETRY_BASE_DELAY, RETRY_MAX_DELAY))
 
 

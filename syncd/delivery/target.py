@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from pyrage import x25519
-
-from ..archive.crypto import parse_recipients
+if TYPE_CHECKING:
+    from pyrage import x25519
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,8 @@ class Target:
     def __post_init__(self):
         object.__setattr__(self, "encrypt_to", tuple(self.encrypt_to))
         if self.encrypt_to:
+            from ..archive.crypto import parse_recipients  # only an encrypted target pays for loading age
+
             object.__setattr__(self, "_recipients", tuple(parse_recipients(self.encrypt_to)))
 
     @property

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import apsw
 from pyrage import x25519
@@ -15,14 +14,20 @@ from pyrage import x25519
 from ..archive.plain import Archive, choose_source, list_sources
 from ..backend import Backend
 from ..errors import ArchiveError, CorruptObject, SyncdError, UsageError, no_space
-from .export import export_database
 from ..archive.manifest import Manifest, Version
-from ..mirror.mirror import Mirror, remove_database
 from ..archive.sealed import no_identity, open_sealed, sealed_folders
+
+if TYPE_CHECKING:
+    from ..mirror.mirror import Mirror
+
+# `syncd log` reads only a manifest: what rebuilds rows (the mirror, export, scratch files) is
+# imported by the functions that rebuild them.
 
 
 def build_mirror(archive: Archive, manifest: Manifest, number: int, path: Path) -> Mirror:
     """Rebuild the mirror as of version `number` into `path`, replacing what is there."""
+    from ..mirror.mirror import Mirror, remove_database
+
     plan = manifest.restore_plan(number)
     remove_database(path)
     with reading(archive, plan[0], path.parent):
@@ -41,6 +46,8 @@ def build_mirror(archive: Archive, manifest: Manifest, number: int, path: Path) 
 
 def replay(mirror: Mirror, archive: Archive, versions: list[Version]) -> None:
     """Apply the deltas of `versions`, in order, committing each."""
+    import tempfile
+
     for version in versions:
         if version.delta is None:
             raise ArchiveError(f"version {version.number} has no delta to apply")
@@ -101,6 +108,11 @@ def choose_version(manifest: Manifest, number: int | None, at: datetime | None) 
 def restore(archive: Archive, output: Path, *, number: int | None = None, at: datetime | None = None,
             force: bool = False) -> Version:
     """Write the source's database as of a version (the latest by default) to `output`."""
+    import tempfile
+
+    from .export import export_database
+    from ..mirror.mirror import remove_database
+
     output = Path(output).absolute()
     if output.is_dir():
         raise UsageError(f"{output} is a folder", hint="give the path of the database file to write")
