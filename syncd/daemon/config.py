@@ -50,7 +50,8 @@ class DaemonSettings:
     # unchanged, before snapshotting: sync tools write in several bursts.
     quiet: float = 2.0
     # Compare every source with what was last archived this often, since inotify
-    # drops events silently when its queue overflows.
+    # drops events silently when its queue overflows; each target is also listed
+    # once then, and what it lost is sent again.
     rescan: float = 300.0
     # How often a polled folder (a network or FUSE mount) is listed.
     poll: float = 5.0
