@@ -402,7 +402,7 @@ def deliver(local: Archive, manifest: Manifest, target: Archive, state: SourceSt
         if cursor and cursor["hash"] == head.hash and not target.lacks(len(raw), manifest.objects()):
             return TargetReport(target.location, True, head.number)
         from .archive.claims import admit, holds_archives
-        from .archive.sealed import must_hold
+        from .archive.plain import must_hold
 
         record = admit(target.backend, target.folder, local.source, writer_id(state.state_dir))
         remote = target.manifest()
@@ -429,7 +429,8 @@ def deliver(local: Archive, manifest: Manifest, target: Archive, state: SourceSt
                 repaired += ref.name in held
         if repaired:
             note = note or f"it held {repaired} damaged or missing object(s): sent again"
-        must_hold(target, None, manifest.objects())
+        if sent:  # what was there already matched the listing just made
+            must_hold(target, None, manifest.objects())
         sent += target.write_manifest(manifest)  # the target's commit point
         must_hold(target, len(raw), [])
     except SyncdError as e:

@@ -256,3 +256,16 @@ class Archive:
 
     def delete_object(self, name: str) -> None:
         self.backend.delete(self._key(name))
+
+
+def must_hold(archive: Archive, manifest_size: int | None, refs: list[ObjectRef]) -> None:
+    """Check, with one listing, that what was just written landed whole; a manifest that didn't is removed,
+    so the next pass delivers again instead of finding a damaged one."""
+    wrong = archive.lacks(manifest_size, refs)
+    if not wrong:
+        return
+    if archive.manifest_name in wrong:
+        archive.backend.delete(archive._key(archive.manifest_name))
+    shown = ", ".join(f"{archive.folder}/{name}" for name in wrong[:3]) + (" …" if len(wrong) > 3 else "")
+    raise CorruptObject(f"{archive.location}: {shown} did not land whole (missing or another size after upload)",
+                        hint="the server or a proxy in between damages uploads; the next pass sends them again")

@@ -24,7 +24,7 @@ from typing import BinaryIO, Sequence
 from pyrage import x25519
 
 from . import codec, crypto
-from .plain import OBJECTS, Archive, choose_source
+from .plain import OBJECTS, Archive, choose_source, must_hold
 from ..backend import Backend
 from .claims import admit, holds_archives
 from ..errors import ArchiveError, CorruptObject, KeyProblem, PermanentError
@@ -216,18 +216,6 @@ def deliver_sealed(local: Archive, manifest: Manifest, target: SealedArchive,
         note = note or f"it held {len(damaged)} damaged object(s): sent again"
     return head.number, sent + len(raw), note
 
-
-def must_hold(archive: Archive, manifest_size: int | None, refs: list[ObjectRef]) -> None:
-    """Check, with one listing, that what was just written landed whole; a manifest that didn't is removed,
-    so the next pass delivers again instead of finding a damaged one."""
-    wrong = archive.lacks(manifest_size, refs)
-    if not wrong:
-        return
-    if archive.manifest_name in wrong:
-        archive.backend.delete(archive._key(archive.manifest_name))
-    shown = ", ".join(f"{archive.folder}/{name}" for name in wrong[:3]) + (" …" if len(wrong) > 3 else "")
-    raise CorruptObject(f"{archive.location}: {shown} did not land whole (missing or another size after upload)",
-                        hint="the server or a proxy in between damages uploads; the next pass sends them again")
 
 
 def _last_written(target: SealedArchive, state: SourceState, cursor: dict | None,
