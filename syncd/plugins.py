@@ -1,4 +1,4 @@
-"""Plugin discovery: storage backends (and later, other extensions) come through pluggy.
+"""Plugin discovery: storage backends and source kinds come through pluggy.
 
 Built-in plugins are ordinary packages registered under the `syncd` entry-point
 group, exactly like third-party ones. The plugin manager is built by
@@ -20,6 +20,7 @@ import pluggy
 
 from .backend import Backend
 from .errors import PermanentError, UnusableTarget
+from .source import SourceKind
 
 if TYPE_CHECKING:
     from .archive.manifest import Version
@@ -38,6 +39,14 @@ class Hooks:
 
         Each class names its URL schemes in `schemes`, may show the URL forms it
         takes in `syntax` (for hints), and builds itself with `from_url(url)`.
+        """
+
+    @hookspec
+    def register_sources(self) -> list[type[SourceKind]]:
+        """Return the source kinds this plugin provides (see syncd.source).
+
+        Each class names itself in `kind`, says in `recognises(path)` whether a path is its
+        kind, and is built as `cls(path, options, workdir)`.
         """
 
     @hookspec

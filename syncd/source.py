@@ -1,0 +1,139 @@
+"""The source seam: what turns what a user points at into plain SQLite databases.
+
+A person holds an iOS backup folder, a SQLCipher file, a WhatsApp `.crypt15`, or
+a plain database. A *source kind* (from a plugin, like storage backends; see
+`syncd.plugins`) recognises its own kind of path and yields the plain SQLite
+databases in it, each archived as a source of its own by the one pipeline
+(snapshot → detect → mirror → archive → deliver).
+
+Contract (`syncd.testing.SourceKindContract` checks it):
+- `recognises(path)` is cheap (it reads a few KiB at most), needs no key and
+  never writes; several kinds may recognise a path, and the first in
+  `priority` order wins unless the user names one with `--kind`.
+- `kind(path, options, workdir)` only remembers what it is given; `databases()`
+  lists what the path holds now, cheaply, each `Database` with a `signature`
+  that changes whenever its content may have. A database whose signature is
+  as last archived is not read at all.
+- `materialise(db)` returns the plain SQLite file to read: the phone's own file
+  where it is plain (read, never written), or one it decrypted into `workdir`,
+  the private state dir (0700) the pipeline gives it. Nothing decrypted goes
+  anywhere else.
+- Nothing is ever written into the user's folder: no journal, no lock, no
+  changed access time.
+- Keys and passwords come from `options` (files checked to be private); they
+  appear in no message, log or file. A wrong key is a `SourceError` naming the
+  file, never the key.
+- A kind object lives as long as the daemon does: what is slow to derive from
+  a password (an iOS backup's 10 M PBKDF2 rounds) is derived once, in memory.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar, Protocol, runtime_checkable
+
+from .errors import KeyProblem
+
+SECRET_MAX_BYTES = 4096
+# Group or other may not read (or write) a key file.
+LOOSE_BITS = stat.S_IRWXG | stat.S_IRWXO
+
+
+@dataclass(frozen=True)
+class Database:
+    """One plain SQLite database a source holds."""
+
+    name: str  # a stable source name: letters, digits, '.', '_', '-' (e.g. "anns-iphone.whatsapp")
+    signature: str  # changes whenever the content may have (sizes, times, a backup's own record)
+    app: str | None = None  # whose schema it is, when the kind knows: "wechat", "whatsapp", "imessage"…
+    # The plain file, when it can be read in place; None when `materialise` must make it.
+    path: Path | None = None
+    # Its companions where they are not beside it under the usual names: "-wal" → file.
+    companions: Mapping[str, Path] = field(default_factory=dict)
+    # What restore needs to give the app its file back (kind, cipher settings; never a key):
+    # recorded with each version, handed to the kind's `write_back`.
+    origin: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SourceOptions:
+    """What the user gave with the path: key and password files, and a kind's own settings."""
+
+    key_file: Path | None = None
+    password_file: Path | None = None
+    name: str | None = None  # the user's name for the source (a prefix when it holds several)
+    settings: Mapping[str, str] = field(default_factory=dict)  # e.g. imei and uin for WeChat
+
+    def key(self) -> str:
+        """The one line of the key file (a SQLCipher key, WeChat's 7 characters, 64 hex digits)."""
+        if self.key_file is None:
+            raise KeyProblem("this source needs a key", hint="give --key-file FILE (one line, mode 0600)")
+        return read_secret_file(self.key_file, "key file")
+
+    def password(self) -> str:
+        """The one line of the password file (an encrypted iOS backup's password)."""
+        if self.password_file is None:
+            raise KeyProblem("this backup is encrypted and needs its password",
+                             hint="give --password-file FILE (one line, mode 0600)")
+        return read_secret_file(self.password_file, "password file")
+
+
+@runtime_checkable
+class SourceKind(Protocol):
+    """A kind of source: recognises its paths, lists their databases, and makes them readable."""
+
+    kind: ClassVar[str]  # what `--kind` and `kind = …` name: "sqlite", "ios-backup", "sqlcipher"…
+    summary: ClassVar[str]  # one line for `syncd plugins`
+    # Lower is asked first: specific formats before the plain-file fallback.
+    priority: ClassVar[int]
+
+    @classmethod
+    def recognises(cls, path: Path) -> bool: ...
+
+    def databases(self) -> list[Database]: ...
+
+    def materialise(self, db: Database) -> Path: ...
+
+    def close(self) -> None: ...
+
+    # Optional: `write_back(plain, out, origin, options)`, a classmethod that writes the plain
+    # database `plain` to `out` as the app keeps it (re-encrypted with the key in `options`),
+    # for `syncd restore --key-file`: migration back into the app.
+
+
+def read_secret_file(path: Path, what: str) -> str:
+    """The first line of a private file, stripped; a KeyProblem (without the secret) otherwise."""
+    path = Path(path).expanduser()
+    check_private(path, what)
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(SECRET_MAX_BYTES + 1)
+    except OSError as e:
+        raise KeyProblem(f"can't read {what} {path}: {e.strerror}", hint="check the path") from None
+    try:
+        lines = raw[:SECRET_MAX_BYTES].decode("utf-8").splitlines()
+    except UnicodeDecodeError:
+        lines = []
+    secret = lines[0].strip() if lines else ""
+    if len(raw) > SECRET_MAX_BYTES or not secret:
+        raise KeyProblem(f"{what} {path} does not hold one line of text", hint="write the key alone on one line")
+    return secret
+
+
+def check_private(path: Path, what: str) -> None:
+    """Refuse a secret file others may read: it would leak the archive's key to every local user."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise KeyProblem(f"{what} {path} does not exist", hint="check the path") from None
+    except OSError as e:
+        raise KeyProblem(f"can't read {what} {path}: {e.strerror}", hint="check the path") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise KeyProblem(f"{what} {path} is not a file", hint="check the path")
+    if st.st_mode & LOOSE_BITS:
+        raise KeyProblem(f"{what} {path} can be read by others (mode {stat.S_IMODE(st.st_mode):o})",
+                         hint=f"chmod 600 {path}")
