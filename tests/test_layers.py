@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # except in the ground, whose modules every layer (and each other) may use.
 LAYERS = [
     # the ground and the public plugin API (syncd.backend, .errors, .plugins)
-    {"syncd", "syncd.errors", "syncd.fsutil", "syncd.redact", "syncd.backend", "syncd.plugins", "syncd.samples"},
+    {"syncd", "syncd.errors", "syncd.fsutil", "syncd.redact", "syncd.backend", "syncd.plugins", "syncd.samples",
+     "syncd.source"},
     {"syncd.sqlite"},
     {"syncd.capture"},
     {"syncd.mirror"},
