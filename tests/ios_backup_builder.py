@@ -151,11 +151,6 @@ class BackupBuilder:
         key = self.rng.randbytes(32) if self.keys is not None else None
         self.entries[place] = _Entry(data, self.clock, key)
 
-    def remove(self, place: tuple[str, str]) -> None:
-        entry = self.entries.pop(place)
-        (self.folder / self._stored(place)).unlink()
-        assert entry
-
     def write(self) -> Path:
         self.folder.mkdir(parents=True, exist_ok=True)
         for place, entry in self.entries.items():

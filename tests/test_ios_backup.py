@@ -17,7 +17,7 @@ from ios_backup_builder import (
 )
 from logical import assert_same_database
 from syncd.errors import KeyProblem, SourceError
-from syncd.samples import create_imessage, create_wechat, create_whatsapp
+from syncd.samples import create_wechat, create_whatsapp
 from syncd.source import SourceOptions
 from syncd_ios_backup import IOSBackup
 from syncd_ios_backup import backup as backup_module

@@ -9,7 +9,8 @@ their password. Modules, by job:
     backup     one device's folder: finished?, its chat files, decryption on demand
     apps       which Files rows are chat databases and companions, and their names
     manifest   Manifest.db's private copy and the checked rows read from it
-    plists     bounded, type-checked plists and `file` records
+    plists     type-checked plists and `file` records
+    reading    bounded, no-symlink, no-atime reads of the backup's files
     keybag     password → class keys (PBKDF2 ×2, RFC 3394 unwrap)
     decrypt    AES-256-CBC files into the private work folder
 """

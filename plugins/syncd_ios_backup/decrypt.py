@@ -18,24 +18,11 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from syncd.errors import SourceError
 from syncd.fsutil import private_opener
 
+from .reading import open_in_backup
+
 BLOCK = 16
 CHUNK = 1 << 20  # a multiple of BLOCK
 DAMAGED = "the backup may be damaged; make a new one"
-
-
-def open_in_backup(path: Path) -> int:
-    """A descriptor for a file of the backup: never through a symlink, never touching its access time."""
-    flags = os.O_RDONLY | os.O_NOFOLLOW
-    try:
-        return os.open(path, flags | getattr(os, "O_NOATIME", 0))
-    except PermissionError:  # O_NOATIME is the owner's alone
-        pass
-    except OSError as e:
-        raise SourceError(f"{path} can't be read: {e.strerror}", hint="is the backup complete?") from None
-    try:
-        return os.open(path, flags)
-    except OSError as e:
-        raise SourceError(f"{path} can't be read: {e.strerror}", hint="is the backup complete?") from None
 
 
 def padded_size(size: int) -> int:

@@ -22,7 +22,8 @@ from syncd.errors import SourceError
 from syncd.fsutil import atomic_write, private_opener
 
 from .apps import Row, query
-from .decrypt import decrypt_file, open_in_backup
+from .decrypt import decrypt_file
+from .reading import open_in_backup
 from .plists import file_record
 
 MANIFEST_DB = "Manifest.db"

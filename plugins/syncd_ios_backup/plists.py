@@ -9,12 +9,13 @@ app lists and icons), so their limits are generous; the `file` blobs of
 
 from __future__ import annotations
 
-import os
 import plistlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from syncd.errors import SourceError
+
+from .reading import read_bounded
 
 INFO_MAX_BYTES = 64 << 20
 MANIFEST_PLIST_MAX_BYTES = 64 << 20
@@ -23,36 +24,6 @@ FILE_BLOB_MAX_BYTES = 64 << 10
 MAX_FILE_SIZE = 1 << 40  # a recorded size beyond 1 TiB is damage, not a chat database
 WRAPPED_FILE_KEY_BYTES = 40  # RFC 3394 wrap of a 32-byte key
 FINISHED = "finished"
-
-
-def read_bounded(path: Path, limit: int) -> bytes:
-    """The whole of a file in the backup, refused past `limit` bytes; the access time is kept."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NOATIME", 0))
-    except PermissionError:  # O_NOATIME is the owner's alone
-        fd = _open_plain(path)
-    except FileNotFoundError:
-        raise SourceError(f"{path} is missing", hint="is this a complete iOS backup folder?") from None
-    except OSError as e:
-        raise SourceError(f"{path} can't be read: {e.strerror}", hint="check its permissions") from None
-    try:
-        parts, got = [], 0
-        while got <= limit and (chunk := os.read(fd, min(1 << 20, limit + 1 - got))):
-            parts.append(chunk)
-            got += len(chunk)
-        data = b"".join(parts)
-    finally:
-        os.close(fd)
-    if len(data) > limit:
-        raise SourceError(f"{path} is larger than {limit:,} bytes", hint="the backup may be damaged")
-    return data
-
-
-def _open_plain(path: Path) -> int:
-    try:
-        return os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    except OSError as e:
-        raise SourceError(f"{path} can't be read: {e.strerror}", hint="check its permissions") from None
 
 
 def load_plist(path: Path, limit: int) -> dict:
