@@ -267,3 +267,33 @@ def wechat_contacts(path: Path, count: int, seed: int) -> None:
         db.executemany("INSERT INTO Friend VALUES (?, 3, 0, ?, NULL, NULL)",
                        [(f"wxid_{seed}_{n}", f"朋友 {n}".encode()) for n in range(count)])
     db.close()
+
+
+def phone_files(scratch: Path, fixtures: Path) -> dict[tuple[str, str], bytes]:
+    """What a phone holds, place by place: the real fixtures (iMessage; WhatsApp with a -wal, as
+    backed up while the app ran) and sample databases (WhatsApp Business, a WeChat account)."""
+    from syncd.samples import create_wechat, create_whatsapp
+
+    files = {SMS: (fixtures / "imessage-macos-chat.db").read_bytes()}
+    db, wal = wal_pair(fixtures / "whatsapp-ios-ChatStorage.sqlite",
+                       "UPDATE ZWAMESSAGE SET ZTEXT = 'edited after the last checkpoint' "
+                       "WHERE Z_PK = (SELECT min(Z_PK) FROM ZWAMESSAGE)")
+    files[WHATSAPP], files[(WHATSAPP[0], WHATSAPP[1] + "-wal")] = db, wal
+    create_whatsapp(scratch / "business.db", messages=120)
+    files[WHATSAPP_BUSINESS] = _checkpointed(scratch / "business.db")
+    create_wechat(scratch / "MM.sqlite", messages=150)
+    files[wechat_path("wxid_ann", "MM")] = (scratch / "MM.sqlite").read_bytes()
+    wechat_contacts(scratch / "contacts.sqlite", 30, seed=1)
+    files[wechat_path("wxid_ann", "WCDB_Contact")] = (scratch / "contacts.sqlite").read_bytes()
+    for shard in (1, 2):
+        wechat_message_shard(scratch / f"m{shard}.sqlite", chats=4, messages=40, seed=shard)
+        files[wechat_path("wxid_ann", f"message_{shard}")] = (scratch / f"m{shard}.sqlite").read_bytes()
+    return files
+
+
+def _checkpointed(path: Path) -> bytes:
+    """A WAL database's bytes with everything checkpointed into the file."""
+    db = apsw.Connection(str(path))
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
+    return path.read_bytes()

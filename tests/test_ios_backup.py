@@ -11,13 +11,9 @@ import apsw
 import pytest
 
 from conftest import SHARED_FIXTURES
-from ios_backup_builder import (
-    SMS, WHATSAPP, WHATSAPP_BUSINESS, BackupBuilder, file_id, wal_pair, wechat_contacts, wechat_message_shard,
-    wechat_path,
-)
+from ios_backup_builder import SMS, WHATSAPP, BackupBuilder, file_id, phone_files, wechat_path
 from logical import assert_same_database
 from syncd.errors import KeyProblem, SourceError
-from syncd.samples import create_wechat, create_whatsapp
 from syncd.source import SourceOptions
 from syncd_ios_backup import IOSBackup
 from syncd_ios_backup import backup as backup_module
@@ -32,32 +28,9 @@ EXPECTED_NAMES = {"anns-iphone.imessage", "anns-iphone.whatsapp", "anns-iphone.w
 
 @pytest.fixture(scope="module")
 def phone(tmp_path_factory) -> dict[tuple[str, str], bytes]:
-    """What the phone holds, place by place: the real fixtures and sample databases."""
     if not IMESSAGE_FIXTURE.exists() or not WHATSAPP_FIXTURE.exists():
         pytest.skip("the shared fixtures folder is not beside the project")
-    scratch = tmp_path_factory.mktemp("apps")
-    files = {SMS: IMESSAGE_FIXTURE.read_bytes()}
-    # A backup taken while WhatsApp ran: its newest change still in the -wal.
-    db, wal = wal_pair(WHATSAPP_FIXTURE, "UPDATE ZWAMESSAGE SET ZTEXT = 'edited after the last checkpoint' "
-                                         "WHERE Z_PK = (SELECT min(Z_PK) FROM ZWAMESSAGE)")
-    files[WHATSAPP], files[(WHATSAPP[0], WHATSAPP[1] + "-wal")] = db, wal
-    create_whatsapp(scratch / "business.db", messages=120)
-    files[WHATSAPP_BUSINESS] = _checkpointed(scratch / "business.db")
-    create_wechat(scratch / "MM.sqlite", messages=150)
-    files[wechat_path("wxid_ann", "MM")] = (scratch / "MM.sqlite").read_bytes()
-    wechat_contacts(scratch / "contacts.sqlite", 30, seed=1)
-    files[wechat_path("wxid_ann", "WCDB_Contact")] = (scratch / "contacts.sqlite").read_bytes()
-    for shard in (1, 2):
-        wechat_message_shard(scratch / f"m{shard}.sqlite", chats=4, messages=40, seed=shard)
-        files[wechat_path("wxid_ann", f"message_{shard}")] = (scratch / f"m{shard}.sqlite").read_bytes()
-    return files
-
-
-def _checkpointed(path: Path) -> bytes:
-    db = apsw.Connection(str(path))
-    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    db.close()
-    return path.read_bytes()
+    return phone_files(tmp_path_factory.mktemp("apps"), SHARED_FIXTURES)
 
 
 def build(folder: Path, phone: dict, password: str | None = None, **options) -> BackupBuilder:
