@@ -79,7 +79,7 @@ def readable(kind: IOSBackup, db, folder: Path) -> Path:
 
 
 def place_of(db) -> tuple[str, str]:
-    return db.origin["domain"], db.origin["relativePath"]
+    return db.origin["domain"], db.origin["path"]
 
 
 def folder_state(folder: Path) -> dict:

@@ -47,7 +47,7 @@ class IOSBackup:
                     name=name, signature=backup.signature(chat), app=chat.app,
                     path=backup.stored(chat.row) if plain else None,
                     companions=backup.companions(chat) if plain else {},
-                    origin={"kind": self.kind, "domain": chat.row.domain, "relativePath": chat.row.relative_path}))
+                    origin={"kind": self.kind, "domain": chat.row.domain, "path": chat.row.relative_path}))
                 listed[name] = (backup, chat)
         self._listed = listed
         return found
