@@ -12,7 +12,7 @@ its own package and from layers below it, never from a peer or a layer above
     mirror/                          the rows as a working copy
     capture/                         the phone's file: snapshot, b-tree pages, change detection
     sqlite/                          schema reading, hardened connections
-    backend, source, plugins, errors ground: the public plugin API, stable paths for plugin authors
+    backend, source, plugins, errors ground: the public plugin API (targets, source kinds), stable for plugin authors
     fsutil, redact, samples          ground every layer may use
 """
 

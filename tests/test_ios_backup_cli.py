@@ -19,11 +19,6 @@ from logical import assert_same_database
 from syncd.cli import main
 from syncd_ios_backup import backup as backup_module
 
-# Until main's "sync: sources through source kinds" is merged here, `syncd sync` takes one file;
-# these tests were run against that wiring and pass (see the branch's report). They run once it is in.
-pytestmark = pytest.mark.skipif(not hasattr(__import__("syncd.sync").sync, "sync_source"),
-                                reason="syncd sync reads source kinds once main's wiring is merged")
-
 PASSWORD = "a backup password"
 NAMES = {"anns-iphone.imessage": SMS, "anns-iphone.whatsapp": WHATSAPP,
          "anns-iphone.wechat.MM": wechat_path("wxid_ann", "MM"),

@@ -7,14 +7,13 @@ import pytest
 from conftest import SHARED_FIXTURES
 from ios_backup_builder import SMS, WHATSAPP, BackupBuilder
 from syncd.source import SourceOptions
+from syncd.testing.source_contract import SourceKindContract
 from syncd_ios_backup import IOSBackup
-
-contract = pytest.importorskip("syncd.testing.source_contract", reason="the conformance suite arrives with main")
 
 PASSWORD = "contract password"
 
 
-class TestIOSBackupContract(contract.SourceKindContract):
+class TestIOSBackupContract(SourceKindContract):
     @pytest.fixture
     def kind(self):
         return IOSBackup

@@ -5,7 +5,11 @@
 
     [[source]]
     name = "wechat"                         # optional: defaults to the file's name
-    path = "~/Backups/EnMicroMsg.db"
+    path = "~/Backups/EnMicroMsg.db"        # a database, an iOS backup folder, a .crypt15…
+    kind = "sqlcipher"                      # optional: recognised from the content
+    key_file = "~/.config/syncd/wechat.key" # optional: one line, mode 0600
+    password_file = "…"                     # optional: an encrypted iOS backup's password
+    settings = { compatibility = "1" }      # optional: the source kind's own settings
 
     [[target]]
     url = "/mnt/nas/chat-archive"
@@ -34,7 +38,7 @@ from ..errors import KeyProblem, SyncdError, UsageError
 from ..plugins import open_backend
 from ..redact import redact_url
 from ..archive.state import default_state_dir
-from ..sync import default_source_name
+from ..source import SourceOptions, source_name_for
 from ..delivery.target import Target
 
 
@@ -66,6 +70,8 @@ class DaemonSettings:
 class SourceConfig:
     name: str
     path: Path
+    kind: str | None = None
+    options: SourceOptions = SourceOptions()
 
 
 @dataclass(frozen=True)
@@ -199,12 +205,21 @@ def _only(table: dict, allowed: set[str], where: str, bad) -> None:
 
 
 def _source(table: dict, where: str, bad) -> SourceConfig:
-    _only(table, {"name", "path"}, where, bad)
+    _only(table, {"name", "path", "kind", "key_file", "password_file", "settings"}, where, bad)
     path = _path(_string(table, "path", where, bad), f"{where}.path", bad)
-    name = _string(table, "name", where, bad) if "name" in table else default_source_name(path)
+    given = _string(table, "name", where, bad) if "name" in table else None
+    name = given or source_name_for(path)
     if not SOURCE_NAME.match(name):
         raise bad(f"{where}.name", f"{name!r} can't name a source: use letters, digits, '.', '_' and '-'")
-    return SourceConfig(name, path)
+    files = {key: _path(_string(table, key, where, bad), f"{where}.{key}", bad)
+             for key in ("key_file", "password_file") if key in table}
+    settings = table.get("settings", {})
+    if not isinstance(settings, dict) or not all(isinstance(v, (str, int)) for v in settings.values()):
+        raise bad(f"{where}.settings", 'must be a table of strings, e.g. settings = { compatibility = "1" }')
+    options = SourceOptions(files.get("key_file"), files.get("password_file"), given,
+                            {k: str(v) for k, v in settings.items()})
+    kind = _string(table, "kind", where, bad) if "kind" in table else None
+    return SourceConfig(name, path, kind, options)
 
 
 def _target(table: dict, where: str, bad) -> TargetConfig:
