@@ -297,3 +297,12 @@ def _checkpointed(path: Path) -> bytes:
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     db.close()
     return path.read_bytes()
+
+
+def edited(data: bytes, out: Path, text: str) -> Path:
+    """An iMessage database (`data`) whose newest message the user edited to `text`, written to `out`."""
+    out.write_bytes(data)
+    db = apsw.Connection(str(out))
+    db.execute("UPDATE message SET text = ? WHERE ROWID = (SELECT max(ROWID) FROM message)", (text,))
+    db.close()
+    return out

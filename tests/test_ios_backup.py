@@ -11,7 +11,7 @@ import apsw
 import pytest
 
 from conftest import SHARED_FIXTURES
-from ios_backup_builder import SMS, WHATSAPP, BackupBuilder, file_id, phone_files, wechat_path
+from ios_backup_builder import SMS, WHATSAPP, BackupBuilder, edited, file_id, phone_files, wechat_path
 from logical import assert_same_database
 from syncd.errors import KeyProblem, SourceError
 from syncd.source import SourceOptions
@@ -266,11 +266,7 @@ def test_the_password_is_derived_once_and_unchanged_databases_are_not_decrypted(
     assert (derive.calls, decrypt_list.calls, decrypt.calls) == (1, 1, len(EXPECTED_NAMES) + 1)
 
     # The phone got a new message: only iMessage's record (and so its signature) changed.
-    newer = tmp_path / "newer-sms.db"
-    newer.write_bytes(phone[SMS])
-    db = apsw.Connection(str(newer))
-    db.execute("UPDATE message SET text = 'changed on the phone' WHERE ROWID = (SELECT max(ROWID) FROM message)")
-    db.close()
+    newer = edited(phone[SMS], tmp_path / "newer-sms.db", "changed on the phone")
     builder.put(SMS, newer.read_bytes())
     builder.write()
     now = {db.name: db.signature for db in kind.databases()}

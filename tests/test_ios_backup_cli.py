@@ -9,12 +9,11 @@ import sys
 import traceback
 from pathlib import Path
 
-import apsw
 import pytest
 from click.testing import CliRunner
 
 from conftest import SHARED_FIXTURES
-from ios_backup_builder import SMS, WHATSAPP, BackupBuilder, phone_files, wechat_path
+from ios_backup_builder import SMS, WHATSAPP, BackupBuilder, edited, phone_files, wechat_path
 from logical import assert_same_database
 from syncd.cli import main
 from syncd_ios_backup import backup as backup_module
@@ -129,11 +128,7 @@ def test_an_unchanged_encrypted_backup_decrypts_nothing_on_the_next_pass(tmp_pat
     assert {p: p.stat().st_mtime_ns for p in target.rglob("*") if p.is_file()} == before
 
     # A new message in one app: only that app's database is decrypted.
-    newer = tmp_path / "sms.db"
-    newer.write_bytes(phone[SMS])
-    db = apsw.Connection(str(newer))
-    db.execute("UPDATE message SET text = 'a newer text' WHERE ROWID = (SELECT max(ROWID) FROM message)")
-    db.close()
+    newer = edited(phone[SMS], tmp_path / "sms.db", "a newer text")
     builder.put(SMS, newer.read_bytes())
     builder.write()
     ok(*args)
