@@ -430,6 +430,55 @@ def status(config_file, state, as_json):
                 click.echo(f"    last error: {t['error']}{retry}")
 
 
+@main.command()
+@click.option("--home", type=click.Path(path_type=Path, file_okay=False),
+              help="Look under this home folder instead of yours (another user's, a mounted disk).")
+@click.option("--add", "add", is_flag=True, help="Append the readable ones to the config file as [[source]] tables.")
+@click.option("--config", "config_file", type=click.Path(path_type=Path), help=CONFIG_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Print what was found as JSON.")
+@reports_errors
+def sources(home, add, config_file, as_json):
+    """List the chat databases and iOS backups in the usual places, and whether syncd can read them."""
+    from .discover import discover
+    from .plugins import plugin_manager
+
+    found = discover(plugin_manager(), home)
+    if as_json:
+        _emit_json([f.to_dict() for f in found])
+    elif not found:
+        click.echo("no chat database or iOS backup in the usual places; give `syncd sync` the path instead")
+    for f in found if not as_json else []:
+        state = "readable" if f.readable else f"NOT READABLE: {f.problem}"
+        click.echo(f"{f.name:<18} {f.kind:<12} {f.path}  ({state})")
+        if f.hint:
+            click.echo(f"    hint: {f.hint}")
+    if add:
+        _add_sources(config_file, [f for f in found if f.readable])
+
+
+def _add_sources(config_file: Path | None, found: list) -> None:
+    """Append what isn't in the config file yet (by path), named so no name is used twice."""
+    from .daemon.config import append_sources, default_config_path, load_config
+
+    path = Path(config_file or default_config_path()).expanduser()
+    known = load_config(path).sources if path.exists() else []
+    names, paths = {s.name for s in known}, {s.path.absolute() for s in known}
+    new = []
+    for f in found:
+        if f.path.absolute() in paths:
+            continue
+        name = f.name
+        while name in names:
+            name += "-2"
+        names.add(name)
+        new.append((name, f.path, f.kind))
+    if new:
+        append_sources(path, new)
+    click.echo(f"{path}: {len(new)} source(s) added" + ("; add a [[target]] before `syncd run`"
+                                                        if not path.exists() or "[[target]]" not in path.read_text()
+                                                        else ""))
+
+
 @main.group()
 def config():
     """Check the daemon's config file, or print a sample to start from."""
@@ -441,11 +490,13 @@ def config():
 def config_check(config_file):
     """Read the config file, open every target as the daemon will (no network), and name the first
     field that can't be used."""
-    from .daemon.config import check_targets, load_config
+    from .daemon.config import check_sources, check_targets, load_config
     from .plugins import plugin_manager
 
     cfg = load_config(config_file)
-    check_targets(cfg, plugin_manager())
+    pm = plugin_manager()
+    check_sources(cfg, pm)
+    check_targets(cfg, pm)
     click.echo(f"{cfg.path}: ok: {len(cfg.sources)} source(s), {len(cfg.targets)} target(s), "
                f"state in {cfg.state_dir}")
     for s in cfg.sources:

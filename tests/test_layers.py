@@ -26,7 +26,7 @@ LAYERS = [
     {"syncd.mirror"},
     {"syncd.archive"},
     {"syncd.delivery", "syncd.readback"},
-    {"syncd.sync"},
+    {"syncd.sync", "syncd.discover"},  # one pass; finding sources on this machine
     {"syncd.daemon"},
     {"syncd.demo", "syncd.testing"},  # the guided demo; the plugin authors' kit
     {"syncd.cli"},
