@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import stat
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..fsutil import atomic_write, private_dirs
@@ -51,9 +51,9 @@ def scan(folder: Path, previous: dict[str, Seen]) -> list[Seen]:
     """The folder's files, each with the hash of the last scan when (size, mtime, inode) still match."""
     seen = []
     for rel, info in walk(folder):
-        entry = Seen(rel, info.st_size, info.st_mtime_ns, info.st_ino, None)
+        key = (info.st_size, info.st_mtime_ns, info.st_ino)
         last = previous.get(rel)
-        seen.append(replace(entry, hash=last.hash) if last and last.key == entry.key else entry)
+        seen.append(Seen(rel, *key, last.hash if last and last.key == key else None))
     return seen
 
 
