@@ -9,7 +9,8 @@ its own package and from layers below it, never from a peer or a layer above
     sync, discover                   one pass: source → capture → mirror → archive locally → deliver;
                                      finding the sources on this machine
     delivery/, readback/             to targets (target, retry, fanout); back from them (restore, export, verify)
-    archive/                         the format: plain, manifest, codec, claims, crypto, sealed, local state
+    archive/, media/                 the format: plain, manifest, codec, claims, crypto, sealed, local state;
+                                     the content-addressed media store beside it (packs, chunks, listings)
     mirror/                          the rows as a working copy
     capture/                         the phone's file: snapshot, b-tree pages, change detection
     sqlite/                          schema reading, hardened connections

@@ -24,7 +24,7 @@ LAYERS = [
     {"syncd.sqlite"},
     {"syncd.capture"},
     {"syncd.mirror"},
-    {"syncd.archive"},
+    {"syncd.archive", "syncd.media"},  # the database's format; the media store beside it
     {"syncd.delivery", "syncd.readback"},
     {"syncd.sync", "syncd.discover"},  # one pass; finding sources on this machine
     {"syncd.daemon"},
