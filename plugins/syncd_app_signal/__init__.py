@@ -87,7 +87,7 @@ class SignalDesktop:
     def _select(self) -> str:
         c = self.columns
         attachments = ("(SELECT group_concat(json_extract(value, '$.path'), char(10))"
-                       " FROM json_each(json, '$.attachments'))")
+                       " FROM json_each(messages.json, '$.attachments'))")
         return (f"SELECT id, conversationId, type, {json_field(c, 'sent_at', '$.sent_at')},"
                 f" {json_field(c, 'body', '$.body')}, {first_of(c, 'sourceServiceId', 'sourceUuid', 'source')},"
                 f" {from_json('$.quote.id')}, {from_json('$.deletedForEveryone')},"
