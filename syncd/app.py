@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import ClassVar, Protocol, runtime_checkable
+from typing import ClassVar, NamedTuple, Protocol, runtime_checkable
 
 import apsw
 
@@ -60,9 +60,12 @@ class Participant:
     name: str
 
 
-@dataclass(frozen=True, slots=True)
-class Message:
-    """One message as the app stores it, in one model for every app."""
+class Message(NamedTuple):
+    """One message as the app stores it, in one model for every app.
+
+    A NamedTuple rather than a frozen dataclass: as immutable and hashable, and built
+    four times faster, which an export of a million messages feels (docs/export.md).
+    """
 
     id: int | str  # the app's own key of the row (msgId, Z_PK, ROWID…): what history tracks
     conversation: str  # Conversation.id

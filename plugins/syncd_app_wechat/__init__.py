@@ -155,6 +155,18 @@ class WeChatAndroid:
             rows = self.db.execute(f"{self._select()} WHERE {where}", args)
         me = self.me
         for msg_id, server_id, msg_type, is_send, create_time, talker, content, img_path in rows:
+            # Plain text, four rows in five, takes the short way (same result as `shape`).
+            if msg_type == 1 and type(talker) is str and type(content) is str and type(create_time) is int:
+                if is_send:
+                    sender, text = me, content
+                elif talker.endswith("@chatroom"):
+                    sender, text = split_group_text(content)
+                else:
+                    sender, text = talker, content
+                yield Message(msg_id, talker, sender, bool(is_send), create_time, TEXT, text,
+                              (img_path,) if type(img_path) is str and img_path else (), None,
+                              str(server_id) if server_id else None)
+                continue
             talker = text_or_none(talker) or ""
             yield shape(msg_id, server_id, msg_type, is_send, create_time if isinstance(create_time, int) else 0,
                         talker, content, img_path, me, talker.endswith("@chatroom"))
