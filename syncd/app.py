@@ -147,6 +147,15 @@ def text_or_none(value: object) -> str | None:
     return str(value)
 
 
+def media_kind(mime: object) -> str:
+    """The kind of an attachment from its MIME type (what iMessage and Signal record)."""
+    mime = mime if isinstance(mime, str) else ""
+    for prefix, kind in (("image/", IMAGE), ("video/", VIDEO), ("audio/", VOICE)):
+        if mime.startswith(prefix):
+            return kind
+    return FILE
+
+
 def time_range(column: str, since: int | None, until: int | None, scale: float = 1.0,
                offset: int = 0) -> tuple[str, list]:
     """An SQL condition on `column` for [since, until) given in ms since 1970, where the column

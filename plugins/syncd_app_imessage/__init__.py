@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 
-from syncd.app import (APPLE_EPOCH_MS, FILE, IMAGE, OTHER, RECALLED, SYSTEM, TEXT, VIDEO, VOICE, Conversation,
-                       Message, MessageTable, Participant, column_names, optional, text_or_none, time_range)
+from syncd.app import (APPLE_EPOCH_MS, OTHER, RECALLED, SYSTEM, TEXT, Conversation,
+                       Message, MessageTable, Participant, column_names, media_kind, optional, text_or_none, time_range)
 from syncd.plugins import hookimpl
 
 BODY_MAX = 1 << 20  # an attributedBody longer than this is not a chat message's
@@ -60,14 +60,6 @@ def apple_ms(date: object) -> int:
     if not isinstance(date, (int, float)):
         return 0
     return APPLE_EPOCH_MS + (int(date // 1_000_000) if date > NS_DATES else int(date * 1000))
-
-
-def media_kind(mime: object) -> str:
-    mime = mime if isinstance(mime, str) else ""
-    for prefix, kind in (("image/", IMAGE), ("video/", VIDEO), ("audio/", VOICE)):
-        if mime.startswith(prefix):
-            return kind
-    return FILE
 
 
 class IMessage:

@@ -13,8 +13,8 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping
 
-from syncd.app import (FILE, IMAGE, OTHER, RECALLED, SYSTEM, TEXT, VIDEO, VOICE, Conversation, Message, MessageTable,
-                       Participant, column_names, text_or_none, time_range)
+from syncd.app import (OTHER, RECALLED, SYSTEM, TEXT, Conversation, Message, MessageTable,
+                       Participant, column_names, media_kind, text_or_none, time_range)
 from syncd.plugins import hookimpl
 
 FROM_ME, TO_ME = "outgoing", "incoming"
@@ -34,14 +34,6 @@ def from_json(path: str) -> str:
 def first_of(columns: set[str], *names: str) -> str:
     present = [n for n in names if n in columns]
     return f"coalesce({', '.join(present)})" if len(present) > 1 else present[0] if present else "NULL"
-
-
-def media_kind(mime: object) -> str:
-    mime = mime if isinstance(mime, str) else ""
-    for prefix, kind in (("image/", IMAGE), ("video/", VIDEO), ("audio/", VOICE)):
-        if mime.startswith(prefix):
-            return kind
-    return FILE
 
 
 class SignalDesktop:
