@@ -84,6 +84,15 @@ class SourceOptions:
         return read_secret_file(self.password_file, "password file")
 
 
+@dataclass(frozen=True)
+class Place:
+    """Where a kind's source usually is on a machine (for `syncd sources`)."""
+
+    path: Path
+    name: str  # a source name to suggest: "imessage-mac", "signal-desktop"
+    app: str | None = None
+
+
 @runtime_checkable
 class SourceKind(Protocol):
     """A kind of source: recognises its paths, lists their databases, and makes them readable."""
@@ -102,6 +111,10 @@ class SourceKind(Protocol):
 
     def close(self) -> None: ...
 
+    # Optional: `places(home)`, a classmethod listing the `Place`s under the home folder `home`
+    # where this kind's sources usually are (on macOS, Linux or Windows); `syncd sources` looks there.
+    # Optional: `watched()`, the files whose change means the source may have (the daemon's quiet
+    # period waits for them to hold still); by default the path and its -wal and -journal.
     # Optional: `write_back(plain, out, origin, options)`, a classmethod that writes the plain
     # database `plain` to `out` as the app keeps it (re-encrypted with the key in `options`),
     # for `syncd restore --key-file`: migration back into the app.

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from syncd.fsutil import read_head
 from syncd.plugins import hookimpl
-from syncd.source import Database, SourceOptions, source_name_for, stat_signature
+from syncd.source import Database, Place, SourceOptions, source_name_for, stat_signature
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 COMPANIONS = ("-wal", "-journal")
@@ -28,6 +28,15 @@ class SQLiteFile:
             return read_head(path, len(SQLITE_MAGIC)) == SQLITE_MAGIC
         except OSError:
             return False
+
+    @classmethod
+    def places(cls, home: Path) -> list[Place]:
+        """The plain databases desktop apps keep live (macOS; Full Disk Access guards Messages)."""
+        return [
+            Place(home / "Library/Messages/chat.db", "imessage-mac", "imessage"),
+            Place(home / "Library/Group Containers/group.net.whatsapp.WhatsApp.shared/ChatStorage.sqlite",
+                  "whatsapp-desktop", "whatsapp"),
+        ]
 
     def __init__(self, path: Path, options: SourceOptions, workdir: Path):
         self.path = Path(path)

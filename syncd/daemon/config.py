@@ -35,10 +35,11 @@ import pluggy
 from ..archive.plain import SOURCE_NAME
 from ..backend import Backend
 from ..errors import KeyProblem, SyncdError, UsageError
-from ..plugins import open_backend
+from ..fsutil import atomic_write
+from ..plugins import open_backend, source_kinds
 from ..redact import redact_url
 from ..archive.state import default_state_dir
-from ..source import SourceOptions, source_name_for
+from ..source import SourceOptions, read_secret_file, source_name_for
 from ..delivery.target import Target
 
 
@@ -172,6 +173,42 @@ def check_targets(config: Config, pm: pluggy.PluginManager) -> None:
             target.open(pm).close()
         except SyncdError as e:
             raise ConfigError(f"{config.path}: target[{i}].url: {e}", hint=e.hint) from None
+
+
+def check_sources(config: Config, pm: pluggy.PluginManager) -> None:
+    """Check what each source names (its kind is installed, its key files are private and hold a
+    line) without reading any source; ConfigError names the first field that can't be used."""
+    kinds = {cls.kind for cls in source_kinds(pm)}
+    for i, source in enumerate(config.sources, 1):
+        if source.kind is not None and source.kind not in kinds:
+            raise ConfigError(f"{config.path}: source[{i}].kind: no source kind is named {source.kind!r}",
+                              hint=f"kinds installed: {', '.join(sorted(kinds))}")
+        for key, path in (("key_file", source.options.key_file), ("password_file", source.options.password_file)):
+            if path is not None:
+                try:
+                    read_secret_file(path, key.replace("_", " "))
+                except SyncdError as e:
+                    raise ConfigError(f"{config.path}: source[{i}].{key}: {e}", hint=e.hint) from None
+
+
+def append_sources(path: Path, sources: list[tuple[str, Path, str]]) -> None:
+    """Add a [[source]] table (name, path, kind) for each of `sources` at the end of the config file
+    at `path` (made if missing), keeping what it holds; the result must still load."""
+    path = Path(path).expanduser()
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    tables = "".join(f'\n[[source]]\nname = {_toml(name)}\npath = {_toml(str(where))}\nkind = {_toml(kind)}\n'
+                     for name, where, kind in sources)
+    updated = (text.rstrip("\n") + "\n" if text.strip() else "") + tables
+    tomllib.loads(updated)  # a name or path that doesn't survive quoting must not reach the file
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, updated.encode("utf-8"))
+
+
+def _toml(text: str) -> str:
+    """A TOML basic string (JSON's escapes are TOML's, for what paths and names hold)."""
+    import json
+
+    return json.dumps(text, ensure_ascii=False)
 
 
 def _tables(data: dict, key: str, bad) -> list[dict]:
