@@ -15,6 +15,8 @@ from syncd.source import Database, SourceOptions
 from .apps import ChatFile
 from .backup import OPENED, Backup, is_backup, require_finished
 
+# A backup ends by writing these: when they hold still, it is finished (or has failed).
+BACKUP_RECORDS = ("Manifest.db", "Manifest.plist", "Status.plist")
 MAX_CHILDREN = 1024  # entries of a parent folder looked at for device backups
 DEVICE_PART_MAX = 64
 log = logging.getLogger(__name__)
@@ -59,6 +61,15 @@ class IOSBackup:
             raise SourceError(f"{db.name} is not in {self.path} any more", hint="run it again")
         backup, chat = self._listed[db.name]
         return backup.decrypt(chat, backup.workdir / OPENED / db.name)
+
+    def watched(self) -> list[Path]:
+        """What a backup rewrites when it ends (its list of files, its status), and a parent folder
+        itself, where a new device's backup appears: the daemon waits for these to hold still,
+        so the thousands of files a backup writes are one pass."""
+        folders = [self.path] if is_backup(self.path) else [child for child in _children(self.path)
+                                                            if is_backup(child)]
+        files = [folder / name for folder in folders for name in BACKUP_RECORDS]
+        return files if is_backup(self.path) else [self.path, *files]
 
     def close(self) -> None:
         for backup in self._backups.values():
