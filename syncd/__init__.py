@@ -6,8 +6,9 @@ its own package and from layers below it, never from a peer or a layer above
 
     __main__ → cli → demo, testing   skins (and the plugin authors' kit)
     daemon/                          the long-running skin: config, watch, run, status, notify, service, logs
-    sync                             one pass: capture → mirror → archive locally → deliver
-    delivery/, readback/             to targets (target, retry, fanout); back from them (restore, export, verify)
+    sync                             one pass: capture → mirror → archive locally → delivery
+    delivery/, readback/             to targets (deliver: one path for every layout; fanout, retry, target);
+                                     back from them (restore, export, verify)
     archive/                         the format: plain, manifest, codec, claims, crypto, sealed, local state
     mirror/                          the rows as a working copy
     capture/                         the phone's file: snapshot, b-tree pages, change detection
