@@ -126,7 +126,6 @@ class Archive:
     """A plain archive: the folder is named after the source (see syncd.archive.sealed for encrypted ones)."""
 
     manifest_name = MANIFEST
-    sealed = False  # encrypted (a syncd.archive.sealed.SealedArchive): asked without importing the encryption
     described = "archive"  # in messages: "… no longer holds the archive it had"
     recipients: Sequence[x25519.Recipient] = ()  # whom the objects are encrypted to: nobody here
 

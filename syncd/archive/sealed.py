@@ -39,7 +39,6 @@ class SealedArchive(Archive):
     """One source's encrypted archive: writable with recipients, readable with identities."""
 
     manifest_name = MANIFEST_AGE
-    sealed = True
     described = "encrypted archive"
 
     def __init__(self, backend: Backend, folder: str, *, source: str | None = None,
