@@ -6,15 +6,18 @@ its own package and from layers below it, never from a peer or a layer above
 
     __main__ → cli → demo, testing   skins (and the plugin authors' kit)
     daemon/                          the long-running skin: config, watch, run, status, notify, service, logs
-    sync, discover                   one pass: source → capture → mirror → archive locally → delivery;
-                                     finding the sources on this machine
+    sync, discover, reading/         one pass: source → capture → mirror → archive locally → delivery;
+                                     finding the sources on this machine; reading a version as
+                                     conversations: export as JSONL, HTML, text
     delivery/, readback/             to targets (deliver: one path for every layout; fanout, retry, target);
                                      back from them (restore, export, verify)
-    archive/                         the format: plain, manifest, codec, claims, crypto, sealed, local state
+    archive/, media/                 the format: plain, manifest, codec, claims, crypto, sealed, local state;
+                                     the content-addressed media store beside it (packs, chunks, listings)
     mirror/                          the rows as a working copy
     capture/                         the phone's file: snapshot, b-tree pages, change detection
     sqlite/                          schema reading, hardened connections
-    backend, source, plugins, errors ground: the public plugin API (targets, source kinds), stable for plugin authors
+    backend, source, app, plugins,   ground: the public plugin API (storage, sources, app profiles),
+    errors                           stable paths for plugin authors
     fsutil, redact, samples          ground every layer may use
 """
 

@@ -233,6 +233,72 @@ def restore(output, target, source, number, at, force, identity, key_file):
 
 
 @main.command()
+@click.argument("out", metavar="OUT")
+@click.option("--from", "target", metavar="TARGET", help="The target to read (or --state).")
+@click.option("--state", type=click.Path(path_type=Path),
+              help="Read the local archive in this state dir instead of a target.")
+@click.option("--source", help="Which source (default: every source the target holds).")
+@click.option("--version", "number", type=click.IntRange(min=1), help="Version number (default: latest).")
+@click.option("--at", help=AT_HELP)
+@click.option("--identity", type=click.Path(path_type=Path), help=IDENTITY_HELP)
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "html", "txt"]), required=True,
+              help="jsonl: one message a line (OUT a file, or - for stdout); html, txt: a folder OUT.")
+@click.option("--conversation", "conversations", multiple=True, metavar="ID|NAME",
+              help="Only this conversation (its id or its name). Repeat for several.")
+@click.option("--participant", "participants", multiple=True, metavar="ID|NAME",
+              help="Only messages from this person (id or name; `me` for your own). Repeat for several.")
+@click.option("--since", help="Only messages at or after this time (as --at takes it).")
+@click.option("--until", help="Only messages before this time (as --at takes it).")
+@reports_errors
+def export(out, target, state, source, number, at, identity, fmt, conversations, participants, since, until):
+    """Write a version's messages as JSON Lines, an offline HTML folder or plain text, to OUT."""
+    from .plugins import plugin_manager
+    from .reading.export import export as run_export
+    from .reading.model import Filters
+
+    if (target is None) == (state is None):
+        raise click.UsageError("give --from TARGET or --state DIR (one of them)")
+    window = [_moment(value) for value in (since, until)]
+    filters = Filters(tuple(conversations), tuple(participants),
+                      *(int(w.timestamp() * 1000) if w else None for w in window))
+    pm = plugin_manager()
+    with _archives(pm, target, state, source, identity) as archives:
+        done = run_export(archives, out, fmt, pm=pm, number=number, at=_moment(at), filters=filters,
+                          scratch=_state(state) if state else None)
+    for item in done:
+        what = f"{item.messages} messages" if item.app else f"{item.messages} rows (no app profile knows it: its tables)"
+        click.echo(f"exported {item.source} version {item.version} ({item.app or 'unknown app'}): {what}"
+                   + ("" if out == "-" else f" to {out}"), err=True)
+
+
+@contextmanager
+def _archives(pm, target: str | None, state: Path | None, source: str | None, identity: Path | None):
+    """The archives to read: of `source`, or of every source, on a target or in a state dir's local archive."""
+    from .archive.plain import Archive, check_source_name
+    from .archive.state import SourceState, known_sources
+    from .plugins import open_backend
+    from .readback.restore import open_archive, open_archives
+
+    if state is not None:
+        names = [check_source_name(source)] if source else known_sources(state)
+        if not names:
+            raise SyncdError(f"{state} holds no archived source", hint="check --state, or run `syncd sync` first")
+        backends = [open_backend(pm, str(SourceState(state, name).archive_dir)) for name in names]
+        try:
+            yield [Archive(backend, name) for backend, name in zip(backends, names)]
+        finally:
+            for backend in backends:
+                backend.close()
+        return
+    identities = _identities(identity)
+    backend = open_backend(pm, target)
+    try:
+        yield [open_archive(backend, source, identities)] if source else open_archives(backend, identities)
+    finally:
+        backend.close()
+
+
+@main.command()
 @click.option("--from", "target", required=True, metavar="TARGET", help="The target to read.")
 @click.option("--source", help="Which source, if the target holds several.")
 @click.option("--json", "as_json", is_flag=True, help="Print the versions as JSON.")

@@ -1,4 +1,4 @@
-"""Plugin discovery: storage backends and source kinds come through pluggy.
+"""Plugin discovery: storage backends, source kinds and app profiles come through pluggy.
 
 Built-in plugins are ordinary packages registered under the `syncd` entry-point
 group, exactly like third-party ones. The plugin manager is built by
@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 import pluggy
 
+from .app import AppProfile
 from .backend import Backend
 from .errors import PermanentError, SourceError, UnusableTarget, UsageError
 from .source import SourceKind, SourceOptions
@@ -48,6 +49,14 @@ class Hooks:
 
         Each class names itself in `kind`, says in `recognises(path)` whether a path is its
         kind, and is built as `cls(path, options, workdir)`.
+        """
+
+    @hookspec
+    def register_apps(self) -> list[type[AppProfile]]:
+        """Return the app profiles this plugin provides (see syncd.app).
+
+        Each class names its app in `app`, says in `recognises(db)` from the schema alone
+        whether a database is that app's, and is opened as `cls(db)` on a read-only connection.
         """
 
     @hookspec
@@ -172,6 +181,19 @@ def plugin_info(pm: pluggy.PluginManager) -> list[PluginInfo]:
 def backend_classes(pm: pluggy.PluginManager) -> dict[str, type[Backend]]:
     """Backend classes by URL scheme."""
     return {scheme: cls for classes in pm.hook.register_backends() for cls in classes for scheme in cls.schemes}
+
+
+def app_profiles(pm: pluggy.PluginManager) -> list[type[AppProfile]]:
+    """Every app profile the loaded plugins provide, in plugin registration order."""
+    return [cls for classes in reversed(pm.hook.register_apps()) for cls in classes]
+
+
+def profile_for(pm: pluggy.PluginManager, db) -> type[AppProfile] | None:
+    """The first profile that recognises `db`'s schema, or None (the generic table view then)."""
+    for cls in app_profiles(pm):
+        if cls.recognises(db):
+            return cls
+    return None
 
 
 def scheme_of(url: str) -> str:

@@ -18,15 +18,15 @@ ROOT = Path(__file__).resolve().parent.parent
 # lower layer; units of the same layer are peers and don't import each other,
 # except in the ground, whose modules every layer (and each other) may use.
 LAYERS = [
-    # the ground and the public plugin API (syncd.backend, .source, .errors, .plugins)
-    {"syncd", "syncd.errors", "syncd.fsutil", "syncd.redact", "syncd.backend", "syncd.source", "syncd.plugins",
-     "syncd.samples"},
+    # the ground and the public plugin API (syncd.backend, .source, .app, .errors, .plugins)
+    {"syncd", "syncd.errors", "syncd.fsutil", "syncd.redact", "syncd.backend", "syncd.source", "syncd.app",
+     "syncd.plugins", "syncd.samples"},
     {"syncd.sqlite"},
     {"syncd.capture"},
     {"syncd.mirror"},
-    {"syncd.archive"},
+    {"syncd.archive", "syncd.media"},  # the database's format; the media store beside it
     {"syncd.delivery", "syncd.readback"},
-    {"syncd.sync", "syncd.discover"},  # one pass; finding sources on this machine
+    {"syncd.sync", "syncd.discover", "syncd.reading"},  # one pass; finding sources; reading a version
     {"syncd.daemon"},
     {"syncd.demo", "syncd.testing"},  # the guided demo; the plugin authors' kit
     {"syncd.cli"},
