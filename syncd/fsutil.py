@@ -124,3 +124,28 @@ def atomic_write(path: Path, data: bytes | BinaryIO) -> int:
         raise
     fsync_dir(path.parent)
     return size
+
+
+def open_unseen(path: Path) -> int:
+    """A read-only descriptor that leaves the file's access time alone where the OS lets us
+    (a phone's folder is read, never changed, not even its atimes)."""
+    try:
+        return os.open(path, os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NOATIME", 0))
+    except PermissionError:
+        # O_NOATIME is only allowed to the file's owner; plain reading still is.
+        return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+
+
+def copy_unseen(src: Path, dst: Path) -> bool:
+    """Copy `src` to a new private file `dst` through `open_unseen`; False if `src` is missing."""
+    try:
+        fd = open_unseen(src)
+    except FileNotFoundError:
+        return False
+    try:
+        with open(dst, "wb", opener=private_opener) as out:
+            while chunk := os.read(fd, COPY_CHUNK):
+                out.write(chunk)
+        return True
+    finally:
+        os.close(fd)

@@ -18,8 +18,9 @@ ROOT = Path(__file__).resolve().parent.parent
 # lower layer; units of the same layer are peers and don't import each other,
 # except in the ground, whose modules every layer (and each other) may use.
 LAYERS = [
-    # the ground and the public plugin API (syncd.backend, .errors, .plugins)
-    {"syncd", "syncd.errors", "syncd.fsutil", "syncd.redact", "syncd.backend", "syncd.plugins", "syncd.samples"},
+    # the ground and the public plugin API (syncd.backend, .source, .errors, .plugins)
+    {"syncd", "syncd.errors", "syncd.fsutil", "syncd.redact", "syncd.backend", "syncd.source", "syncd.plugins",
+     "syncd.samples"},
     {"syncd.sqlite"},
     {"syncd.capture"},
     {"syncd.mirror"},
