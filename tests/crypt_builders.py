@@ -8,8 +8,10 @@ built from the format's description, then checked with an independent decryptor 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import os
+import zlib
 from pathlib import Path
 
 import apsw
@@ -117,3 +119,68 @@ def signal_desktop(folder: Path, fixture: Path, key: str = SIGNAL_KEY, config: d
     encrypt_sqlcipher(plain, signal / "sql" / "db.sqlite", f"\"x'{key}'\"", 4)
     (signal / "config.json").write_text(json.dumps(config if config is not None else {"key": key}))
     return signal, plain
+
+
+# --- WhatsApp .crypt14 / .crypt15, from the published layout -------------------------------------
+
+def _pb_varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def pb_int(number: int, value: int) -> bytes:
+    return _pb_varint(number << 3) + _pb_varint(value)
+
+
+def pb_bytes(number: int, value: bytes) -> bytes:
+    return _pb_varint(number << 3 | 2) + _pb_varint(len(value)) + value
+
+
+def _sealed(header: bytes, aes_key: bytes, iv: bytes, plain: bytes) -> bytes:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    body = header + AESGCM(aes_key).encrypt(iv, zlib.compress(plain, 6), None)  # ciphertext, then the tag
+    return body + hashlib.md5(body).digest()
+
+
+def crypt15_key(root: bytes) -> bytes:
+    """RFC 5869 HKDF-SHA256 written out: extract with a zero salt, one expand block."""
+    pseudo = hmac.new(bytes(32), root, hashlib.sha256).digest()
+    return hmac.new(pseudo, b"backup encryption" + b"\x01", hashlib.sha256).digest()
+
+
+def crypt15(plain: bytes, root: bytes, iv: bytes, feature_flag: bool = True) -> bytes:
+    """A msgstore.db.crypt15: [n][0x01][BackupPrefix][AES-GCM(zlib(db))][tag][md5]."""
+    info = pb_bytes(1, b"2.24.10.74") + pb_bytes(2, b"12") + pb_int(3, 1)
+    prefix = pb_int(1, 1) + pb_bytes(3, pb_bytes(1, iv)) + pb_bytes(4, info)
+    header = bytes([len(prefix)]) + (b"\x01" if feature_flag else b"") + prefix
+    return _sealed(header, crypt15_key(root), iv, plain)
+
+
+def java_bytes(data: bytes) -> bytes:
+    """Java's ObjectOutputStream form of a byte[] (how WhatsApp stores its key files)."""
+    return (bytes.fromhex("aced0005" "75" "72" "0002") + b"[B" + bytes.fromhex("acf317f8060854e0")
+            + b"\x02" + b"\x00\x00" + b"\x78" + b"\x70" + len(data).to_bytes(4, "big") + data)
+
+
+def crypt14_key_file(salt: bytes, aes_key: bytes, rng) -> bytes:
+    """WhatsApp's 158-byte `key` file: cipher version, key version, server salt, google id,
+    hashed google id, iv, key."""
+    body = b"\x00\x01" + b"\x01" + salt + rng.randbytes(16) + rng.randbytes(32) + rng.randbytes(16) + aes_key
+    return java_bytes(body)
+
+
+def crypt14(plain: bytes, salt: bytes, aes_key: bytes, iv: bytes, rng) -> bytes:
+    """A msgstore.db.crypt14 whose header puts the salt at 15 and the IV at 67, data at 191."""
+    cipher = (pb_bytes(1, pb_int(1, 1)) + pb_bytes(2, b"\x01") + pb_bytes(3, salt)
+              + pb_bytes(4, rng.randbytes(16)) + pb_bytes(5, iv))
+    start = pb_int(1, 0) + pb_bytes(2, cipher)
+    info = pb_bytes(1, b"2.22.5.13") + pb_bytes(2, b"34") + pb_int(3, 1)
+    filler = 189 - len(start) - len(info) - 2 - 2  # fields 4 and 15, each a one-byte tag and length
+    prefix = start + pb_bytes(4, info + pb_bytes(15, b"\x00" * filler))
+    assert len(prefix) == 189
+    return _sealed(bytes([len(prefix), 1]) + prefix, aes_key, iv, plain)
