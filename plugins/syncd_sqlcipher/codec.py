@@ -45,59 +45,55 @@ def decrypt(encrypted: Path, out: Path, key: str, settings: CipherSettings, what
     `what` is the user's file, named in errors. A wrong key is a KeyProblem; a file whose
     first page opens but whose rest doesn't read is a SourceError (damaged).
     """
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.unlink(missing_ok=True)
+    tmp = _fresh(out)
     conn = _keyed(encrypted, key, settings)
     try:
-        try:
-            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-        except sqlcipher3.DatabaseError:
-            raise KeyProblem(f"{what} can't be decrypted with this key and {settings.describe()} "
-                             "(or it is not a SQLCipher database)", hint=KEY_HINT) from None
-        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))  # private before SQLite writes
-        conn.execute("ATTACH DATABASE ? AS plain KEY ''", (str(tmp),))
-        copy_layout(conn, "main", "plain", ("page_size", "auto_vacuum"))
-        conn.execute("BEGIN")
-        copy_database(conn, "main", "plain")
-        conn.execute("COMMIT")
-        if pragma(conn, "main", "journal_mode") == "wal":
-            conn.execute("PRAGMA plain.journal_mode = WAL")
-        conn.execute("DETACH DATABASE plain")
-    except sqlcipher3.Error as e:
-        tmp.unlink(missing_ok=True)
-        raise _mapped(e, what, out.parent) from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    finally:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlcipher3.DatabaseError:
         conn.close()
+        tmp.unlink(missing_ok=True)
+        raise KeyProblem(f"{what} can't be decrypted with this key and {settings.describe()} "
+                         "(or it is not a SQLCipher database)", hint=KEY_HINT) from None
+    _copy(conn, tmp, tmp, "main", "plain", ("page_size", "auto_vacuum"), what)
     _settle(tmp, out)
 
 
 def encrypt(plain: Path, out: Path, key: str, settings: CipherSettings) -> None:
     """Write the plain database `plain` to `out` encrypted with `key` and `settings`, as the app keeps it."""
+    tmp = _fresh(out)
+    conn = _keyed(tmp, key, settings)
+    _copy(conn, tmp, plain, "plain", "main", ("auto_vacuum",), plain)  # the page size is the cipher's
+    _settle(tmp, out)
+
+
+def _fresh(out: Path) -> Path:
+    """A new private temporary file beside `out`: private before SQLite writes a byte to it."""
     tmp = out.with_name(f".{out.name}.tmp")
     tmp.unlink(missing_ok=True)
     os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-    conn = _keyed(tmp, key, settings)
+    return tmp
+
+
+def _copy(conn, tmp: Path, plain: Path, src: str, dst: str, layout: tuple[str, ...], what: Path) -> None:
+    """Attach the plain file `plain` to `conn` as "plain", copy schema `src` into `dst` and close;
+    `tmp` (the output) is removed on failure."""
     try:
         conn.execute("ATTACH DATABASE ? AS plain KEY ''", (str(plain),))
-        copy_layout(conn, "plain", "main", ("auto_vacuum",))  # the page size is the cipher's
+        copy_layout(conn, src, dst, layout)
         conn.execute("BEGIN")
-        copy_database(conn, "plain", "main")
+        copy_database(conn, src, dst)
         conn.execute("COMMIT")
-        if pragma(conn, "plain", "journal_mode") == "wal":
-            conn.execute("PRAGMA main.journal_mode = WAL")
+        if pragma(conn, src, "journal_mode") == "wal":
+            conn.execute(f"PRAGMA {dst}.journal_mode = WAL")
         conn.execute("DETACH DATABASE plain")
     except sqlcipher3.Error as e:
         tmp.unlink(missing_ok=True)
-        raise _mapped(e, plain, out.parent) from None
+        raise _mapped(e, what, tmp.parent) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     finally:
         conn.close()
-    _settle(tmp, out)
 
 
 def _settle(tmp: Path, out: Path) -> None:
