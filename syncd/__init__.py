@@ -6,13 +6,15 @@ its own package and from layers below it, never from a peer or a layer above
 
     __main__ → cli → demo, testing   skins (and the plugin authors' kit)
     daemon/                          the long-running skin: config, watch, run, status, notify, service, logs
-    sync                             one pass: capture → mirror → archive locally → deliver
+    sync, discover                   one pass: source → capture → mirror → archive locally → deliver;
+                                     finding the sources on this machine
     delivery/, readback/             to targets (target, retry, fanout); back from them (restore, export, verify)
-    archive/                         the format: plain, manifest, codec, claims, crypto, sealed, local state
+    archive/, media/                 the format: plain, manifest, codec, claims, crypto, sealed, local state;
+                                     the content-addressed media store beside it (packs, chunks, listings)
     mirror/                          the rows as a working copy
     capture/                         the phone's file: snapshot, b-tree pages, change detection
     sqlite/                          schema reading, hardened connections
-    backend, plugins, errors         ground: the public plugin API, stable paths for plugin authors
+    backend, source, plugins, errors ground: the public plugin API (targets, source kinds), stable for plugin authors
     fsutil, redact, samples          ground every layer may use
 """
 

@@ -82,6 +82,10 @@ IDENTITY_HELP = ("An age identity file, for an encrypted target (a passphrase-pr
                  "terminal, or reads the file $SYNCD_PASSPHRASE_FILE names).")
 
 
+KEY_FILE_HELP = ("A file (mode 0600) holding the source's key on one line: a SQLCipher key or passphrase "
+                 "(WeChat's 7 characters), or WhatsApp's 64 hex digits.")
+
+
 def _identities(identity: Path | None) -> list:
     from .archive.crypto import load_identities
 
@@ -108,47 +112,80 @@ def main():
 @click.option("--encrypt-to", "recipients", multiple=True, metavar="AGE1…",
               help="Encrypt every --to target of this command to this age recipient "
                    "(`syncd keygen` prints one). Repeat for a recovery key.")
-@click.option("--name", help="Name of the source in archives (default: the file's name).")
+@click.option("--name", help="Name of the source in archives (default: the file's name; for an iOS "
+                             "backup, the device part of each database's name).")
+@click.option("--kind", help="Read SOURCE as this kind (default: recognised from its content; "
+                             "`syncd plugins` lists the kinds).")
+@click.option("--key-file", type=click.Path(path_type=Path), help=KEY_FILE_HELP)
+@click.option("--password-file", type=click.Path(path_type=Path),
+              help="A file (mode 0600) holding an encrypted iOS backup's password on one line.")
+@click.option("--setting", "settings", multiple=True, metavar="KEY=VALUE",
+              help="A setting of the source's kind, e.g. compatibility=1 for SQLCipher. Repeatable.")
 @click.option("--state", type=click.Path(path_type=Path), help=STATE_HELP)
 @click.option("--full", is_flag=True, help="Compare every row, not only those in changed pages.")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the report as JSON (a list when SOURCE holds several databases).")
 @reports_errors
-def sync(source, targets, recipients, name, state, full, as_json):
-    """Archive what changed in SOURCE as a new version and update every target."""
+def sync(source, targets, recipients, name, kind, key_file, password_file, settings, state, full, as_json):
+    """Archive what changed in SOURCE as a new version and update every target.
+
+    SOURCE is a SQLite file, an iOS backup folder (or the folder of several), a SQLCipher
+    file or a WhatsApp .crypt14/.crypt15 file; each database in it is a source of its own.
+    """
     from .plugins import plugin_manager
-    from .sync import sync as run_sync
+    from .source import SourceOptions
+    from .sync import sync_source
     from .delivery.target import Target
 
     targets = [Target(url, recipients) for url in targets]
-    report = run_sync(source, targets, state_dir=_state(state), pm=plugin_manager(), name=name, full=full)
+    options = SourceOptions(key_file, password_file, name, _settings(settings))
+    reports = sync_source(source, targets, state_dir=_state(state), pm=plugin_manager(), options=options,
+                          kind=kind, full=full)
     if as_json:
-        _emit_json(report.to_dict())
+        _emit_json(reports[0].to_dict() if len(reports) == 1 else [r.to_dict() for r in reports])
     else:
-        v = report.version
-        if v is None:
-            click.echo(f"{report.source}: no change since version {report.head}")
-        else:
-            click.echo(f"{report.source}: version {v.number} ({_rows(v.rows)}), {human_size(v.stored_bytes)}")
-        if report.detection:
-            click.echo(f"  compared: {report.detection.path} ({report.detection.reason})")
-        for t in report.targets:
-            if t.ok:
-                sent = f", {human_size(t.bytes)} sent" if t.bytes else ""
-                click.echo(f"  {t.location}: has version {t.version}{sent}")
-                if t.note:
-                    click.echo(f"    note: {t.note}")
-            else:
-                click.echo(f"  {t.location}: FAILED: {t.error}", err=True)
-                if t.hint:
-                    click.echo(f"    hint: {t.hint}", err=True)
-    if not report.ok:
-        failed = [t for t in report.targets if not t.ok]
+        for report in reports:
+            _print_sync(report)
+    failed = [t for report in reports for t in report.targets if not t.ok]
+    if failed:
         code = max(t.exit_code or 1 for t in failed)
         # A refused delivery (exit 2) waits for a changed command, not for the next pass.
         when = "once the command does what the hint says" if code == 2 else "on the next pass"
-        click.echo(f"error: {len(failed)} target(s) not updated; version {report.head} stays queued locally "
-                   f"and goes out {when}", err=True)
+        queued = (f"version {reports[0].head} stays queued locally and goes" if len(reports) == 1
+                  else "the versions they lack stay queued locally and go")
+        click.echo(f"error: {len({t.location for t in failed})} target(s) not updated; {queued} out {when}",
+                   err=True)
         sys.exit(code)
+
+
+def _settings(pairs: tuple[str, ...]) -> dict[str, str]:
+    settings = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--setting")
+        settings[key.strip()] = value.strip()
+    return settings
+
+
+def _print_sync(report) -> None:
+    v = report.version
+    if v is None:
+        click.echo(f"{report.source}: no change since version {report.head}")
+    else:
+        click.echo(f"{report.source}: version {v.number} ({_rows(v.rows)}), {human_size(v.stored_bytes)}")
+    if report.detection:
+        click.echo(f"  compared: {report.detection.path} ({report.detection.reason})")
+    for t in report.targets:
+        if t.ok:
+            sent = f", {human_size(t.bytes)} sent" if t.bytes else ""
+            click.echo(f"  {t.location}: has version {t.version}{sent}")
+            if t.note:
+                click.echo(f"    note: {t.note}")
+        else:
+            click.echo(f"  {t.location}: FAILED: {t.error}", err=True)
+            if t.hint:
+                click.echo(f"    hint: {t.hint}", err=True)
 
 
 @contextmanager
@@ -173,14 +210,24 @@ def _archive(target: str, source: str | None, identity: Path | None):
 @click.option("--at", help=AT_HELP)
 @click.option("--force", is_flag=True, help="Replace OUTPUT if it exists.")
 @click.option("--identity", type=click.Path(path_type=Path), help=IDENTITY_HELP)
+@click.option("--key-file", type=click.Path(path_type=Path),
+              help="Write the database encrypted as its app keeps it (a SQLCipher source: WeChat, Signal), "
+                   "with the key in this file (mode 0600), so it can go back into the app.")
 @reports_errors
-def restore(output, target, source, number, at, force, identity):
+def restore(output, target, source, number, at, force, identity, key_file):
     """Rebuild the database as it was at a version, from TARGET alone, into OUTPUT."""
     from .readback.restore import restore as run_restore
 
     moment = _moment(at)
+    write_back = None
+    if key_file is not None:
+        from .plugins import plugin_manager, write_back_for
+        from .source import SourceOptions, read_secret_file
+
+        read_secret_file(key_file, "key file")  # a bad key file is refused before anything is read
+        write_back = write_back_for(plugin_manager(), SourceOptions(key_file=key_file))
     with _archive(target, source, identity) as archive:
-        version = run_restore(archive, output, number=number, at=moment, force=force)
+        version = run_restore(archive, output, number=number, at=moment, force=force, write_back=write_back)
     current = f", the one current at {moment.isoformat()}" if moment else ""
     click.echo(f"restored {archive.source} version {version.number} (archived {version.time}{current}) to {output}")
 
@@ -192,22 +239,31 @@ def restore(output, target, source, number, at, force, identity):
 @click.option("--identity", type=click.Path(path_type=Path), help=IDENTITY_HELP)
 @reports_errors
 def log(target, source, as_json, identity):
-    """List the versions a target holds, oldest first."""
-    from .readback.restore import read_manifest
-
+    """List the versions a target holds, oldest first (of every source, unless --source picks one)."""
     from .archive.claims import mode_warning
+    from .plugins import open_backend, plugin_manager
+    from .readback.restore import open_archive, open_archives, read_manifest
 
-    with _archive(target, source, identity) as archive:
-        manifest = read_manifest(archive)
-        warning = mode_warning(archive)
+    identities = _identities(identity)
+    backend = open_backend(plugin_manager(), target)
+    try:
+        archives = [open_archive(backend, source, identities)] if source else open_archives(backend, identities)
+        manifests = [read_manifest(archive) for archive in archives]
+        warning = mode_warning(archives[0])
+    finally:
+        backend.close()
     if warning:
         click.echo(f"warning: {warning}", err=True)
     if as_json:
-        _emit_json({"source": manifest.source, "versions": [v.to_dict() for v in manifest.versions]})
+        listed = [{"source": m.source, "versions": [v.to_dict() for v in m.versions]} for m in manifests]
+        _emit_json(listed[0] if len(listed) == 1 else listed)
         return
-    for v in manifest.versions:
-        kind = "base" if v.delta is None else ("delta+base" if v.base else "delta")
-        click.echo(f"{v.number:>5}  {v.time}  {_rows(v.rows)}  {human_size(v.stored_bytes)} {kind}")
+    for manifest in manifests:
+        if len(manifests) > 1:
+            click.echo(f"{manifest.source}:")
+        for v in manifest.versions:
+            kind = "base" if v.delta is None else ("delta+base" if v.base else "delta")
+            click.echo(f"{v.number:>5}  {v.time}  {_rows(v.rows)}  {human_size(v.stored_bytes)} {kind}")
 
 
 @main.command()
@@ -293,15 +349,17 @@ def keygen(out):
 @click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
 @reports_errors
 def plugins(as_json):
-    """List the loaded plugins: name, version and the target schemes each handles."""
+    """List the loaded plugins: name, version, and the target schemes or source kinds each provides."""
     from .plugins import plugin_info, plugin_manager
 
     found = plugin_info(plugin_manager())
     if as_json:
-        _emit_json([info.__dict__ for info in found])
+        _emit_json([info.to_dict() for info in found])
         return
     for info in found:
-        click.echo(f"{info.name:<12} {info.version or '-':<10} {', '.join(info.schemes) or '-'}")
+        provides = [", ".join(info.schemes)] if info.schemes else []
+        provides += [f"source kind {kind!r}: {summary}" for kind, summary in info.kinds]
+        click.echo(f"{info.name:<12} {info.version or '-':<10} {'; '.join(provides) or '-'}")
 
 
 @main.command()
@@ -372,6 +430,55 @@ def status(config_file, state, as_json):
                 click.echo(f"    last error: {t['error']}{retry}")
 
 
+@main.command()
+@click.option("--home", type=click.Path(path_type=Path, file_okay=False),
+              help="Look under this home folder instead of yours (another user's, a mounted disk).")
+@click.option("--add", "add", is_flag=True, help="Append the readable ones to the config file as [[source]] tables.")
+@click.option("--config", "config_file", type=click.Path(path_type=Path), help=CONFIG_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Print what was found as JSON.")
+@reports_errors
+def sources(home, add, config_file, as_json):
+    """List the chat databases and iOS backups in the usual places, and whether syncd can read them."""
+    from .discover import discover
+    from .plugins import plugin_manager
+
+    found = discover(plugin_manager(), home)
+    if as_json:
+        _emit_json([f.to_dict() for f in found])
+    elif not found:
+        click.echo("no chat database or iOS backup in the usual places; give `syncd sync` the path instead")
+    for f in found if not as_json else []:
+        state = "readable" if f.readable else f"NOT READABLE: {f.problem}"
+        click.echo(f"{f.name:<18} {f.kind:<12} {f.path}  ({state})")
+        if f.hint:
+            click.echo(f"    hint: {f.hint}")
+    if add:
+        _add_sources(config_file, [f for f in found if f.readable])
+
+
+def _add_sources(config_file: Path | None, found: list) -> None:
+    """Append what isn't in the config file yet (by path), named so no name is used twice."""
+    from .daemon.config import append_sources, default_config_path, load_config
+
+    path = Path(config_file or default_config_path()).expanduser()
+    known = load_config(path).sources if path.exists() else []
+    names, paths = {s.name for s in known}, {s.path.absolute() for s in known}
+    new = []
+    for f in found:
+        if f.path.absolute() in paths:
+            continue
+        name = f.name
+        while name in names:
+            name += "-2"
+        names.add(name)
+        new.append((name, f.path, f.kind))
+    if new:
+        append_sources(path, new)
+    click.echo(f"{path}: {len(new)} source(s) added" + ("; add a [[target]] before `syncd run`"
+                                                        if not path.exists() or "[[target]]" not in path.read_text()
+                                                        else ""))
+
+
 @main.group()
 def config():
     """Check the daemon's config file, or print a sample to start from."""
@@ -383,11 +490,13 @@ def config():
 def config_check(config_file):
     """Read the config file, open every target as the daemon will (no network), and name the first
     field that can't be used."""
-    from .daemon.config import check_targets, load_config
+    from .daemon.config import check_sources, check_targets, load_config
     from .plugins import plugin_manager
 
     cfg = load_config(config_file)
-    check_targets(cfg, plugin_manager())
+    pm = plugin_manager()
+    check_sources(cfg, pm)
+    check_targets(cfg, pm)
     click.echo(f"{cfg.path}: ok: {len(cfg.sources)} source(s), {len(cfg.targets)} target(s), "
                f"state in {cfg.state_dir}")
     for s in cfg.sources:

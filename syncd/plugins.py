@@ -11,6 +11,7 @@ import importlib
 import inspect
 import os
 import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,8 +20,8 @@ from urllib.parse import urlsplit
 import pluggy
 
 from .backend import Backend
-from .errors import PermanentError, UnusableTarget
-from .source import SourceKind
+from .errors import PermanentError, SourceError, UnusableTarget, UsageError
+from .source import SourceKind, SourceOptions
 
 if TYPE_CHECKING:
     from .archive.manifest import Version
@@ -139,11 +140,19 @@ def _distribution_versions(group: str) -> dict[str, tuple[str, str]]:
 class PluginInfo:
     name: str
     version: str | None  # of the distribution that provides it; None when registered by hand
-    schemes: tuple[str, ...]
+    schemes: tuple[str, ...]  # the target URL schemes it handles
+    kinds: tuple[tuple[str, str], ...] = ()  # the source kinds it provides: (kind, summary)
+
+    def to_dict(self) -> dict:
+        shown = {"name": self.name, "version": self.version, "schemes": list(self.schemes)}
+        if self.kinds:
+            shown["kinds"] = [{"kind": kind, "summary": summary} for kind, summary in self.kinds]
+        return shown
 
 
 def plugin_info(pm: pluggy.PluginManager) -> list[PluginInfo]:
-    """What is loaded: each plugin's name, its distribution's version, and the URL schemes it handles."""
+    """What is loaded: each plugin's name, its distribution's version, the URL schemes it handles
+    and the source kinds it provides."""
     # Plugins pluggy loaded itself (syncd.testing's) carry their distribution; syncd's own loader's don't.
     versions = {id(plugin): dist.version for plugin, dist in pm.list_plugin_distinfo()}
     for name, (value, version) in _distribution_versions(PROJECT).items():
@@ -151,10 +160,12 @@ def plugin_info(pm: pluggy.PluginManager) -> list[PluginInfo]:
         if plugin is not None and id(plugin) not in versions and _load(value) is plugin:
             versions[id(plugin)] = version  # not one registered by hand under that name
     backends = {id(impl.plugin): impl.function() for impl in pm.hook.register_backends.get_hookimpls()}
+    kinds = {id(impl.plugin): impl.function() for impl in pm.hook.register_sources.get_hookimpls()}
     found = []
     for name, plugin in pm.list_name_plugin():
         schemes = tuple(s for cls in backends.get(id(plugin), []) for s in cls.schemes)
-        found.append(PluginInfo(name, versions.get(id(plugin)), schemes))
+        provided = tuple((cls.kind, cls.summary) for cls in kinds.get(id(plugin), []))
+        found.append(PluginInfo(name, versions.get(id(plugin)), schemes, provided))
     return sorted(found, key=lambda info: info.name)
 
 
@@ -209,3 +220,60 @@ def open_backend(pm: pluggy.PluginManager, url: str, options: dict | None = None
     except ValueError as e:  # urllib's own parsing: a port out of range, a bad IPv6 address
         raise UnusableTarget(f"a {scheme} target URL can't be parsed: {e}",
                              hint=f"{scheme} targets look like: {'; '.join(url_syntax(cls))}") from None
+
+
+def source_kinds(pm: pluggy.PluginManager) -> list[type[SourceKind]]:
+    """Every source kind, in the order they are asked to recognise a path."""
+    kinds = {cls.kind: cls for classes in reversed(pm.hook.register_sources()) for cls in classes}
+    return sorted(kinds.values(), key=lambda cls: (cls.priority, cls.kind))
+
+
+def open_source(pm: pluggy.PluginManager, path: Path, options: SourceOptions, workdir: Callable[[str], Path],
+                kind: str | None = None) -> SourceKind:
+    """The source at `path`, opened by the kind named, or else by the first that recognises it.
+
+    `workdir(kind)` gives the private folder the kind may decrypt into. A file no kind
+    recognises goes to the plain `sqlite` kind, whose reading says what is wrong with it.
+    """
+    path = Path(path).expanduser()
+    kinds = source_kinds(pm)
+    by_name = {cls.kind: cls for cls in kinds}
+    if kind is not None:
+        if kind not in by_name:
+            raise UsageError(f"no source kind is named {kind!r}",
+                             hint=f"kinds installed: {', '.join(by_name) or 'none'} (`syncd plugins` lists them)")
+        chosen = by_name[kind]
+    else:
+        chosen = next((cls for cls in kinds if _recognises(cls, path)), None)
+        if chosen is None and path.is_dir():
+            raise SourceError(f"{path} is not a file, nor a folder any source kind recognises",
+                              hint="give a database file, or an iOS backup folder (the one holding Manifest.db)")
+        chosen = chosen or by_name.get("sqlite")
+        if chosen is None:
+            raise SourceError(f"no installed source kind reads {path}", hint="`syncd plugins` lists the kinds installed")
+    return chosen(path, options, workdir(chosen.kind))
+
+
+def _recognises(cls: type[SourceKind], path: Path) -> bool:
+    """Asked of every kind in turn: one that fails while looking is taken not to recognise the path."""
+    try:
+        return bool(cls.recognises(path))
+    except Exception:  # a plugin's own bug must not hide the others' kinds
+        import logging
+
+        logging.getLogger(__name__).debug("%s: recognising %s failed", cls.kind, path, exc_info=True)
+        return False
+
+
+def write_back_for(pm: pluggy.PluginManager, options: SourceOptions) -> Callable[[Path, Path, Mapping[str, str]], None]:
+    """What writes a restored database back as its app keeps it, with the key in `options`: the
+    `write_back` of the source kind its archive's origin names (for `syncd restore --key-file`)."""
+    def write_back(plain: Path, out: Path, origin: Mapping[str, str]) -> None:
+        kind = origin.get("kind")
+        cls = {cls.kind: cls for cls in source_kinds(pm)}.get(kind)
+        if cls is None or not hasattr(cls, "write_back"):
+            came = f"a {kind!r} source" if kind else "a plain database"
+            raise UsageError(f"this archive came from {came}: there is no app encryption to write it back with",
+                             hint="restore without --key-file to get the plain database")
+        cls.write_back(plain, out, origin, options)
+    return write_back

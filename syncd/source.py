@@ -16,8 +16,8 @@ Contract (`syncd.testing.SourceKindContract` checks it):
   as last archived is not read at all.
 - `materialise(db)` returns the plain SQLite file to read: the phone's own file
   where it is plain (read, never written), or one it decrypted into `workdir`,
-  the private state dir (0700) the pipeline gives it. Nothing decrypted goes
-  anywhere else.
+  a folder of the private state dir the pipeline gives it (made, when needed,
+  with `syncd.fsutil.private_dirs`: 0700). Nothing decrypted goes anywhere else.
 - Nothing is ever written into the user's folder: no journal, no lock, no
   changed access time.
 - Keys and passwords come from `options` (files checked to be private); they
@@ -29,7 +29,9 @@ Contract (`syncd.testing.SourceKindContract` checks it):
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -82,6 +84,15 @@ class SourceOptions:
         return read_secret_file(self.password_file, "password file")
 
 
+@dataclass(frozen=True)
+class Place:
+    """Where a kind's source usually is on a machine (for `syncd sources`)."""
+
+    path: Path
+    name: str  # a source name to suggest: "imessage-mac", "signal-desktop"
+    app: str | None = None
+
+
 @runtime_checkable
 class SourceKind(Protocol):
     """A kind of source: recognises its paths, lists their databases, and makes them readable."""
@@ -100,9 +111,31 @@ class SourceKind(Protocol):
 
     def close(self) -> None: ...
 
+    # Optional: `places(home)`, a classmethod listing the `Place`s under the home folder `home`
+    # where this kind's sources usually are (on macOS, Linux or Windows); `syncd sources` looks there.
+    # Optional: `watched()`, the files whose change means the source may have (the daemon's quiet
+    # period waits for them to hold still); by default the path and its -wal and -journal.
     # Optional: `write_back(plain, out, origin, options)`, a classmethod that writes the plain
     # database `plain` to `out` as the app keeps it (re-encrypted with the key in `options`),
     # for `syncd restore --key-file`: migration back into the app.
+
+
+def source_name_for(path: Path) -> str:
+    """A source is named after its file unless told otherwise: `EnMicroMsg.db`, `ChatStorage.sqlite`."""
+    return re.sub(r"[^A-Za-z0-9._-]", "-", Path(path).name).lstrip(".-_")[:128] or "source"
+
+
+def stat_signature(*paths: Path) -> str:
+    """A signature of files by what changes whenever one is written, replaced or removed:
+    inode, size, mtime and ctime of each (null for one that is missing)."""
+    marks = []
+    for path in paths:
+        try:
+            st = os.stat(path)
+            marks.append([st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns])
+        except OSError:
+            marks.append(None)
+    return json.dumps(marks)
 
 
 def read_secret_file(path: Path, what: str) -> str:

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -25,15 +24,16 @@ import pluggy
 from .archive.plain import Archive, check_source_name
 from .backend import Backend
 from .capture.detect import Plan, plan_changes
-from .errors import ArchiveError, CorruptObject, PermanentError, SourceError, SyncdError, no_space
+from .errors import ArchiveError, CorruptObject, PermanentError, SourceError, SyncdError, UsageError, no_space
 from .delivery.fanout import HeldHooks, run_apart
 from .fsutil import fsync_dir, fsync_file, private_opener
 from .archive.manifest import Manifest, Version
-from .plugins import open_backend
+from .plugins import open_backend, open_source
+from .source import Database, SourceKind, SourceOptions
 from .redact import redact_url
 from .delivery.retry import RetryingBackend
 from .capture.snapshot import WAIT_HINT, Snapshot, SnapshotStore
-from .archive.state import SourceState, writer_id
+from .archive.state import SourceState, kind_workdir, writer_id
 from .delivery.target import Target, as_target
 
 if TYPE_CHECKING:
@@ -100,37 +100,79 @@ class SyncReport:
         }
 
 
-def default_source_name(path: Path) -> str:
-    """A source is named after its file unless told otherwise: `EnMicroMsg.db`, `ChatStorage.sqlite`."""
-    return re.sub(r"[^A-Za-z0-9._-]", "-", Path(path).name).lstrip(".-_") or "source"
+def sync_source(path: Path, targets: list[str | Target], *, state_dir: Path, pm: pluggy.PluginManager,
+                options: SourceOptions | None = None, kind: str | None = None,
+                full: bool = False) -> list[SyncReport]:
+    """Archive every database `path` holds (one for a plain file, one per app in an iOS backup)
+    and bring every target up to date; one report per database.
 
-
-def sync(source: Path, targets: list[str | Target], *, state_dir: Path, pm: pluggy.PluginManager,
-         name: str | None = None, full: bool = False) -> SyncReport:
-    """Archive what changed in `source` as a new version and bring every target up to date.
-
-    A target is a URL, or a `Target` that may carry recipients to encrypt to.
-    `full` compares every row instead of only those in changed pages.
+    The kind is the one named, or the first whose `recognises(path)` says yes (see
+    syncd.source). A target is a URL, or a `Target` that may carry recipients to encrypt
+    to. `full` compares every row instead of only those in changed pages. Raises
+    SourceError or KeyProblem when the path can't be opened at all.
     """
-    name = check_source_name(name or default_source_name(source))
+    options = options or SourceOptions()
+    if options.name is not None:
+        check_source_name(options.name)  # before anything is made in the state dir
     # Given twice, a target gets one delivery: two at once would race for its cursor.
     targets = list(dict.fromkeys(as_target(t) for t in targets))
-    state = SourceState(state_dir, name)
     backends: dict[Target, Backend | Exception] = {}
     try:
         # A URL its plugin refuses refuses the command, before anything is done; a plugin
         # failing in a way nobody foresaw fails only its own target, in deliver_all.
         for target in targets:
             backends[target] = _open(pm, target.url)
-        with state.locked():
-            local = Archive(open_backend(pm, str(state.archive_dir)), name)
-            manifest, created, plan = archive_locally(Path(source), state, local, pm, full=full)
-            reports = deliver_all([_delivery(backends[t], t, local, manifest, state) for t in targets], pm)
-            _record_failures(state, [_cursor_key(backends[t], t, name) for t in targets], reports)
+        with opened_source(pm, path, options, state_dir, kind) as source:
+            return [sync_database(source, db, backends, state_dir=state_dir, pm=pm, full=full)
+                    for db in listed(source, path)]
     finally:
         for backend in backends.values():
             if not isinstance(backend, Exception):
                 backend.close()
+
+
+def sync(source: Path, targets: list[str | Target], *, state_dir: Path, pm: pluggy.PluginManager,
+         name: str | None = None, full: bool = False) -> SyncReport:
+    """`sync_source` for a path holding one database, named `name` (else after its file)."""
+    reports = sync_source(source, targets, state_dir=state_dir, pm=pm, options=SourceOptions(name=name), full=full)
+    if len(reports) != 1:
+        raise UsageError(f"{source} holds {len(reports)} databases", hint="sync it with sync_source")
+    return reports[0]
+
+
+@contextmanager
+def opened_source(pm: pluggy.PluginManager, path: Path, options: SourceOptions, state_dir: Path,
+                  kind: str | None = None) -> Iterator[SourceKind]:
+    """The source at `path`, opened by its kind, with a private work folder in the state dir."""
+    source = open_source(pm, path, options, partial(kind_workdir, state_dir, Path(path)), kind)
+    try:
+        yield source
+    finally:
+        source.close()
+
+
+def listed(source: SourceKind, path: Path) -> list[Database]:
+    """The databases a source holds now: at least one, with names syncd can use."""
+    databases = source.databases()
+    if not databases:
+        raise SourceError(f"{path} holds no chat database syncd knows",
+                          hint=f"it was read as {source.kind!r}; --kind picks another reading")
+    for db in databases:
+        check_source_name(db.name)
+    return databases
+
+
+def sync_database(source: SourceKind, db: Database, backends: dict[Target, Backend | Exception], *,
+                  state_dir: Path, pm: pluggy.PluginManager, full: bool = False) -> SyncReport:
+    """Archive what changed in one database of `source` as a new version, and deliver it to the
+    targets (each opened, or the error opening it raised)."""
+    name = db.name
+    state = SourceState(state_dir, name)
+    with state.locked():
+        local = Archive(open_backend(pm, str(state.archive_dir)), name)
+        manifest, created, plan = archive_locally(source, db, state, local, pm, full=full)
+        reports = deliver_all([_delivery(backend, t, local, manifest, state) for t, backend in backends.items()], pm)
+        _record_failures(state, [_cursor_key(backend, t, name) for t, backend in backends.items()], reports)
     return SyncReport(name, created, manifest.head.number, reports, plan)
 
 
@@ -203,17 +245,19 @@ def unforeseen(error: BaseException) -> str:
     return f"unexpected {type(error).__name__}" + (f": {lines[0][:UNEXPECTED_DETAIL]}" if lines else "")
 
 
-def archive_locally(source: Path, state: SourceState, local: Archive, pm: pluggy.PluginManager, *,
-                    full: bool = False) -> tuple[Manifest, Version | None, Plan]:
-    """Snapshot `source` and persist what changed as a new local version: the local commit.
+def archive_locally(source: SourceKind, db: Database, state: SourceState, local: Archive,
+                    pm: pluggy.PluginManager, *, full: bool = False) -> tuple[Manifest, Version | None, Plan]:
+    """Snapshot one database of `source` and persist what changed as a new local version: the local commit.
 
     Returns the local manifest, the version made (None if nothing changed) and how the
     changes were found. Raises SourceError for a source that can't be archived.
     """
     snapshots = SnapshotStore(state.staging)
     try:
-        snapshot = snapshots.take(source, reread=full)
-        manifest, created, plan = record_version(state, local, snapshot, full=full)
+        if not full and snapshots.untouched(db.signature) and (manifest := local.manifest()) and manifest.head:
+            return manifest, None, Plan("unchanged", f"the {source.kind} source vouches it is as last archived")
+        snapshot = snapshots.take(source.materialise(db), companions=db.companions, reread=full)
+        manifest, created, plan = record_version(state, local, snapshot, full=full, origin=db.origin)
     except SourceError as e:
         state.record_source_error(str(e), e.hint)  # for `syncd status`
         raise
@@ -223,22 +267,25 @@ def archive_locally(source: Path, state: SourceState, local: Archive, pm: pluggy
             raise
         raise full_disk from None
     state.clear_source_error()
-    snapshots.settle(snapshot)
+    snapshots.settle(snapshot, db.signature)
     log.info("%s: %s comparison (%s)", local.source, plan.path, plan.reason)
     if created:
         pm.hook.version_persisted(source=local.source, version=created)
     return manifest, created, plan
 
 
-def record_version(state: SourceState, local: Archive, snapshot: Snapshot, *,
-                   full: bool = False) -> tuple[Manifest, Version | None, Plan]:
+def record_version(state: SourceState, local: Archive, snapshot: Snapshot, *, full: bool = False,
+                   origin: Mapping[str, str] | None = None) -> tuple[Manifest, Version | None, Plan]:
     """Persist the snapshot's changes as a new local version, if there are any.
 
     The mirror commits first and the local manifest last: a crash in between
     leaves a mirror ahead of the archive, which `open_mirror` rebuilds, and the
-    next pass finds the same changes again.
+    next pass finds the same changes again. `origin` (the source kind's record of
+    where the database came from) is written with the next version.
     """
     manifest = local.manifest() or Manifest(local.source)
+    if origin:
+        manifest = manifest.with_origin(origin)
     if snapshot.unchanged and manifest.head:
         return manifest, None, plan_changes(snapshot)
     mirror = open_mirror(state, local, manifest)

@@ -127,11 +127,12 @@ def test_a_url_no_plugin_can_use_is_a_usage_error(phone, url, problem):
     assert list(target.iterdir()) == [], "a usage error must stop the command before any target is written"
 
 
-def test_log_and_restore_on_several_sources_need_source(phone, tmp_path):
+def test_restore_on_several_sources_needs_source_and_log_lists_them_all(phone, tmp_path):
+    """Issue 12 changed `log`: a target of several sources (an iOS backup's apps) is listed whole."""
     db, state, target = phone
     for name in ("one", "two"):
         assert cli("sync", db, "--name", name, "--to", target, "--state", state).exit_code == 0
-    assert "--source" in refused(cli("log", "--from", target))
+    assert [s["source"] for s in json.loads(cli("log", "--from", target, "--json").output)] == ["one", "two"]
     assert "--source" in refused(cli("restore", "--from", target, tmp_path / "out.db"))
     assert cli("log", "--from", target, "--source", "two").exit_code == 0
 

@@ -24,9 +24,9 @@ LAYERS = [
     {"syncd.sqlite"},
     {"syncd.capture"},
     {"syncd.mirror"},
-    {"syncd.archive"},
+    {"syncd.archive", "syncd.media"},  # the database's format; the media store beside it
     {"syncd.delivery", "syncd.readback"},
-    {"syncd.sync"},
+    {"syncd.sync", "syncd.discover"},  # one pass; finding sources on this machine
     {"syncd.daemon"},
     {"syncd.demo", "syncd.testing"},  # the guided demo; the plugin authors' kit
     {"syncd.cli"},

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 
@@ -35,6 +36,10 @@ DENSE_FLOOR = 1 << 20  # below this, parsing costs little whatever the shape (an
 OBJECT_NAME = re.compile(r"^objects/\d{10}-(base|delta)-[0-9a-f]{32}(\.zst|\.zst\.age)$")
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 ROW_COUNTS = ("added", "changed", "deleted")
+# What the source kind recorded of where the database came from (its kind, app and cipher
+# settings, never a key): a few short strings, for `restore --key-file` and the app profiles.
+ORIGIN_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+ORIGIN_MAX_ENTRIES, ORIGIN_MAX_VALUE = 32, 256
 
 
 class Invalid(ValueError):
@@ -155,6 +160,7 @@ class Version:
 class Manifest:
     source: str
     versions: tuple[Version, ...] = field(default_factory=tuple)
+    origin: tuple[tuple[str, str], ...] = ()  # sorted (key, value) pairs; see ORIGIN_KEY
 
     @property
     def head(self) -> Version | None:
@@ -229,8 +235,13 @@ class Manifest:
         mine = self.versions[: len(older.versions)]
         return len(mine) == len(older.versions) and all(a.hash == b.hash for a, b in zip(mine, older.versions))
 
+    def with_origin(self, origin: Mapping[str, str]) -> Manifest:
+        return replace(self, origin=_checked_origin(dict(origin)))
+
     def to_bytes(self) -> bytes:
         data = {"format": FORMAT, "source": self.source, "versions": [v.to_dict() for v in self.versions]}
+        if self.origin:  # only where a source kind recorded one: older manifests keep their bytes
+            data["origin"] = dict(self.origin)
         return json.dumps(data, ensure_ascii=False, indent=1).encode()
 
     @classmethod
@@ -246,12 +257,23 @@ class Manifest:
                 raise CorruptObject(f"{name} has format {str(data.get('format'))[:40]!r}, expected {FORMAT!r}",
                                     hint="another version of syncd wrote it")
             versions = _field(data, "versions", list, where="it")
-            return cls(_field(data, "source", str, where="it"), tuple(Version.from_dict(v, i) for i, v in enumerate(versions, start=1)))
+            origin = _checked_origin(_field(data, "origin", dict, where="it") if "origin" in data else {})
+            return cls(_field(data, "source", str, where="it"),
+                       tuple(Version.from_dict(v, i) for i, v in enumerate(versions, start=1)), origin)
         except Invalid as e:
             raise CorruptObject(f"{name} is not a manifest syncd wrote: {e}",
                                 hint="run `syncd verify` on the target") from None
         except (ValueError, RecursionError) as e:
             raise CorruptObject(f"{name} is not a readable manifest ({type(e).__name__}: {e})") from None
+
+
+def _checked_origin(origin: dict) -> tuple[tuple[str, str], ...]:
+    if len(origin) > ORIGIN_MAX_ENTRIES:
+        raise Invalid(f"its origin has {len(origin)} entries")
+    for key, value in origin.items():
+        if not ORIGIN_KEY.match(key) or type(value) is not str or len(value) > ORIGIN_MAX_VALUE:
+            raise Invalid(f"its origin has an unusable entry: {json.dumps({key: value})[:80]}")
+    return tuple(sorted(origin.items()))
 
 
 def _values(raw: bytes) -> int:

@@ -128,6 +128,15 @@ def sealed_folders(backend: Backend) -> list[str]:
 
 def open_sealed(backend: Backend, identities: Sequence[x25519.Identity], source: str | None) -> SealedArchive:
     """The encrypted archive of `source` (or the only one) that `identities` open on `backend`."""
+    opened = open_all_sealed(backend, identities, source)
+    return opened[choose_source(list(opened), source, backend.location)]
+
+
+def open_all_sealed(backend: Backend, identities: Sequence[x25519.Identity],
+                    wanted: str | None = None) -> dict[str, SealedArchive]:
+    """Every encrypted archive on `backend` that `identities` open, by source.
+
+    A damaged one fails the call unless `wanted` names a source that opened anyway."""
     folders = sealed_folders(backend)
     if not folders:
         raise ArchiveError(f"{backend.location} holds no encrypted syncd archive",
@@ -147,13 +156,13 @@ def open_sealed(backend: Backend, identities: Sequence[x25519.Identity], source:
         # The same source encrypted to two sets of recipients: the longer history wins.
         if best is None or len(best.manifest().versions) < len(manifest.versions):
             opened[manifest.source] = archive
-    if damaged and (source is None or source not in opened):
+    if damaged and (wanted is None or wanted not in opened):
         raise damaged[0]
     if not opened:
         raise KeyProblem(f"none of the {len(folders)} encrypted archive(s) on {backend.location} "
                          "opens with the identity given",
                          hint="use the identity whose recipient the target was encrypted to")
-    return opened[choose_source(list(opened), source, backend.location)]
+    return opened
 
 
 def deliver_sealed(local: Archive, manifest: Manifest, target: SealedArchive,

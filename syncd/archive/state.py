@@ -10,6 +10,8 @@
     <state>/sources/<name>/staging/         the replica: a private copy of the phone's database
     <state>/sources/<name>/lock             held while a pass runs
     <state>/sources/<name>/error.json       why the source could last not be archived, until it can again
+    <state>/kinds/<kind>-<id>/              a source kind's private work folder for one path it opened
+                                            (an encrypted backup's decrypted Manifest.db and databases)
     <state>/writer-id                       this state dir's random id: which writer claims a source on a target
 
 All of it is private whatever the umask (folders 0700, files 0600): the mirror and the
@@ -58,6 +60,13 @@ def known_sources(state_dir: Path) -> list[str]:
     """The sources a state dir has worked on."""
     root = Path(state_dir).expanduser() / "sources"
     return sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+
+
+def kind_workdir(state_dir: Path, path: Path, kind: str) -> Path:
+    """The private folder where `kind` may keep what it decrypts of the source at `path`
+    (made by the kind, with syncd.fsutil.private_dirs, when it needs one)."""
+    digest = hashlib.sha256(str(Path(path).expanduser().absolute()).encode()).hexdigest()[:16]
+    return Path(state_dir).expanduser() / "kinds" / f"{kind}-{digest}"
 
 
 def writer_id(state_dir: Path) -> str:

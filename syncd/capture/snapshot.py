@@ -24,6 +24,7 @@ import json
 import os
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +32,7 @@ import apsw
 import xxhash
 
 from ..errors import SourceError
-from ..fsutil import atomic_write, private_dirs, private_opener
+from ..fsutil import atomic_write, open_untouched, private_dirs, private_opener
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 HEADER_SIZE = 100
@@ -53,6 +54,7 @@ CHUNK_DIGESTS = "replica.xxh3"  # xxh3-128 of each block of the phone's file, as
 DIGEST_SIZE = 16
 DIRTY = "replica.dirty"  # present while the replica is ahead of the last archived version
 IDENTITY = "source.json"  # the phone's files as last archived
+SIGNATURE = "source.signature"  # the source kind's signature of the database as last archived
 
 WAIT_HINT = "a sync tool may still be copying it; syncd will try again on the next pass"
 
@@ -84,17 +86,32 @@ class SnapshotStore:
         self.dirty = self.folder / DIRTY
         self.identity_file = self.folder / IDENTITY
         self.digest_file = self.folder / CHUNK_DIGESTS
+        self.signature_file = self.folder / SIGNATURE
 
-    def take(self, source: Path, *, reread: bool = False) -> Snapshot:
+    def untouched(self, signature: str) -> bool:
+        """Whether the source kind's `signature` vouches the database is as last archived: then it
+        isn't read (nor decrypted) at all."""
+        if not signature or not self.replica.exists() or self.dirty.exists():
+            return False
+        try:
+            return self.signature_file.read_text() == signature
+        except (FileNotFoundError, UnicodeDecodeError):
+            return False
+
+    def take(self, source: Path, *, companions: Mapping[str, Path] | None = None,
+             reread: bool = False) -> Snapshot:
         """Bring the replica up to `source`; raise SourceError for anything that isn't a sound database.
 
-        `reread` reads the phone's file even when it looks untouched since last archived."""
+        `companions` name its -wal and -journal where they aren't beside it (an iOS backup
+        keeps each under a hashed name). `reread` reads the phone's file even when it looks
+        untouched since last archived."""
         source = Path(source)
+        companions = companions_of(source, companions)
         _check_source_path(source)
         _check_header(source, _read_head(source, 4096), source.stat().st_size)
         trusted = self.replica.exists() and not self.dirty.exists()
         saved = self._saved_identity() if trusted else None
-        if saved is not None and not reread and saved == file_identity(source):
+        if saved is not None and not reread and saved == file_identity(source, companions):
             return Snapshot(source, self.replica, True, {}, 0)
         private_dirs(self.folder)
         atomic_write(self.dirty, b"")
@@ -109,13 +126,13 @@ class SnapshotStore:
         digests = self._saved_digests() if trusted else b""
         delay = STABLE_COPY_DELAY
         for _ in range(STABLE_COPY_TRIES):
-            before = file_identity(source)
+            before = file_identity(source, companions)
             # A WAL database's file only changes when the app checkpoints; until then every
             # commit lands in the -wal alone, and only that needs reading.
             if not (saved and saved[:2] == before[:2]):
                 past, digests = self._patch(source, past, digests)
-            journal = self._copy_companions(source)
-            if file_identity(source) == before:
+            journal = self._copy_companions(companions)
+            if file_identity(source, companions) == before:
                 break
             time.sleep(delay)
             delay *= 2
@@ -131,12 +148,15 @@ class SnapshotStore:
         self._checkpoint(source)
         return Snapshot(source, self.replica, False, past, past_pages, why_full, before, digests)
 
-    def settle(self, snapshot: Snapshot) -> None:
-        """The replica's state is archived: remember the source's files and trust the replica."""
+    def settle(self, snapshot: Snapshot, signature: str = "") -> None:
+        """The replica's state is archived: remember the source's files (and the kind's signature
+        of them, taken before they were read) and trust the replica."""
         if not snapshot.unchanged:
             atomic_write(self.digest_file, snapshot.digests)
             atomic_write(self.identity_file, json.dumps(snapshot.identity).encode())
-            self.dirty.unlink(missing_ok=True)
+        if signature:
+            atomic_write(self.signature_file, signature.encode())
+        self.dirty.unlink(missing_ok=True)
 
     def _saved_identity(self):
         try:
@@ -158,7 +178,7 @@ class SnapshotStore:
         without reading the replica. Returns `past` and the source's digests now.
         """
         page = _page_size(source)
-        src = _open_readonly(source)
+        src = open_untouched(source)
         try:
             rep = os.open(self.replica, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError:
@@ -199,13 +219,13 @@ class SnapshotStore:
             os.close(rep)
         return past, b"".join(seen)
 
-    def _copy_companions(self, source: Path) -> bool:
+    def _copy_companions(self, companions: Mapping[str, Path]) -> bool:
         """Copy the -wal (and a hot -journal) beside the replica; True if there was a journal."""
         for suffix in ("-wal", "-shm", "-journal"):
             Path(f"{self.replica}{suffix}").unlink(missing_ok=True)
         journal = False
         for suffix in COMPANIONS:
-            if _copy_file(Path(f"{source}{suffix}"), Path(f"{self.replica}{suffix}")):
+            if _copy_file(companions[suffix], Path(f"{self.replica}{suffix}")):
                 journal |= suffix == "-journal"
         return journal
 
@@ -345,19 +365,9 @@ def _check_source_path(source: Path) -> None:
         raise SourceError(f"{source} is empty (0 bytes)", hint=WAIT_HINT)
 
 
-def _open_readonly(path: Path) -> int:
-    """Open for reading without updating the access time, where the OS lets us."""
-    flags = os.O_RDONLY | getattr(os, "O_NOATIME", 0)
-    try:
-        return os.open(path, flags)
-    except PermissionError:
-        # O_NOATIME is only allowed to the file's owner; plain reading still is.
-        return os.open(path, os.O_RDONLY)
-
-
 def _read_head(path: Path, n: int) -> bytes:
     try:
-        fd = _open_readonly(path)
+        fd = open_untouched(path)
     except OSError as e:
         raise SourceError(f"{path} can't be read: {e.strerror}", hint="check its permissions") from None
     try:
@@ -388,11 +398,16 @@ def _check_header(source: Path, head: bytes, size: int) -> None:
         raise SourceError(f"{source} is truncated: {size:,} of {expected:,} bytes", hint=WAIT_HINT)
 
 
-def file_identity(source: Path) -> list:
+def companions_of(source: Path, given: Mapping[str, Path] | None = None) -> dict[str, Path]:
+    """Where the -wal and -journal of `source` are: as `given`, else beside it under the usual names."""
+    return {suffix: Path((given or {}).get(suffix) or f"{source}{suffix}") for suffix in COMPANIONS}
+
+
+def file_identity(source: Path, companions: Mapping[str, Path] | None = None) -> list:
     """What changes whenever the database or a companion is written, renamed over or removed:
     inode, size, mtime and ctime of each (None for one that is missing or can't be looked at)."""
     ident = [str(source)]
-    for path in [Path(source)] + [Path(f"{source}{suffix}") for suffix in COMPANIONS]:
+    for path in [Path(source), *companions_of(source, companions).values()]:
         try:
             st = path.stat()
             ident.append([st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns])
@@ -404,7 +419,7 @@ def file_identity(source: Path) -> list:
 def _copy_file(src: Path, dst: Path) -> bool:
     """Copy one file through a no-atime descriptor; False if there is none."""
     try:
-        fd = _open_readonly(src)
+        fd = open_untouched(src)
     except FileNotFoundError:
         return False
     except OSError as e:

@@ -5,7 +5,11 @@
 
     [[source]]
     name = "wechat"                         # optional: defaults to the file's name
-    path = "~/Backups/EnMicroMsg.db"
+    path = "~/Backups/EnMicroMsg.db"        # a database, an iOS backup folder, a .crypt15…
+    kind = "sqlcipher"                      # optional: recognised from the content
+    key_file = "~/.config/syncd/wechat.key" # optional: one line, mode 0600
+    password_file = "…"                     # optional: an encrypted iOS backup's password
+    settings = { compatibility = "1" }      # optional: the source kind's own settings
 
     [[target]]
     url = "/mnt/nas/chat-archive"
@@ -31,10 +35,11 @@ import pluggy
 from ..archive.plain import SOURCE_NAME
 from ..backend import Backend
 from ..errors import KeyProblem, SyncdError, UsageError
-from ..plugins import open_backend
+from ..fsutil import atomic_write
+from ..plugins import open_backend, source_kinds
 from ..redact import redact_url
 from ..archive.state import default_state_dir
-from ..sync import default_source_name
+from ..source import SourceOptions, read_secret_file, source_name_for
 from ..delivery.target import Target
 
 
@@ -66,6 +71,8 @@ class DaemonSettings:
 class SourceConfig:
     name: str
     path: Path
+    kind: str | None = None
+    options: SourceOptions = SourceOptions()
 
 
 @dataclass(frozen=True)
@@ -168,6 +175,42 @@ def check_targets(config: Config, pm: pluggy.PluginManager) -> None:
             raise ConfigError(f"{config.path}: target[{i}].url: {e}", hint=e.hint) from None
 
 
+def check_sources(config: Config, pm: pluggy.PluginManager) -> None:
+    """Check what each source names (its kind is installed, its key files are private and hold a
+    line) without reading any source; ConfigError names the first field that can't be used."""
+    kinds = {cls.kind for cls in source_kinds(pm)}
+    for i, source in enumerate(config.sources, 1):
+        if source.kind is not None and source.kind not in kinds:
+            raise ConfigError(f"{config.path}: source[{i}].kind: no source kind is named {source.kind!r}",
+                              hint=f"kinds installed: {', '.join(sorted(kinds))}")
+        for key, path in (("key_file", source.options.key_file), ("password_file", source.options.password_file)):
+            if path is not None:
+                try:
+                    read_secret_file(path, key.replace("_", " "))
+                except SyncdError as e:
+                    raise ConfigError(f"{config.path}: source[{i}].{key}: {e}", hint=e.hint) from None
+
+
+def append_sources(path: Path, sources: list[tuple[str, Path, str]]) -> None:
+    """Add a [[source]] table (name, path, kind) for each of `sources` at the end of the config file
+    at `path` (made if missing), keeping what it holds; the result must still load."""
+    path = Path(path).expanduser()
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    tables = "".join(f'\n[[source]]\nname = {_toml(name)}\npath = {_toml(str(where))}\nkind = {_toml(kind)}\n'
+                     for name, where, kind in sources)
+    updated = (text.rstrip("\n") + "\n" if text.strip() else "") + tables
+    tomllib.loads(updated)  # a name or path that doesn't survive quoting must not reach the file
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, updated.encode("utf-8"))
+
+
+def _toml(text: str) -> str:
+    """A TOML basic string (JSON's escapes are TOML's, for what paths and names hold)."""
+    import json
+
+    return json.dumps(text, ensure_ascii=False)
+
+
 def _tables(data: dict, key: str, bad) -> list[dict]:
     tables = data.get(key, [])
     if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
@@ -199,12 +242,21 @@ def _only(table: dict, allowed: set[str], where: str, bad) -> None:
 
 
 def _source(table: dict, where: str, bad) -> SourceConfig:
-    _only(table, {"name", "path"}, where, bad)
+    _only(table, {"name", "path", "kind", "key_file", "password_file", "settings"}, where, bad)
     path = _path(_string(table, "path", where, bad), f"{where}.path", bad)
-    name = _string(table, "name", where, bad) if "name" in table else default_source_name(path)
+    given = _string(table, "name", where, bad) if "name" in table else None
+    name = given or source_name_for(path)
     if not SOURCE_NAME.match(name):
         raise bad(f"{where}.name", f"{name!r} can't name a source: use letters, digits, '.', '_' and '-'")
-    return SourceConfig(name, path)
+    files = {key: _path(_string(table, key, where, bad), f"{where}.{key}", bad)
+             for key in ("key_file", "password_file") if key in table}
+    settings = table.get("settings", {})
+    if not isinstance(settings, dict) or not all(isinstance(v, (str, int)) for v in settings.values()):
+        raise bad(f"{where}.settings", 'must be a table of strings, e.g. settings = { compatibility = "1" }')
+    options = SourceOptions(files.get("key_file"), files.get("password_file"), given,
+                            {k: str(v) for k, v in settings.items()})
+    kind = _string(table, "kind", where, bad) if "kind" in table else None
+    return SourceConfig(name, path, kind, options)
 
 
 def _target(table: dict, where: str, bad) -> TargetConfig:

@@ -33,16 +33,16 @@ import pluggy
 
 from ..archive.plain import Archive
 from .config import Config, SourceConfig, load_config
-from ..errors import SourceError, SyncdError
+from ..errors import KeyProblem, SourceError, SyncdError
 from ..delivery.fanout import MAIN_THREAD_SIGNALS, HeldHooks, with_signals_blocked
 from ..delivery.retry import target_backoff
 from .logs import LOGGER, RepeatFilter
 from ..archive.manifest import Manifest
 from .notify import notify, watchdog_interval
-from ..capture.snapshot import file_identity
-from ..plugins import open_backend
-from ..archive.state import SourceState
-from ..sync import TargetReport, archive_locally, deliver_all, deliver_to, target_archive
+from ..plugins import open_backend, open_source
+from ..archive.state import SourceState, kind_workdir
+from ..source import Database, SourceKind, stat_signature
+from ..sync import TargetReport, archive_locally, deliver_all, deliver_to, listed, target_archive
 from .watch import Watcher
 
 # After SIGTERM, a step still running this long is abandoned, so the process is
@@ -87,9 +87,28 @@ class SourceRun:
     config: SourceConfig
     targets: dict[str, TargetSchedule] = field(default_factory=dict)  # by target URL
     pending_since: float | None = None  # when the last file event came, while one is unhandled
-    seen: tuple | None = None  # the file's signature at that event
-    archived: tuple | None = None  # its signature when last snapshotted
+    seen: str | None = None  # the watched files' signature at that event
+    archived: str | None = None  # their signature when last snapshotted
     blocked_until: float = 0.0
+    # Opened once and kept while it reads well: a kind derives a backup password's key once.
+    source: SourceKind | None = None
+    databases: list[Database] = field(default_factory=list)  # what it held at the last look
+
+    def watched(self) -> list[Path]:
+        """The files whose change means the source may have: the kind's, or the file and its companions."""
+        watched = getattr(self.source, "watched", None)
+        if watched is not None:
+            return list(watched())
+        path = self.config.path
+        return [path, Path(f"{path}-wal"), Path(f"{path}-journal")]
+
+    def signature(self) -> str:
+        return stat_signature(*self.watched())
+
+    def close(self) -> None:
+        if self.source is not None:
+            self.source.close()
+            self.source = None
 
 
 class Daemon:
@@ -216,15 +235,19 @@ class Daemon:
         with self.lock:
             old, self.sources = self.sources, {}
             for source in config.sources:
-                run = old.get(source.name)
-                if run is None or run.config.path != source.path:
+                run = old.pop(source.name, None)
+                if run is None or run.config != source:
+                    if run is not None:
+                        run.close()
                     run = SourceRun(source)
                 run.config = source
                 run.targets = {t.url: run.targets.get(t.url) or TargetSchedule() for t in config.targets}
                 for schedule in run.targets.values():
                     schedule.behind = True
-                run.pending_since, run.seen = now, file_identity(source.path)
+                run.pending_since, run.seen = now, run.signature()
                 self.sources[source.name] = run
+            for run in old.values():  # sources the new config doesn't have
+                run.close()
         self.config = config
         self.errors.interval = config.daemon.error_log_interval
         self.next_rescan = now + config.daemon.rescan
@@ -238,7 +261,7 @@ class Daemon:
         with self.lock:
             run = self.sources.get(name)
             if run is not None:
-                run.pending_since, run.seen = time.monotonic(), file_identity(run.config.path)
+                run.pending_since, run.seen = time.monotonic(), run.signature()
         self._wake()
 
     def _rescan(self, now: float) -> None:
@@ -250,7 +273,7 @@ class Daemon:
             for run in self.sources.values():
                 for schedule in run.targets.values():
                     schedule.behind = True
-                current = file_identity(run.config.path)
+                current = run.signature()
                 if current != run.archived and run.pending_since is None:
                     run.pending_since, run.seen = now, current
 
@@ -259,7 +282,7 @@ class Daemon:
         with self.lock:
             if run.pending_since is None or now - run.pending_since < self.config.daemon.quiet:
                 return False
-            current = file_identity(run.config.path)
+            current = run.signature()
             if current != run.seen:  # changed without an event we saw (polling lag): wait again
                 run.pending_since, run.seen = now, current
                 return False
@@ -299,24 +322,24 @@ class Daemon:
                 self._pass(run, snapshot)
 
     def _pass(self, run: SourceRun, snapshot: bool) -> None:
+        """Archive each database of the source (if `snapshot`), then deliver to the targets that are due."""
         name = run.config.name
-        state = SourceState(self.config.state_dir, name)
         try:
-            with state.locked():
-                local = Archive(open_backend(self.pm, str(state.archive_dir)), name)
-                manifest = self._record(run, state, local) if snapshot else local.manifest()
-                if manifest is None or manifest.head is None:
-                    # Nothing archived yet (the source's error is logged): nothing to deliver
-                    # until a first version exists.
-                    for schedule in run.targets.values():
-                        schedule.behind = False
-                    return
-                now = time.monotonic()
-                due = [url for url, s in run.targets.items() if s.behind and s.next_try <= now]
-                if due and not self.stopping:  # when stopping, they catch up at the next start
-                    self._deliver(run, state, local, manifest, due)
-                    self._ping()
-        except SyncdError as e:  # another syncd holds the lock, or the state dir is unusable
+            databases = self._databases(run) if snapshot or run.source is None else run.databases
+            signature = run.signature()  # taken before anything is read
+            now = time.monotonic()
+            due = [url for url, s in run.targets.items() if s.behind and s.next_try <= now]
+            outcomes: dict[str, list] = {url: [] for url in due}
+            recorded = True
+            for db in databases:
+                recorded &= self._pass_database(run, db, snapshot, due, outcomes)
+            if snapshot and recorded:
+                run.archived = signature
+            if due and not self.stopping:  # when stopping, they catch up at the next start
+                for url in due:
+                    self._settle(run, url, outcomes[url])
+                self._ping()
+        except SyncdError as e:  # another syncd holds a lock, or the state dir is unusable
             run.blocked_until = time.monotonic() + LOCK_RETRY
             self._mark_pending(run)
             self.errors.error(f"{name}:state", f"{name}: {describe(e)}")
@@ -326,22 +349,53 @@ class Daemon:
             self.log.exception("%s: unexpected error; trying again in %.0f s", name, ERROR_RETRY)
         notify(f"STATUS={self._summary()}")
 
+    def _databases(self, run: SourceRun) -> list[Database]:
+        """What the source holds now; [] (with its error logged) when it can't be read."""
+        name, config = run.config.name, run.config
+        try:
+            if run.source is None:
+                workdir = partial(kind_workdir, self.config.state_dir, config.path)
+                run.source = open_source(self.pm, config.path, config.options, workdir, config.kind)
+            run.databases = listed(run.source, config.path)
+        except (SourceError, KeyProblem) as e:  # a wrong password is fixed by editing its file
+            # Most often a file still being copied: its next write brings us back. The kind is
+            # recognised again then (a backup folder may have been a missing path until now).
+            run.close()
+            run.databases = []
+            self.errors.error(f"{name}:source", f"{name}: {describe(e)}")
+            SourceState(self.config.state_dir, name).record_source_error(str(e), e.hint)  # for `status`
+        return run.databases
+
+    def _pass_database(self, run: SourceRun, db: Database, snapshot: bool, due: list[str],
+                       outcomes: dict[str, list]) -> bool:
+        """Archive one database (if `snapshot`) and deliver it to the `due` targets, adding each report
+        to `outcomes`; False if it couldn't be archived."""
+        state = SourceState(self.config.state_dir, db.name)
+        with state.locked():
+            local = Archive(open_backend(self.pm, str(state.archive_dir)), db.name)
+            recorded = self._record(run, db, state, local) if snapshot else True
+            manifest = local.manifest()
+            # Until a first version exists (the source's error is logged) there is nothing to deliver.
+            if manifest is not None and manifest.head is not None and due and not self.stopping:
+                for url, cursor, report in self._deliver(db.name, state, local, manifest, due):
+                    outcomes[url].append((db.name, state, cursor, report))
+        return recorded
+
     def _mark_pending(self, run: SourceRun) -> None:
         with self.lock:
-            run.pending_since, run.seen = time.monotonic(), file_identity(run.config.path)
+            run.pending_since, run.seen = time.monotonic(), run.signature()
 
-    def _record(self, run: SourceRun, state: SourceState, local: Archive) -> Manifest | None:
-        """Snapshot the source and commit its changes locally; the local manifest afterwards."""
-        name = run.config.name
-        before = file_identity(run.config.path)
+    def _record(self, run: SourceRun, db: Database, state: SourceState, local: Archive) -> bool:
+        """Snapshot one database and commit its changes locally; False (the error logged) if it
+        couldn't be read."""
+        name = db.name
         try:
-            manifest, created, _ = archive_locally(run.config.path, state, local, self.pm)
+            _, created, _ = archive_locally(run.source, db, state, local, self.pm)
         except SourceError as e:
             # Most often a file still being copied: its next write brings us back.
             self.errors.error(f"{name}:source", f"{name}: {describe(e)}")
-            return local.manifest()
-        run.archived = before
-        if self.errors.resolved(f"{name}:source"):
+            return False
+        if self.errors.resolved(f"{name}:source") or self.errors.resolved(f"{run.config.name}:source"):
             self.log.info("%s: %s can be read again", name, run.config.path)
         if created:
             rows = created.rows
@@ -349,12 +403,12 @@ class Daemon:
                           rows.get("added", 0), rows.get("changed", 0), rows.get("deleted", 0))
             for schedule in run.targets.values():
                 schedule.behind = True
-        return manifest
+        return True
 
-    def _deliver(self, run: SourceRun, state: SourceState, local: Archive, manifest: Manifest,
-                 urls: list[str]) -> None:
-        """Deliver to the targets at `urls` at once (each fails alone), then settle each one's schedule here."""
-        name, targets = run.config.name, {t.url: t for t in self.config.targets}
+    def _deliver(self, name: str, state: SourceState, local: Archive, manifest: Manifest,
+                 urls: list[str]) -> list[tuple[str, str, TargetReport]]:
+        """Deliver one database to the targets at `urls` at once (each fails alone): (url, cursor, report) each."""
+        targets = {t.url: t for t in self.config.targets}
         # Where each target's failures are recorded: its cursor once it is open, else its URL.
         cursors = {url: targets[url].display for url in urls}
 
@@ -369,33 +423,37 @@ class Daemon:
                 backend.close()
 
         reports = deliver_all([(targets[url].display, partial(delivery, url)) for url in urls], self.pm)
-        for url, report in zip(urls, reports):
-            self._settle(run, state, url, cursors[url], report)
+        return [(url, cursors[url], report) for url, report in zip(urls, reports)]
 
-    def _settle(self, run: SourceRun, state: SourceState, url: str, cursor: str, report: TargetReport) -> None:
-        """After a delivery: back on schedule, or retried later with backoff and its error logged."""
-        name, schedule = run.config.name, run.targets[url]
-        key = f"{name}->{url}"
-        if report.ok:
-            recovered = self.errors.resolved(key)
-            if report.bytes or recovered:
-                self.log.info("%s: %s has version %d%s", name, report.location, report.version,
-                              " (caught up)" if recovered else "")
-            if report.note:
-                self.log.warning("%s: %s: %s", name, report.location, report.note)
+    def _settle(self, run: SourceRun, url: str, outcomes: list[tuple[str, SourceState, str, TargetReport]]) -> None:
+        """After a pass's deliveries to one target (one per database): back on schedule, or, if any
+        failed, retried later with backoff and each error logged."""
+        schedule = run.targets[url]
+        failed = [outcome for outcome in outcomes if not outcome[3].ok]
+        if not failed:
+            for name, _, _, report in outcomes:
+                key = f"{name}->{url}"
+                recovered = self.errors.resolved(key)
+                if report.bytes or recovered:
+                    self.log.info("%s: %s has version %d%s", name, report.location, report.version,
+                                  " (caught up)" if recovered else "")
+                if report.note:
+                    self.log.warning("%s: %s: %s", name, report.location, report.note)
             schedule.behind, schedule.failures, schedule.next_try = False, 0, 0.0
             return
         # After a restart the backoff goes on from the persisted count, so a crash
         # loop doesn't turn into a retry storm against a server that is down.
-        schedule.failures = max(schedule.failures, state.delivery(cursor).get("failures", 0)) + 1
+        persisted = max(state.delivery(cursor).get("failures", 0) for _, state, cursor, _ in failed)
+        schedule.failures = max(schedule.failures, persisted) + 1
         # The one retry policy (syncd.delivery.retry), from DaemonSettings.retry_min up to retry_max.
         delay = target_backoff(schedule.failures, self.config.daemon.retry_min, self.config.daemon.retry_max)
         schedule.next_try = time.monotonic() + delay
-        state.record_failure(cursor, report.error, schedule.failures,
-                             datetime.now(timezone.utc).isoformat(timespec="seconds"), _wall(schedule.next_try))
-        hint = f" ({report.hint})" if report.hint else ""
-        self.errors.error(key, f"{name}: {report.location} not updated: {report.error}{hint}; "
-                               "the versions it lacks stay queued locally")
+        for name, state, cursor, report in failed:
+            state.record_failure(cursor, report.error, schedule.failures,
+                                 datetime.now(timezone.utc).isoformat(timespec="seconds"), _wall(schedule.next_try))
+            hint = f" ({report.hint})" if report.hint else ""
+            self.errors.error(f"{name}->{url}", f"{name}: {report.location} not updated: {report.error}{hint}; "
+                                                "the versions it lacks stay queued locally")
 
     def _summary(self) -> str:
         schedules = [s for run in self.sources.values() for s in run.targets.values()]

@@ -7,6 +7,7 @@ Either way this only says *when to look*; the daemon waits for quiet, checks the
 file holds still, and rescans periodically, since inotify drops events silently
 when its queue overflows.
 
+A source that is a folder (an iOS backup, or the folder of several) is watched whole.
 A source that is a symlink (`~/chat.db -> /mnt/drop/EnMicroMsg.db`) changes where
 the link points, so the folder of the file it points to is watched too, and that
 watch moves when the link is re-pointed.
@@ -24,7 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from watchdog.events import (FileClosedEvent, FileCreatedEvent, FileDeletedEvent, FileModifiedEvent,
-                             FileMovedEvent, FileSystemEvent, PatternMatchingEventHandler)
+                             FileMovedEvent, FileSystemEvent, FileSystemEventHandler,
+                             PatternMatchingEventHandler)
 from watchdog.observers.inotify import InotifyObserver
 from watchdog.observers.polling import PollingObserver
 
@@ -80,6 +82,19 @@ def needs_polling(fstype: str) -> bool:
 def patterns_for(path: Path) -> list[str]:
     """watchdog 7 matches patterns against full paths: the database and its companions, escaped."""
     return [glob.escape(str(path)) + suffix for suffix in ("",) + COMPANIONS]
+
+
+class _FolderHandler(FileSystemEventHandler):
+    """Any file written in a folder source (an iOS backup): the daemon's quiet period makes a
+    backup's thousands of writes one pass."""
+
+    def __init__(self, name: str, path: Path, on_change: Callable[[str], None]):
+        super().__init__()
+        self.name, self.path, self.on_change = name, path, on_change
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if not event.is_directory:
+            self.on_change(self.name)
 
 
 class _SourceHandler(PatternMatchingEventHandler):
@@ -138,6 +153,10 @@ class Watcher:
                 self._follow(watched)
 
     def _schedule(self, watched: Watched) -> str:
+        if watched.path.is_dir():  # a source that is a folder: everything in it, however deep
+            watch = self._observe(_FolderHandler(watched.name, watched.path, self.on_change), watched.path,
+                                  watched.name, recursive=True)
+            return watch[2] if watch else "none"
         folder = watched.path.parent
         if not folder.is_dir():
             log.warning("%s: folder %s does not exist yet; checking again at each rescan", watched.name, folder)
@@ -146,13 +165,15 @@ class Watcher:
         watch = self._observe(handler, folder, watched.name)
         return watch[2] if watch else "none"
 
-    def _observe(self, handler: _SourceHandler, folder: Path, name: str) -> tuple | None:
+    def _observe(self, handler: FileSystemEventHandler, folder: Path, name: str, *,
+                 recursive: bool = False) -> tuple | None:
         """Watch `folder` for `handler`, by inotify or polling as its filesystem needs: (observer, watch, mode)."""
         fstype = filesystem_type(folder, self.mountinfo)
         mode = "polling" if needs_polling(fstype) or self.inotify_broken else "inotify"
         if mode == "inotify":
             try:
-                observer, watch = self.inotify, self.inotify.schedule(handler, str(folder), event_filter=EVENTS)
+                observer, watch = self.inotify, self.inotify.schedule(handler, str(folder), recursive=recursive,
+                                                                      event_filter=EVENTS)
             except OSError as e:
                 if e.errno not in WATCH_LIMIT_ERRNOS:
                     log.warning("%s: can't watch %s: %s; checking again at each rescan", name, folder,
@@ -164,7 +185,8 @@ class Watcher:
                             "or max_user_instances to avoid it", e.strerror or e)
                 mode = "polling"
         if mode == "polling":
-            observer, watch = self.polling, self.polling.schedule(handler, str(folder), event_filter=EVENTS)
+            observer, watch = self.polling, self.polling.schedule(handler, str(folder), recursive=recursive,
+                                                                  event_filter=EVENTS)
         log.info("%s: watching %s (%s%s)", name, handler.path, mode, f", {fstype}" if fstype else "")
         return observer, watch, mode
 

@@ -6,6 +6,7 @@ import os
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Sequence
 
 import apsw
@@ -15,7 +16,10 @@ from ..archive.plain import Archive, choose_source, list_sources
 from ..backend import Backend
 from ..errors import ArchiveError, CorruptObject, SyncdError, UsageError, no_space
 from ..archive.manifest import Manifest, Version
-from ..archive.sealed import no_identity, open_sealed, sealed_folders
+from ..archive.sealed import no_identity, open_all_sealed, open_sealed, sealed_folders
+
+# (plain database, where to write the app's file, the origin its source kind recorded)
+WriteBack = Callable[[Path, Path, Mapping[str, str]], None]
 
 if TYPE_CHECKING:
     from ..mirror.mirror import Mirror
@@ -92,6 +96,17 @@ def open_archive(backend: Backend, source: str | None, identities: Sequence[x255
     return Archive(backend, choose_source(plain, source, backend.location))
 
 
+def open_archives(backend: Backend, identities: Sequence[x25519.Identity] = ()) -> list[Archive]:
+    """Every source's archive on `backend`, by name: the plain ones, and the encrypted ones
+    `identities` open (an iOS backup gives a target one source per app)."""
+    archives = {name: Archive(backend, name) for name in list_sources(backend)}
+    if identities and sealed_folders(backend):
+        archives.update(open_all_sealed(backend, identities))
+    elif not archives:
+        open_archive(backend, None, identities)  # raises what is missing: an archive, or an identity
+    return [archives[name] for name in sorted(archives)]
+
+
 def read_manifest(archive: Archive) -> Manifest:
     manifest = archive.manifest()
     if manifest is None:
@@ -106,8 +121,11 @@ def choose_version(manifest: Manifest, number: int | None, at: datetime | None) 
 
 
 def restore(archive: Archive, output: Path, *, number: int | None = None, at: datetime | None = None,
-            force: bool = False) -> Version:
-    """Write the source's database as of a version (the latest by default) to `output`."""
+            force: bool = False, write_back: WriteBack | None = None) -> Version:
+    """Write the source's database as of a version (the latest by default) to `output`.
+
+    With `write_back(plain, out, origin)`, the plain database is written as the app keeps
+    it (re-encrypted, from the origin its source kind recorded) rather than in the clear."""
     import tempfile
 
     from .export import export_database
@@ -133,6 +151,10 @@ def restore(archive: Archive, output: Path, *, number: int | None = None, at: da
                 export_database(mirror, str(Path(tmp, "restored.db")))
         finally:
             mirror.close()
+        restored = Path(tmp, "restored.db")
+        if write_back is not None:
+            write_back(restored, Path(tmp, "app.db"), dict(manifest.origin))
+            restored = Path(tmp, "app.db")
         remove_database(output)
-        os.replace(Path(tmp, "restored.db"), output)
+        os.replace(restored, output)
     return version

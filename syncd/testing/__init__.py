@@ -1,4 +1,5 @@
-"""A kit for plugin authors: an in-memory backend and the Backend conformance suite.
+"""A kit for plugin authors: an in-memory backend, and the conformance suites of backends and
+source kinds (see syncd.testing.source_contract for the fixtures a source kind's suite takes).
 
     from syncd.testing import BackendContract
 
@@ -16,7 +17,7 @@ manager never loads it; `with_test_backends(pm)` adds it for a test.
 
 from __future__ import annotations
 
-__all__ = ["BackendContract", "MemoryBackend", "with_test_backends"]
+__all__ = ["BackendContract", "MemoryBackend", "SourceKindContract", "with_test_backends"]
 
 # The entry-point group of plugins that only test suites load.
 TEST_PLUGINS = "syncd.testing"
@@ -36,6 +37,10 @@ def __getattr__(name: str):
         from .contract import BackendContract
 
         return BackendContract
+    if name == "SourceKindContract":
+        from .source_contract import SourceKindContract
+
+        return SourceKindContract
     if name == "MemoryBackend":
         from .memory import MemoryBackend
 

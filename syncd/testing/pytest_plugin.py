@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-pytest.register_assert_rewrite("syncd.testing.contract")
+pytest.register_assert_rewrite("syncd.testing.contract", "syncd.testing.source_contract")
 
 
 @pytest.fixture

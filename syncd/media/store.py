@@ -1,0 +1,143 @@
+"""The content-addressed store: each file kept once, keyed by the SHA-256 of its bytes.
+
+Small files are packed into objects of about PACK_SIZE, so a target never fills with millions of
+stickers and thumbnails; large files are cut into CHUNK_SIZE chunks, each its own object, so an
+upload that dies midway resumes with the chunks the target lacks. Every object is named by the hash
+of its bytes and written once; the index that says where each file lies is written after them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from collections.abc import Iterator
+
+from ..backend import Backend
+from ..errors import CorruptObject
+from .codec import MAX_META, digest, is_hash, read_meta, write_meta
+
+SMALL_FILE = 1 << 20  # below this a file is packed with others
+PACK_SIZE = 16 << 20
+CHUNK_SIZE = 8 << 20
+MAX_OBJECT = max(PACK_SIZE + SMALL_FILE, CHUNK_SIZE)
+OBJECTS, INDEX = "media/objects/", "media/index/"
+INDEX_FORMAT = 1
+
+# Where a piece of a file lies: (object hash, object size, offset, length).
+Piece = tuple[str, int, int, int]
+
+
+def object_name(hash_: str) -> str:
+    return f"{OBJECTS}{hash_[:2]}/{hash_}"
+
+
+def chunks(stream, size: int = CHUNK_SIZE) -> Iterator[bytes]:
+    while block := stream.read(size):
+        yield block
+
+
+class MediaStore:
+    """The store on one target: what it holds, and what a pass adds (packed and chunked)."""
+
+    def __init__(self, backend: Backend):
+        self.backend = backend
+        # The objects the target holds, by name: a chunk already there (an earlier, interrupted
+        # upload, or the same video elsewhere) is not sent again.
+        self.objects = {info.name.rsplit("/", 1)[1]: info.size for info in backend.list(OBJECTS)}
+        self.files = load_index(backend)
+        self._pack = bytearray()
+        self._packed: dict[str, tuple[int, int]] = {}  # file hash -> (offset, length) in the open pack
+        self._new: dict[str, list[Piece]] = {}
+        self.bytes_sent = self.objects_sent = 0
+
+    def has(self, file_hash: str) -> bool:
+        return file_hash in self.files or file_hash in self._new or file_hash in self._packed
+
+    def add_small(self, file_hash: str, data: bytes) -> None:
+        if self.has(file_hash):
+            return
+        if not data:  # an empty file lies nowhere: no pieces
+            self._new[file_hash] = []
+            return
+        if self._pack and len(self._pack) + len(data) > PACK_SIZE:
+            self._seal_pack()
+        self._packed[file_hash] = (len(self._pack), len(data))
+        self._pack += data
+
+    def add_chunk(self, data: bytes) -> Piece:
+        """Store one chunk of a large file (unless the target has it); where it lies."""
+        return (self._put(data), len(data), 0, len(data))
+
+    def add_large(self, file_hash: str, pieces: list[Piece]) -> None:
+        if not self.has(file_hash):
+            self._new[file_hash] = pieces
+
+    def commit(self) -> None:
+        """Seal the open pack, then write the index of this pass's files after the objects it names."""
+        if self._pack:
+            self._seal_pack()
+        if self._new:
+            write_meta(self.backend, INDEX, {"format": INDEX_FORMAT, "files": self._new})
+            self.files.update(self._new)
+            self._new = {}
+
+    def _seal_pack(self) -> None:
+        pack = bytes(self._pack)
+        name = self._put(pack)
+        for file_hash, (offset, length) in self._packed.items():
+            self._new[file_hash] = [(name, len(pack), offset, length)]
+        self._pack, self._packed = bytearray(), {}
+
+    def _put(self, data: bytes) -> str:
+        name = digest(data)
+        if self.objects.get(name) != len(data):
+            self.backend.write(object_name(name), io.BytesIO(data))
+            self.objects[name] = len(data)
+            self.bytes_sent += len(data)
+            self.objects_sent += 1
+        return name
+
+
+def load_index(backend: Backend) -> dict[str, list[Piece]]:
+    """Every file the target's store holds, by hash: the union of its index objects, each checked."""
+    files: dict[str, list[Piece]] = {}
+    for info in backend.list(INDEX):
+        name = info.name[len(INDEX):]
+        value = read_meta(backend, INDEX, name)
+        if not isinstance(value, dict) or value.get("format") != INDEX_FORMAT or not isinstance(value.get("files"), dict):
+            raise CorruptObject(f"media index {name} is not an index syncd wrote",
+                                hint="run `syncd verify` on the target")
+        for file_hash, pieces in value["files"].items():
+            files[file_hash] = checked_pieces(name, file_hash, pieces)
+    return files
+
+
+def checked_pieces(index: str, file_hash: object, pieces: object) -> list[Piece]:
+    ok = is_hash(file_hash) and isinstance(pieces, list) and len(pieces) <= MAX_META
+    out = []
+    for piece in pieces if ok else ():
+        if not (isinstance(piece, list) and len(piece) == 4 and is_hash(piece[0])
+                and all(type(n) is int for n in piece[1:])):
+            ok = False
+            break
+        _, size, offset, length = piece
+        ok = ok and 0 < size <= MAX_OBJECT and 0 <= offset and 0 <= length and offset + length <= size
+        out.append(tuple(piece))
+    if not ok:
+        raise CorruptObject(f"media index {index}: a damaged entry for {str(file_hash)[:16]}…",
+                            hint="run `syncd verify` on the target")
+    return out
+
+
+def read_object(backend: Backend, name: str, size: int) -> bytes:
+    """Object `name`, read no further than its recorded `size`, its bytes checked against its name."""
+    with backend.open(object_name(name), size) as f:
+        data = f.read(size + 1)
+    if len(data) != size or digest(data) != name:
+        raise CorruptObject(f"media object {name[:16]}… does not match its hash",
+                            hint="the target holds damaged or forged media; run `syncd verify` on it")
+    return data
+
+
+def new_file_hash():
+    return hashlib.sha256()
