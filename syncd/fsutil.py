@@ -144,20 +144,10 @@ def atomic_write(path: Path, data: bytes | BinaryIO) -> int:
     return size
 
 
-def open_unseen(path: Path) -> int:
-    """A read-only descriptor that leaves the file's access time alone where the OS lets us
-    (a phone's folder is read, never changed, not even its atimes)."""
+def copy_untouched(src: Path, dst: Path) -> bool:
+    """Copy `src` to a new private file `dst` through `open_untouched`; False if `src` is missing."""
     try:
-        return os.open(path, os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NOATIME", 0))
-    except PermissionError:
-        # O_NOATIME is only allowed to the file's owner; plain reading still is.
-        return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-
-
-def copy_unseen(src: Path, dst: Path) -> bool:
-    """Copy `src` to a new private file `dst` through `open_unseen`; False if `src` is missing."""
-    try:
-        fd = open_unseen(src)
+        fd = open_untouched(src)
     except FileNotFoundError:
         return False
     try:

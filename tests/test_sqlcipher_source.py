@@ -9,12 +9,15 @@ from pathlib import Path
 import apsw
 import pytest
 import sqlcipher3
+from click.testing import CliRunner
 
 import crypt_builders as cb
 from logical import assert_same_database, logical_state
+from syncd.cli import main
 from syncd.errors import KeyProblem, SourceError, UsageError
 from syncd.plugins import plugin_manager
 from syncd.source import SourceOptions
+from syncd.testing import SourceKindContract
 from syncd_sqlcipher import SQLCipherSource
 
 FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
@@ -277,3 +280,107 @@ def test_write_back_with_a_wrong_key_file_mode_writes_nothing(wechat, tmp_path):
     with pytest.raises(KeyProblem):
         SQLCipherSource.write_back(out, back / "EnMicroMsg.db", db.origin, SourceOptions(key_file=key_file))
     assert os.listdir(back) == []
+
+
+# --- The seam's conformance suite, and the whole path through the CLI --------------------------
+
+PASSPHRASE = "correct horse battery staple 42"
+
+
+class TestSQLCipherKindContract(SourceKindContract):
+    @pytest.fixture
+    def kind(self):
+        return SQLCipherSource
+
+    @pytest.fixture
+    def source_path(self, tmp_path):
+        plain = cb.wechat_plain(tmp_path / "plain.db", messages=60)
+        (tmp_path / "phone").mkdir()
+        return cb.encrypt_sqlcipher(plain, tmp_path / "phone" / "notes.db", f"'{PASSPHRASE}'", 4)
+
+    @pytest.fixture
+    def options(self, tmp_path):
+        return SourceOptions(key_file=cb.write_key_file(tmp_path / "notes.key", PASSPHRASE))
+
+    @pytest.fixture
+    def wrong_options(self, tmp_path):
+        return SourceOptions(key_file=cb.write_key_file(tmp_path / "wrong.key", "not the passphrase"))
+
+    @pytest.fixture
+    def secret(self):
+        return PASSPHRASE
+
+    @pytest.fixture
+    def change_source(self, source_path):
+        def change():
+            app = sqlcipher3.connect(str(source_path), isolation_level=None)
+            app.execute(f"PRAGMA key = '{PASSPHRASE}'")
+            app.execute("UPDATE message SET content = 'edited' WHERE msgId = (SELECT max(msgId) FROM message)")
+            app.close()
+        return change
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def files_hold(folder: Path, secret: str) -> list[Path]:
+    return [p for p in folder.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
+
+
+def test_cli_sync_and_restore_a_wechat_database_and_write_it_back(wechat, tmp_path):
+    encrypted, plain = wechat
+    key_file = cb.write_key_file(tmp_path / "wechat.key", cb.wechat_key())
+    state, target = tmp_path / "state", tmp_path / "nas"
+    target.mkdir()
+    result = run("sync", encrypted, "--to", target, "--key-file", key_file, "--state", state)
+    assert result.exit_code == 0, result.output
+    restored = tmp_path / "restored.db"
+    result = run("restore", "--from", target, restored)
+    assert result.exit_code == 0, result.output
+    assert_same_database(plain, restored)
+    back = tmp_path / "EnMicroMsg.db"
+    result = run("restore", "--from", target, back, "--key-file", key_file)
+    assert result.exit_code == 0, result.output
+    _db, again = materialised(back, SourceOptions(key_file=key_file), tmp_path / "again")
+    assert_same_database(plain, again)
+    assert files_hold(state, cb.wechat_key()) == [] and files_hold(target, cb.wechat_key()) == []
+
+
+def test_cli_signal_folder_takes_its_key_from_config_json(signal, tmp_path):
+    folder, plain = signal
+    state, target = tmp_path / "state", tmp_path / "nas"
+    target.mkdir()
+    result = run("sync", folder, "--to", target, "--state", state)
+    assert result.exit_code == 0, result.output
+    restored = tmp_path / "restored.db"
+    assert run("restore", "--from", target, restored).exit_code == 0
+    assert_same_database(plain, restored)
+    assert files_hold(state, cb.SIGNAL_KEY) == [] and files_hold(target, cb.SIGNAL_KEY) == []
+
+
+def test_cli_wrong_key_is_exit_2_and_archives_nothing(wechat, tmp_path):
+    encrypted, _plain = wechat
+    key_file = cb.write_key_file(tmp_path / "wrong.key", "1234567")
+    state, target = tmp_path / "state", tmp_path / "nas"
+    target.mkdir()
+    result = run("sync", encrypted, "--to", target, "--key-file", key_file, "--state", state)
+    assert result.exit_code == 2
+    assert str(encrypted) in result.output and "1234567" not in result.output
+    assert len([line for line in result.output.splitlines() if line.startswith("error:")]) == 1
+    assert list(target.iterdir()) == []
+    assert files_hold(state, "1234567") == []
+
+
+def test_cli_settings_reach_the_kind(wechat, tmp_path):
+    encrypted, plain = wechat
+    state, target = tmp_path / "state", tmp_path / "nas"
+    target.mkdir()
+    renamed = encrypted.with_name("wechat-copy.db")  # not recognised as WeChat by its name
+    encrypted.rename(renamed)
+    result = run("sync", renamed, "--to", target, "--state", state, "--kind", "sqlcipher",
+                 "--setting", f"imei={cb.WECHAT_IMEI}", "--setting", f"uin={cb.WECHAT_UIN}")
+    assert result.exit_code == 0, result.output
+    restored = tmp_path / "restored.db"
+    assert run("restore", "--from", target, restored).exit_code == 0
+    assert_same_database(plain, restored)

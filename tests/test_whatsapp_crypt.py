@@ -7,15 +7,18 @@ import random
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
 
 import crypt_builders as cb
 from logical import assert_same_database
+from syncd.cli import main
 from syncd.errors import KeyProblem, SourceError
 from syncd.plugins import plugin_manager
 from syncd.samples import create_whatsapp
 from syncd.source import SourceOptions
+from syncd.testing import SourceKindContract
 from syncd_whatsapp_crypt import WhatsAppCryptSource, backup
 
 FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
@@ -231,3 +234,88 @@ def test_hostile_headers_fail_only_as_not_a_header(head):
         return
     assert header.version in (14, 15) and len(header.iv) == 16 and header.start <= len(head)
 
+
+
+# --- The seam's conformance suite, and the whole path through the CLI --------------------------
+
+class TestWhatsAppCryptKindContract(SourceKindContract):
+    @pytest.fixture
+    def kind(self):
+        return WhatsAppCryptSource
+
+    @pytest.fixture
+    def source_path(self, crypt15):
+        return crypt15[0]
+
+    @pytest.fixture
+    def options(self, crypt15):
+        return SourceOptions(key_file=crypt15[1])
+
+    @pytest.fixture
+    def wrong_options(self, tmp_path, rng):
+        return SourceOptions(key_file=cb.write_key_file(tmp_path / "wrong.key", rng.randbytes(32).hex()))
+
+    @pytest.fixture
+    def secret(self, crypt15):
+        return crypt15[2].hex()
+
+    @pytest.fixture
+    def change_source(self, crypt15, plain, rng):
+        def change():  # tonight's backup replaces last night's
+            crypt15[0].write_bytes(cb.crypt15(plain.read_bytes(), crypt15[2], rng.randbytes(16)))
+        return change
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def test_cli_sync_and_restore_a_crypt15_backup(crypt15, plain, tmp_path):
+    path, key_file, root = crypt15
+    state, target = tmp_path / "state", tmp_path / "nas"
+    target.mkdir()
+    result = run("sync", path, "--to", target, "--key-file", key_file, "--state", state)
+    assert result.exit_code == 0, result.output
+    restored = tmp_path / "restored.db"
+    assert run("restore", "--from", target, restored).exit_code == 0
+    assert_same_database(plain, restored)
+    for folder in (state, target):
+        assert [p for p in folder.rglob("*") if p.is_file() and root.hex().encode() in p.read_bytes()] == []
+    again = run("sync", path, "--to", target, "--key-file", key_file, "--state", state, "--json")
+    assert again.exit_code == 0, again.output
+
+
+def test_cli_wrong_key_is_exit_2_and_archives_nothing(crypt15, tmp_path, rng):
+    path, _key_file, _root = crypt15
+    wrong = rng.randbytes(32).hex()
+    state, target = tmp_path / "state", tmp_path / "nas"
+    target.mkdir()
+    result = run("sync", path, "--to", target, "--key-file", cb.write_key_file(tmp_path / "w.key", wrong),
+                 "--state", state)
+    assert result.exit_code == 2 and str(path) in result.output and wrong not in result.output
+    assert list(target.iterdir()) == []
+
+
+def test_cli_kind_forces_a_renamed_backup(crypt14, plain, tmp_path):
+    path, key_file = crypt14
+    renamed = path.with_name("backup.bin")
+    path.rename(renamed)
+    state, target = tmp_path / "state", tmp_path / "nas"
+    target.mkdir()
+    result = run("sync", renamed, "--to", target, "--key-file", key_file, "--state", state,
+                 "--kind", "whatsapp-crypt")
+    assert result.exit_code == 0, result.output
+    restored = tmp_path / "restored.db"
+    assert run("restore", "--from", target, restored).exit_code == 0
+    assert_same_database(plain, restored)
+
+
+def test_cli_restore_key_file_refuses_a_whatsapp_archive(crypt15, tmp_path):
+    """There is no way back into WhatsApp's backup format (yet): restore says so in one line."""
+    path, key_file, _root = crypt15
+    state, target = tmp_path / "state", tmp_path / "nas"
+    target.mkdir()
+    assert run("sync", path, "--to", target, "--key-file", key_file, "--state", state).exit_code == 0
+    result = run("restore", "--from", target, tmp_path / "out.db", "--key-file", key_file)
+    assert result.exit_code == 2 and "whatsapp-crypt" in result.output
+    assert not (tmp_path / "out.db").exists()

@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 
 from syncd.errors import KeyProblem, SourceError
-from syncd.fsutil import copy_unseen, open_unseen, private_dirs
+from syncd.fsutil import copy_untouched, open_untouched, private_dirs
 from syncd.plugins import hookimpl
-from syncd.source import Database, SourceOptions
+from syncd.source import Database, SourceOptions, stat_signature
 
 from . import apps, cipher, codec
 
@@ -37,7 +37,7 @@ NAME_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 def looks_encrypted(path: Path) -> bool:
     """A file whose first KiB is noise and whose size is a whole number of pages."""
     try:
-        fd = open_unseen(path)
+        fd = open_untouched(path)
     except OSError:
         return False
     try:
@@ -47,14 +47,6 @@ def looks_encrypted(path: Path) -> bool:
         os.close(fd)
     return (size >= HEAD_BYTES and size % MIN_PAGE == 0 and not head.startswith(SQLITE_MAGIC)
             and len(set(head)) >= NOISE_DISTINCT_BYTES)
-
-
-def identity(path: Path) -> list | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
 
 
 class SQLCipherSource:
@@ -129,23 +121,23 @@ class SQLCipherSource:
         files = [self.file] + [Path(f"{self.file}{suffix}") for suffix in COMPANIONS]
         if self.signal:
             files.append(self.signal / apps.SIGNAL_CONFIG)
-        return json.dumps([settings.origin(self.app)] + [identity(f) for f in files], sort_keys=True)
+        return json.dumps(settings.origin(self.app), sort_keys=True) + stat_signature(*files)
 
     def _stable_copy(self, copy: Path) -> None:
         """Copy the file and its companions as of one moment: again if the app wrote meanwhile."""
         files = [self.file] + [Path(f"{self.file}{suffix}") for suffix in COMPANIONS]
         delay = STABLE_COPY_DELAY
         for _ in range(STABLE_COPY_TRIES):
-            before = [identity(f) for f in files]
+            before = stat_signature(*files)
             for f, suffix in zip(files, ("",) + COMPANIONS):
                 Path(f"{copy}{suffix}").unlink(missing_ok=True)
                 try:
-                    copied = copy_unseen(f, Path(f"{copy}{suffix}"))
+                    copied = copy_untouched(f, Path(f"{copy}{suffix}"))
                 except OSError as e:
                     raise SourceError(f"{f} can't be read: {e.strerror}", hint="check its permissions") from None
                 if not copied and not suffix:
                     raise SourceError(f"{f} does not exist", hint="check the path to the encrypted database")
-            if [identity(f) for f in files] == before:
+            if stat_signature(*files) == before:
                 return
             time.sleep(delay)
             delay *= 2

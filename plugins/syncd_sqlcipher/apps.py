@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 from syncd.errors import KeyProblem, SourceError
-from syncd.fsutil import open_unseen
+from syncd.fsutil import open_untouched
 
 SIGNAL_DB = Path("sql") / "db.sqlite"
 SIGNAL_CONFIG = "config.json"
@@ -37,7 +37,7 @@ def signal_key(folder: Path) -> str:
     """The database key in Signal Desktop's config.json: 64 hex digits, a raw SQLCipher key."""
     config = folder / SIGNAL_CONFIG
     try:
-        fd = open_unseen(config)
+        fd = open_untouched(config)
     except OSError as e:
         raise SourceError(f"can't read {config}: {e.strerror}", hint="check its permissions") from None
     with os.fdopen(fd, "rb") as f:

@@ -14,7 +14,7 @@ from pathlib import Path
 from syncd.errors import KeyProblem, SourceError
 from syncd.fsutil import fsync_dir, private_dirs
 from syncd.plugins import hookimpl
-from syncd.source import Database, SourceOptions
+from syncd.source import Database, SourceOptions, stat_signature
 
 from . import backup
 
@@ -71,11 +71,7 @@ class WhatsAppCryptSource:
         return backup.load_key(self.options.key_file)
 
     def _signature(self, origin: dict) -> str:
-        try:
-            st = os.stat(self.path)
-        except OSError:
-            raise SourceError(f"{self.path} can't be read", hint="check the path to the backup") from None
-        return json.dumps([origin, [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]], sort_keys=True)
+        return json.dumps(origin, sort_keys=True) + stat_signature(self.path)
 
 
 @hookimpl

@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from syncd.errors import KeyProblem, SourceError
-from syncd.fsutil import open_unseen, private_opener
+from syncd.fsutil import open_untouched, private_opener
 from syncd.source import SECRET_MAX_BYTES, check_private
 
 SUFFIXES = (".crypt14", ".crypt15")
@@ -146,7 +146,7 @@ def parse_header(head: bytes) -> Header:
 def read_header(path: Path) -> Header:
     """The backup's header, or a SourceError saying the file isn't a WhatsApp backup."""
     try:
-        fd = open_unseen(path)
+        fd = open_untouched(path)
     except FileNotFoundError:
         raise SourceError(f"{path} does not exist", hint="check the path to the backup") from None
     except OSError as e:
@@ -196,7 +196,7 @@ def decrypt(path: Path, key: BackupKey, out: Path, cap: int | None = None) -> No
     is removed. `cap` bounds the decompressed size (default: from the backup's size).
     """
     try:
-        fd = open_unseen(path)
+        fd = open_untouched(path)
     except OSError as e:
         raise SourceError(f"{path} can't be read: {e.strerror}", hint="check its permissions") from None
     try:
