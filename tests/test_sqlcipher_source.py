@@ -14,6 +14,7 @@ from click.testing import CliRunner
 import crypt_builders as cb
 from logical import assert_same_database, logical_state
 from syncd.cli import main
+from syncd.discover import discover
 from syncd.errors import KeyProblem, SourceError, UsageError
 from syncd.plugins import plugin_manager
 from syncd.source import SourceOptions
@@ -384,3 +385,15 @@ def test_cli_settings_reach_the_kind(wechat, tmp_path):
     restored = tmp_path / "restored.db"
     assert run("restore", "--from", target, restored).exit_code == 0
     assert_same_database(plain, restored)
+
+
+def test_syncd_sources_finds_signal_desktop_in_the_home_folder(tmp_path):
+    if not WHATSAPP_IOS.is_file():
+        pytest.skip("the shared fixtures are not here")
+    home = tmp_path / "home"
+    (home / ".config").mkdir(parents=True)
+    folder, _plain = cb.signal_desktop(tmp_path, WHATSAPP_IOS)
+    folder.rename(home / ".config" / "Signal")
+    found = [f for f in discover(plugin_manager(), home) if f.kind == "sqlcipher"]
+    assert [(f.path, f.name, f.app, f.readable) for f in found] == [
+        (home / ".config" / "Signal", "signal-desktop", "signal", True)]

@@ -18,7 +18,7 @@ from pathlib import Path
 from syncd.errors import KeyProblem, SourceError
 from syncd.fsutil import copy_untouched, open_untouched, private_dirs
 from syncd.plugins import hookimpl
-from syncd.source import Database, SourceOptions, stat_signature
+from syncd.source import Database, Place, SourceOptions, stat_signature
 
 from . import apps, cipher, codec
 
@@ -60,6 +60,12 @@ class SQLCipherSource:
     def recognises(cls, path: Path) -> bool:
         path = Path(path).expanduser()
         return apps.signal_folder(path) is not None or (path.is_file() and looks_encrypted(path))
+
+    @classmethod
+    def places(cls, home: Path) -> list[Place]:
+        """Signal Desktop's folder on Linux, macOS and Windows (the key is in its config.json)."""
+        return [Place(home / folder, "signal-desktop", "signal")
+                for folder in (".config/Signal", "Library/Application Support/Signal", "AppData/Roaming/Signal")]
 
     def __init__(self, path: Path, options: SourceOptions, workdir: Path):
         self.path = Path(path).expanduser().absolute()
