@@ -157,7 +157,7 @@ def _given_key(options: SourceOptions, app: str | None, what: Path) -> str:
     if "uin" in options.settings:
         return cipher.wechat_key(options.settings.get("imei", cipher.WECHAT_DEFAULT_IMEI),
                                  options.settings["uin"])
-    hint = "give --key-file FILE (one line, mode 0600)"
+    hint = "give --key-file FILE (one line, mode 0600) to decrypt it"
     if app == "wechat":
         hint += ", or the phone's imei and WeChat's uin in the source's settings"
     raise KeyProblem(f"{what} is encrypted (SQLCipher) and needs its key", hint=hint)
