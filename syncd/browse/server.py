@@ -22,6 +22,11 @@ THREADS = 4  # a person's browser opens a few connections at once; reads are ser
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
+class _Stop(SystemExit):
+    """SIGINT or SIGTERM arrived. A SystemExit because cheroot's loop lets only those (and
+    KeyboardInterrupt) out; stopping from inside the handler would wait on the loop it interrupted."""
+
+
 def serve(shelf: Shelf, host: str, port: int, announce: Callable[[str], None]) -> None:
     """Serve `shelf` on host:port until SIGINT/SIGTERM; `announce(url)` once listening (the URL holds the token)."""
     token = secrets.token_urlsafe(32)
@@ -38,11 +43,13 @@ def serve(shelf: Shelf, host: str, port: int, announce: Callable[[str], None]) -
     announce(f"http://{shown}:{bound_port}/?token={token}")
 
     def stop(signum, frame):
-        server.stop()
+        raise _Stop(0)
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         server.serve()
+    except _Stop:
+        pass  # asked to stop: stop below, then the caller removes the restored versions
     finally:
         server.stop()
         for sig, handler in previous.items():

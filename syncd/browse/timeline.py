@@ -3,8 +3,8 @@
 Never OFFSET: a page is read from the app's time index (`AppProfile.messages(conversation,
 since, until)`), so page 2,000 of a 100,000-message chat costs what page 1 costs, and only
 one page is held. The profile reads forward in time only; a page *before* a point (the
-newest page, "older") reads windows ending at that point, widening them until the page is
-full or the chat's start is reached, and keeps only the last PAGE messages of a window.
+newest page, "older") bisects for the window ending at that point that holds one page,
+probing with reads of at most a page each, then reads that window.
 
 Messages deleted on the phone (kept by history) are merged in by time.
 """
@@ -12,7 +12,6 @@ Messages deleted on the phone (kept by history) are merged in by time.
 from __future__ import annotations
 
 import heapq
-import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -21,8 +20,7 @@ from ..app import Message
 from .shelf import Opened
 
 PAGE = 50
-FIRST_WINDOW_MS = 3_600_000  # the newest page first looks one hour back…
-WIDEN = 4  # …then four times further each time it comes up short
+LATEST = 1 << 53  # ms: past any time a message can have (the year 285,000)
 MAX_CURSOR = 400  # characters: a cursor comes back from the browser
 
 
@@ -85,18 +83,25 @@ def page_before(opened: Opened, conversation: str, cursor: Cursor | None, size: 
     start = _take(messages_between(opened, conversation, None, None), 1)
     if not start:
         return Page([], None, None)
-    first = start[0].time
-    until = cursor.time + 1 if cursor is not None else None  # ties at cursor.time are sorted out below
-    anchor = cursor.time if cursor is not None else int(time.time() * 1000)
-    window = FIRST_WINDOW_MS
-    while True:
-        since = anchor - window
-        kept: deque[Message] = deque(maxlen=size + 1)
+    until = cursor.time + 1 if cursor is not None else None  # ties at cursor.time are sorted out by _before
+
+    def window(since: int) -> Iterator[Message]:
         stream = messages_between(opened, conversation, since, until)
-        kept.extend(_before(stream, cursor) if cursor is not None else stream)
-        if len(kept) > size or since <= first:
-            break
-        window *= WIDEN
+        return _before(stream, cursor) if cursor is not None else stream
+
+    # The latest `since` whose window still holds a page and one more message: found by bisection, each
+    # probe reading at most size + 1 messages from the time index, so the window read below is a page long
+    # (plus messages sharing its first time) wherever the cursor is and however far the chat goes back.
+    low, high = start[0].time, LATEST
+    if len(_take(window(low), size + 1)) <= size:
+        high = low  # fewer than a page before the cursor: the window starts at the chat's start
+    while high - low > 1:
+        middle = (low + high) // 2
+        if len(_take(window(middle), size + 1)) > size:
+            low = middle
+        else:
+            high = middle
+    kept: deque[Message] = deque(window(low), maxlen=size + 1)
     more = len(kept) > size
     messages = list(kept)[-size:]
     older = Cursor.of(messages[0]) if more else None
