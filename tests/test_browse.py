@@ -167,6 +167,10 @@ def test_requests_without_the_token_get_403_and_nothing_changes_state(server):
     with pytest.raises(urllib.error.HTTPError) as posted:
         opener.open(urllib.request.Request(base + "s/wechat/", data=b"x=1", method="POST"), timeout=30)
     assert posted.value.code == 405
+    for bad in ("s/wechat/?v=999", "s/wechat/?v=1e3", "s/nosuch/"):  # one line naming the problem, 400
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            opener.open(base + bad, timeout=60)
+        assert refused.value.code == 400 and b"<p>" in refused.value.read()
 
 
 # -- in the browser ------------------------------------------------------------------------

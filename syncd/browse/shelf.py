@@ -80,6 +80,8 @@ class Shelf:
         """The version `number` (default: the latest) of `source`, restored on first use. Call under `lock`."""
         archive = self._archive(source)
         manifest = read_manifest(archive)
+        if number is not None and not 1 <= number <= len(manifest.versions):
+            raise UsageError(f"{source!r} has no version {number}", hint="pick one from the version list")
         version = manifest.version(number)
         key = (source, version.number)
         found = self._open.get(key)
