@@ -7,10 +7,11 @@ its own package and from layers below it, never from a peer or a layer above
     __main__ → cli → demo, testing   skins (and the plugin authors' kit)
     daemon/, browse/                 the long-running skins: config, watch, run, status, notify, service, logs;
                                      a read-only web view of any version (shelf, timeline, find, pages, app)
-    sync, discover, reading/         one pass: source → capture → mirror → archive locally → deliver;
+    sync, discover, reading/         one pass: source → capture → mirror → archive locally → delivery;
                                      finding the sources on this machine; reading a version as
                                      conversations: export as JSONL, HTML, text
-    delivery/, readback/             to targets (target, retry, fanout); back from them (restore, export, verify)
+    delivery/, readback/             to targets (deliver: one path for every layout; fanout, retry, target);
+                                     back from them (restore, export, verify)
     archive/, media/                 the format: plain, manifest, codec, claims, crypto, sealed, local state;
                                      the content-addressed media store beside it (packs, chunks, listings)
     mirror/                          the rows as a working copy
