@@ -273,6 +273,32 @@ def export(out, target, state, source, number, at, identity, fmt, conversations,
                    + ("" if out == "-" else f" to {out}"), err=True)
 
 
+@main.command()
+@click.option("--from", "target", metavar="TARGET", help="The target to read (or --state).")
+@click.option("--state", type=click.Path(path_type=Path),
+              help="Read the local archive in this state dir instead of a target.")
+@click.option("--source", help="Which source (default: every source the target holds).")
+@click.option("--identity", type=click.Path(path_type=Path), help=IDENTITY_HELP)
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on. Anyone who can reach it and has the URL reads your messages.")
+@click.option("--port", type=click.IntRange(0, 65535), default=0, help="Port (default: any free one).")
+@reports_errors
+def browse(target, state, source, identity, host, port):
+    """Read the archive in your web browser: conversations, any version, search. Prints the URL to open."""
+    from .browse.server import serve
+    from .browse.shelf import Shelf
+    from .plugins import plugin_manager
+    from .reading.history import history_annotations
+
+    if (target is None) == (state is None):
+        raise click.UsageError("give --from TARGET or --state DIR (one of them)")
+    pm = plugin_manager()
+    state_dir = _state(state) if state else None
+    with _archives(pm, target, state, source, identity) as archives, history_annotations(pm, state_dir) as notes, \
+            Shelf(archives, pm, notes, scratch=state_dir) as shelf:
+        serve(shelf, host, port, lambda url: click.echo(f"syncd browse: open {url}\n(Ctrl+C stops it)"))
+
+
 @contextmanager
 def _archives(pm, target: str | None, state: Path | None, source: str | None, identity: Path | None):
     """The archives to read: of `source`, or of every source, on a target or in a state dir's local archive."""
