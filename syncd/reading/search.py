@@ -29,7 +29,7 @@ from pathlib import Path
 import apsw
 import pluggy
 
-from ..app import RECALLED as RECALLED_KIND, AppProfile, Message
+from ..app import RECALLED as RECALLED_KIND, AppProfile, Message, time_range
 from ..archive.plain import Archive
 from ..errors import UsageError
 from ..fsutil import private_dirs, private_opener
@@ -286,12 +286,9 @@ class SearchIndex:
             ids = self._conversation_ids(conversations, sources)
             where.append(f"m.conversation IN ({', '.join('?' * len(ids))})")
             args += ids
-        if since is not None:
-            where.append("m.time >= ?")
-            args.append(since)
-        if until is not None:
-            where.append("m.time < ?")
-            args.append(until)
+        window, bounds = time_range("m.time", since, until)
+        where.append(window)
+        args += bounds
         args.append(max(1, min(limit, MAX_LIMIT)))
         rows = self.db.execute(
             "SELECT m.source, s.app, m.msg_id, m.conversation, m.sender, m.from_me, m.time, m.kind, t.text,"
