@@ -52,6 +52,10 @@ class Annotations:
 
     history: Mapping[object, MessageHistory] = field(default_factory=dict)
     deleted: Sequence[Message] = ()  # gone from this version; kept from earlier ones (status "deleted")
+    # When messages were first seen, (version, "…Z"): by id for those first seen after version 1,
+    # `first_version` for every other one; None when no history is known.
+    first_seen: Mapping[object, tuple[int, str]] = field(default_factory=dict)
+    first_version: tuple[int, str] | None = None
 
 
 NO_HISTORY = MessageHistory()
@@ -137,6 +141,11 @@ class Reading:
         if found is not None:
             return found
         return DELETED_HISTORY if self.annotations.deleted and message in self._deleted_set() else NO_HISTORY
+
+    def first_seen_of(self, message: Message) -> tuple[int, str] | None:
+        """(version, time) of the version the message first appeared in, when history is known."""
+        found = self.annotations.first_seen.get(message.id)
+        return found if found is not None else self.annotations.first_version
 
     def _deleted_set(self) -> set:
         if not hasattr(self, "_deleted"):
