@@ -105,3 +105,19 @@ def test_search_statuses_are_historys_and_one_working_copy_serves_both(archived)
     assert not (state / "search" / "copies").exists()
     kept = {p.name.split("-")[0] for p in (state / "history" / "wechat.copy").iterdir()}  # -wal/-shm beside
     assert kept == {"mirror.db", "app.db"}
+
+
+def test_jsonl_records_say_when_each_message_was_first_seen(archived):
+    root, m = archived
+    manifest = json.loads((root / "target" / "wechat" / "manifest.json").read_text())["versions"]
+    out = root / "first.jsonl"
+    cli("export", "--from", root / "target", "--format", "jsonl", out)
+    records = {r["id"]: r for r in map(json.loads, out.read_text(encoding="utf-8").splitlines())}
+    for message_id, record in records.items():
+        number = 2 if message_id in m["new"] else 1
+        assert record["first_seen"]["version"] == number, record
+        assert record["first_seen"]["time"][:19] == manifest[number - 1]["time"][:19]
+    assert records[m["deleted"]]["first_seen"]["version"] == 1  # a deleted message keeps when it came
+    out = root / "first-v1.jsonl"
+    cli("export", "--from", root / "target", "--version", 1, "--format", "jsonl", out)
+    assert {json.loads(line)["first_seen"]["version"] for line in out.read_text(encoding="utf-8").splitlines()} == {1}

@@ -31,6 +31,8 @@ def jsonl_lines(reading: Reading) -> Iterator[str]:
     head = f'{{"source":{ENCODE(reading.source)},"app":{ENCODE(reading.app)},"id":'
     names, iso, history_of = reading.names, IsoTime(), reading.history_of
     conversations = {c.id: c.name for c in reading.all_conversations.values()}
+    first_seen = reading.annotations.first_seen
+    first_default = _first_seen(reading.annotations.first_version)
     chat_parts: dict[str, str] = {}
     sender_parts: dict[str | None, str] = {}
     for m in reading.messages():
@@ -50,7 +52,13 @@ def jsonl_lines(reading: Reading) -> Iterator[str]:
                f',"status":{STRING(history.status)},"history":{ENCODE(list(history.earlier)) if history.earlier else "[]"}'
                f',"media":{ENCODE(list(m.media)) if m.media else "[]"}'
                f',"reply_to":{"null" if m.reply_to is None else ENCODE(m.reply_to)}'
-               f',"server_id":{"null" if m.server_id is None else ENCODE(m.server_id)}}}')
+               f',"server_id":{"null" if m.server_id is None else ENCODE(m.server_id)}'
+               f',"first_seen":{_first_seen(first_seen[m.id]) if first_seen and m.id in first_seen else first_default}}}')
+
+
+def _first_seen(seen: tuple[int, str] | None) -> str:
+    """{"version": N, "time": "…Z"}, or null when no history is known."""
+    return "null" if seen is None else f'{{"version":{int(seen[0])},"time":{ENCODE(seen[1])}}}'
 
 
 def _plain(value):
