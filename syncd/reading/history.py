@@ -214,22 +214,37 @@ def _quote(name: str) -> str:
 
 
 @contextmanager
+def derived_state(state: Path | None):
+    """Where derived data (history, the search index) lives: the state dir, or a private temp folder
+    removed afterwards (reading a target on a fresh machine rebuilds it from the target alone)."""
+    if state is not None:
+        yield Path(state)
+        return
+    with tempfile.TemporaryDirectory(prefix="syncd-history-") as tmp:  # 0700, like mkdtemp
+        yield Path(tmp)
+
+
+@contextmanager
 def history_annotations(pm: pluggy.PluginManager, state: Path | None):
-    """An `annotations(archive, version, db)` for export and browse: the history of each source kept in
+    """An `annotations(archive, version, db)` for export: the history of each source kept in
     `state/history/` (the local archive), or in a private temp folder removed afterwards (a target)."""
-    with tempfile.TemporaryDirectory(prefix="syncd-history-", dir=state) as tmp:
-        folder = history_folder(state) if state is not None else Path(tmp)
-        private_dirs(folder)
+    with derived_state(state) as root:
+        yield annotations_in(pm, history_folder(root))
 
-        def annotations(archive: Archive, number: int, db: apsw.Connection) -> Annotations:
-            history = open_history(folder, archive.source)
-            try:
-                history.update(archive, pm)
-                return history.annotations(number)
-            finally:
-                history.close()
 
-        yield annotations
+def annotations_in(pm: pluggy.PluginManager, folder: Path):
+    """An `annotations(archive, version, db)` reading the histories kept in `folder` (made 0700)."""
+    private_dirs(folder)
+
+    def annotations(archive: Archive, number: int, db: apsw.Connection) -> Annotations:
+        history = open_history(folder, archive.source)
+        try:
+            history.update(archive, pm)
+            return history.annotations(number)
+        finally:
+            history.close()
+
+    return annotations
 
 
 def history_folder(state: Path) -> Path:

@@ -23,6 +23,7 @@ changeset (changes.py). Everything is rebuilt from a target alone when the state
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -77,6 +78,7 @@ class Hit:
     version: int  # the first version that held this text
     status: str  # as of the last version indexed: present, edited, recalled, deleted
     status_version: int | None  # the version in which it was edited, recalled or deleted
+    until: int | None  # the version whose edit replaced this text; None: the message's last text (kept if deleted)
     hits: tuple[tuple[int, int], ...]  # where the query occurs in `text`: (start, end) offsets
 
     def marked(self, start: str = "«", end: str = "»") -> str:
@@ -243,7 +245,9 @@ class SearchIndex:
         args.append(max(1, min(limit, MAX_LIMIT)))
         rows = self.db.execute(
             "SELECT m.source, s.app, m.msg_id, m.conversation, m.sender, m.from_me, m.time, m.kind, t.text,"
-            " t.version, m.status, m.status_version FROM text_fts JOIN text t ON t.id = text_fts.rowid"
+            " t.version, m.status, m.status_version,"
+            " (SELECT min(later.version) FROM text later WHERE later.message = t.message AND later.id > t.id)"
+            " FROM text_fts JOIN text t ON t.id = text_fts.rowid"
             " JOIN message m ON m.id = t.message JOIN source s ON s.name = m.source"
             f" WHERE {' AND '.join(where)} ORDER BY text_fts.rowid DESC LIMIT ?", args).fetchall()
         return list(self._hits(rows, query))
@@ -268,14 +272,31 @@ class SearchIndex:
                 names[source, kind, key] = found[0] if found else key
             return names[source, kind, key]
 
-        for source, app, msg_id, conv, sender, from_me, ms, kind, text, version, status, status_version in rows:
+        for source, app, msg_id, conv, sender, from_me, ms, kind, text, version, status, status_version, until in rows:
             yield Hit(source, app, json.loads(msg_id), conv, name(source, "c", conv) or conv, sender,
                       name(source, "p", sender), bool(from_me), iso(ms), kind, text, version, status,
-                      status_version, tuple(hit_spans(text, query)))
+                      status_version, until, tuple(hit_spans(text, query)))
 
 
 def _id(message_id: object) -> str:
     return json.dumps(message_id, ensure_ascii=False, default=str)
+
+
+@contextmanager
+def index_search(archives: Sequence[Archive], pm: pluggy.PluginManager, root: Path):
+    """A `search(source, query, limit)` over the index in `root/search` (histories in `root/history`),
+    which brings the source's index up to date first (a no-op when no version is new)."""
+    index = SearchIndex(Path(root) / "search", history_folder(root))
+    by_source = {a.source: a for a in archives}
+
+    def search(source: str, query: str, limit: int = DEFAULT_LIMIT) -> list[Hit]:
+        index.update(by_source[source], pm)
+        return index.search(query, sources=[source], limit=limit)
+
+    try:
+        yield search
+    finally:
+        index.close()
 
 
 def search_archives(archives: Sequence[Archive], query: str, *, pm: pluggy.PluginManager, state: Path,
