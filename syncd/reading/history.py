@@ -65,7 +65,10 @@ class History:
         if not self.path.exists():
             open(self.path, "xb", opener=private_opener).close()  # 0600 before SQLite writes anything
         self.db = apsw.Connection(str(self.path))
-        self.db.execute("PRAGMA journal_mode=DELETE").fetchall()  # the journal takes the file's mode
+        # WAL (which takes the file's mode) and no fsync per commit: derived data, and a history whose last
+        # versions a power cut took is out of step with its working copy, so it is read anew (update).
+        self.db.execute("PRAGMA journal_mode=WAL").fetchall()
+        self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute(SCHEMA)
 
     def close(self) -> None:
