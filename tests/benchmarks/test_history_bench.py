@@ -9,9 +9,11 @@ version 2, whose delta holds the 1,000 messages (issue 13: at most 0.5 s).
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
 import sqlite3
+import time
 from pathlib import Path
 
 import apsw
@@ -62,15 +64,23 @@ def test_history_of_one_version_of_a_thousand_messages(benchmark, archived):
     def fresh():  # the history file and its working copy as version 1 left them
         shutil.rmtree(work.parent, ignore_errors=True)
         shutil.copytree(history_v1.parent, work.parent)
+        os.sync()  # else a commit's fsync in the timed part flushes the hundreds of MB this copy just wrote
         return (), {}
+
+    clocks = []
 
     def read_version_2():
         history = History(work)
+        wall, cpu = time.perf_counter(), time.process_time()
         try:
             return history.update(archive, pm)
         finally:
             history.close()
+            clocks.append((time.perf_counter() - wall, time.process_time() - cpu))
 
     assert benchmark.pedantic(read_version_2, setup=fresh, rounds=5) == 2
+    wall, cpu = min(w for w, _ in clocks), min(c for _, c in clocks)
+    benchmark.extra_info.update(best_wall_s=round(wall, 3), best_cpu_s=round(cpu, 3))
+    print(f"\nhistory of version 2 (+{NEW} messages): best {wall * 1000:.0f} ms wall, {cpu * 1000:.0f} ms CPU")
     new = sqlite3.connect(work).execute("SELECT count(*) FROM event WHERE version = 2 AND what = 'new'").fetchone()
     assert new == (NEW,)
