@@ -33,6 +33,7 @@ from ..app import RECALLED, AppProfile, Message
 from ..archive.manifest import Manifest
 from ..archive.plain import Archive
 from ..fsutil import private_dirs, private_opener
+from ..plugins import profile_for
 from ..readback.restore import read_manifest
 from .changes import decode, encode, message_key, open_profile, walk
 from .model import DELETED, EDITED, RECALLED as RECALLED_STATUS, Annotations, MessageHistory
@@ -240,6 +241,8 @@ def annotations_in(pm: pluggy.PluginManager, folder: Path):
     private_dirs(folder)
 
     def annotations(archive: Archive, number: int, db: apsw.Connection) -> Annotations:
+        if profile_for(pm, db) is None:
+            return Annotations()  # no app reads it: no messages to follow (and no working copy to build)
         history = open_history(folder, archive.source)
         try:
             history.update(archive, pm)
