@@ -227,7 +227,7 @@ def race(first: Harness, second: Harness, url: str, targets: list, monkeypatch, 
     for t in threads:
         t.start()
     for t in threads:
-        t.join(60)
+        t.join(120)
     return reports
 
 
