@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 import apsw
 import pluggy
@@ -37,6 +37,7 @@ from .archive.state import SourceState, kind_workdir, writer_id
 from .delivery.target import Target, as_target
 
 if TYPE_CHECKING:
+    from .media.backup import MediaPass
     from .mirror.mirror import Mirror
 
 # A pass that finds nothing new imports only what it uses (the mirror, restore, encryption and
@@ -80,6 +81,7 @@ class SyncReport:
     head: int  # the latest version archived
     targets: list[TargetReport] = field(default_factory=list)
     detection: Plan | None = None  # which comparison ran, and why
+    media: MediaPass | None = None  # what the pass over the source's media folders did, if it has any
 
     @property
     def ok(self) -> bool:
@@ -97,18 +99,19 @@ class SyncReport:
             "bytes": v.stored_bytes if v else 0,
             "targets": [t.to_dict() for t in self.targets],
             "detection": self.detection.to_dict() if self.detection else None,
-        }
+        } | ({"media": self.media.__dict__} if self.media else {})
 
 
 def sync_source(path: Path, targets: list[str | Target], *, state_dir: Path, pm: pluggy.PluginManager,
                 options: SourceOptions | None = None, kind: str | None = None,
-                full: bool = False) -> list[SyncReport]:
+                full: bool = False, media: Sequence[Path] = ()) -> list[SyncReport]:
     """Archive every database `path` holds (one for a plain file, one per app in an iOS backup)
     and bring every target up to date; one report per database.
 
     The kind is the one named, or the first whose `recognises(path)` says yes (see
     syncd.source). A target is a URL, or a `Target` that may carry recipients to encrypt
-    to. `full` compares every row instead of only those in changed pages. Raises
+    to. `full` compares every row instead of only those in changed pages. `media` folders
+    are archived with the database (see syncd.media), which must then be the only one. Raises
     SourceError or KeyProblem when the path can't be opened at all.
     """
     options = options or SourceOptions()
@@ -123,8 +126,12 @@ def sync_source(path: Path, targets: list[str | Target], *, state_dir: Path, pm:
         for target in targets:
             backends[target] = _open(pm, target.url)
         with opened_source(pm, path, options, state_dir, kind) as source:
-            return [sync_database(source, db, backends, state_dir=state_dir, pm=pm, full=full)
-                    for db in listed(source, path)]
+            databases = listed(source, path)
+            if media and len(databases) > 1:
+                raise UsageError(f"{path} holds {len(databases)} databases; --media belongs to one",
+                                 hint="sync each database with its own media folders (give the database's file)")
+            return [sync_database(source, db, backends, state_dir=state_dir, pm=pm, full=full, media=media)
+                    for db in databases]
     finally:
         for backend in backends.values():
             if not isinstance(backend, Exception):
@@ -163,17 +170,43 @@ def listed(source: SourceKind, path: Path) -> list[Database]:
 
 
 def sync_database(source: SourceKind, db: Database, backends: dict[Target, Backend | Exception], *,
-                  state_dir: Path, pm: pluggy.PluginManager, full: bool = False) -> SyncReport:
-    """Archive what changed in one database of `source` as a new version, and deliver it to the
-    targets (each opened, or the error opening it raised)."""
+                  state_dir: Path, pm: pluggy.PluginManager, full: bool = False,
+                  media: Sequence[Path] = ()) -> SyncReport:
+    """Archive what changed in one database of `source` as a new version (and its `media` folders'
+    files), and deliver it to the targets (each opened, or the error opening it raised)."""
     name = db.name
     state = SourceState(state_dir, name)
     with state.locked():
         local = Archive(open_backend(pm, str(state.archive_dir)), name)
         manifest, created, plan = archive_locally(source, db, state, local, pm, full=full)
+        manifest, media_pass = archive_media(local, manifest, state, media)
         reports = deliver_all([_delivery(backend, t, local, manifest, state) for t, backend in backends.items()], pm)
         _record_failures(state, [_cursor_key(backend, t, name) for t, backend in backends.items()], reports)
-    return SyncReport(name, created, manifest.head.number, reports, plan)
+    return SyncReport(name, created, manifest.head.number, reports, plan, media_pass)
+
+
+def archive_media(local: Archive, manifest: Manifest, state: SourceState,
+                  folders: Sequence[Path]) -> tuple[Manifest, MediaPass | None]:
+    """Store the media folders' new files in the local store and record their listing at the head:
+    the local commit of the media, as the manifest is the database's (files before the listing,
+    the listing before the manifest that names it)."""
+    if not folders or not manifest.head:
+        return manifest, None
+    from .media.backup import back_up_folders, labelled
+    from .delivery.media import local_area
+
+    try:
+        done = back_up_folders(local_area(local), labelled(folders), state.root)
+    except OSError as e:
+        full_disk = no_space(e, state.root)
+        if full_disk is not None:
+            raise full_disk from None
+        raise SourceError(f"a media folder can't be read: {e.strerror}: {e.filename}",
+                          hint="check the --media folders exist and can be read") from None
+    updated = manifest.with_media(done.listing)
+    if updated is not manifest:
+        local.write_manifest(updated)  # the local commit point of this media listing
+    return updated, done
 
 
 def _cursor_key(backend: Backend | Exception, target: Target, source: str) -> str:
@@ -426,7 +459,7 @@ def deliver_to(local: Archive, manifest: Manifest, archive: Archive, state: Sour
 
     sealed = archive
     try:
-        version, sent, note = deliver_sealed(local, manifest, sealed, state)
+        version, sent, note = deliver_sealed(local, manifest, sealed, state, media=_media_sender(local, manifest, sealed, state))
     except SyncdError as e:
         known = state.cursor(sealed.cursor_key)
         return TargetReport(sealed.location, False, known and known["version"], error=str(e), hint=e.hint,
@@ -434,6 +467,16 @@ def deliver_to(local: Archive, manifest: Manifest, archive: Archive, state: Sour
     if pm is not None and sent:
         pm.hook.target_updated(source=local.source, location=sealed.location, version=version)
     return TargetReport(sealed.location, True, version, sent, note=note)
+
+
+def _media_sender(local: Archive, manifest: Manifest, target: Archive,
+                  state: SourceState) -> Callable[[], int] | None:
+    """What sends the local media store to `target` (its bytes sent), for a source that has media."""
+    if not manifest.media:
+        return None  # and a pass without media imports nothing of it
+    from .delivery.media import local_area, send_media, target_area
+
+    return lambda: send_media(local_area(local), target_area(target, state))
 
 
 def deliver(local: Archive, manifest: Manifest, target: Archive, state: SourceState,
@@ -444,9 +487,15 @@ def deliver(local: Archive, manifest: Manifest, target: Archive, state: SourceSt
     head = manifest.head
     cursor = state.cursor(target.cursor_key)
     known, note, raw = cursor and cursor["version"], None, manifest.to_bytes()
+    send_media = _media_sender(local, manifest, target, state)
     try:
-        # What a pass with nothing new costs: one listing, which also catches a lost or truncated object.
-        if cursor and cursor["hash"] == head.hash and not target.lacks(len(raw), manifest.objects()):
+        # What a pass with nothing new costs: one listing, which also catches a lost or truncated
+        # object (and one each of the media store here and there, when the source has media).
+        if cursor and cursor["hash"] == head.hash and cursor.get("media") == manifest.media_at() \
+                and not target.lacks(len(raw), manifest.objects()):
+            if send_media and (resent := send_media()):
+                return TargetReport(target.location, True, head.number, resent,
+                                    note="it had lost media objects: sent again")
             return TargetReport(target.location, True, head.number)
         from .archive.claims import admit, holds_archives
         from .archive.plain import must_hold
@@ -478,11 +527,12 @@ def deliver(local: Archive, manifest: Manifest, target: Archive, state: SourceSt
             note = note or f"it held {repaired} damaged or missing object(s): sent again"
         if sent:  # what was there already matched the listing just made
             must_hold(target, None, manifest.objects())
+        sent += send_media() if send_media else 0  # before the manifest that names its listing
         sent += target.write_manifest(manifest)  # the target's commit point
         must_hold(target, len(raw), [])
     except SyncdError as e:
         return TargetReport(target.location, False, known, error=str(e), hint=e.hint, exit_code=e.exit_code)
-    state.set_cursor(target.cursor_key, head.number, head.hash)
+    state.set_cursor(target.cursor_key, head.number, head.hash, manifest.media_at())
     if pm is not None:
         pm.hook.target_updated(source=local.source, location=target.location, version=head.number)
     return TargetReport(target.location, True, head.number, sent, note=note)

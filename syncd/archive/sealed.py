@@ -19,7 +19,7 @@ import re
 import tempfile
 from dataclasses import replace
 from pathlib import Path
-from typing import BinaryIO, Sequence
+from typing import BinaryIO, Callable, Sequence
 
 from pyrage import x25519
 
@@ -165,21 +165,23 @@ def open_all_sealed(backend: Backend, identities: Sequence[x25519.Identity],
     return opened
 
 
-def deliver_sealed(local: Archive, manifest: Manifest, target: SealedArchive,
-                   state: SourceState) -> tuple[int, int, str | None]:
+def deliver_sealed(local: Archive, manifest: Manifest, target: SealedArchive, state: SourceState,
+                   media: Callable[[], int] | None = None) -> tuple[int, int, str | None]:
     """Encrypt and upload what `target` lacks or holds damaged, then its manifest.
 
     Returns (version it holds, bytes sent, what was repaired). The sync side can't
     decrypt the target's manifest, so it builds on the copy it kept of what it wrote
-    last, after checking the target still holds exactly that.
+    last, after checking the target still holds exactly that. `media` sends the
+    source's media store (sealed), before the manifest that names its listing.
     """
     head, key = manifest.head, target.cursor_key
     cursor, records = state.cursor(key), state.sealed_records(key)
     last = recorded_manifest(records[WRITTEN], f"{state.cursors} ({WRITTEN})") if WRITTEN in records else None
     # What a pass with nothing new costs: one listing, which also catches a lost or truncated object.
-    if cursor and cursor["hash"] == head.hash and last \
+    if cursor and cursor["hash"] == head.hash and last and last.media_at() == manifest.media_at() \
             and not target.lacks(records[WRITTEN]["size"], last.objects()):
-        return head.number, 0, None
+        resent = media() if media else 0
+        return head.number, resent, "it had lost media objects: sent again" if resent else None
     record = admit(target.backend, target.folder, local.source, writer_id(state.state_dir), target.recipients)
     held, note = _last_written(target, state, cursor, records)
     if not manifest.extends(held):
@@ -213,6 +215,7 @@ def deliver_sealed(local: Archive, manifest: Manifest, target: SealedArchive,
             versions.append(replace(version, **sealed))
     written = replace(manifest, versions=tuple(versions))
     must_hold(target, None, written.objects())
+    sent += media() if media else 0
     raw = crypto.seal_bytes(written.to_bytes(), target.recipients)
     state.record_sealed(key, WRITING, crypto.sha256(raw), len(raw), _as_dict(written))
     target.write_sealed_manifest(raw)  # the target's commit point

@@ -17,12 +17,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import io
+import re
 from typing import Callable, Union
 
 from ..backend import Backend
 from ..errors import CorruptObject, NotFound, TooLarge
 
-KINDS = ("objects", "index", "listings")
+KINDS = ("objects", "index", "listings")  # in the order they are written: what names others comes after them
+HEX = re.compile(r"[0-9a-f]{64}")
 # age adds a header (about 200 bytes a recipient, plus random grease) and 16 bytes per 64 KiB.
 SEAL_SLACK = 64 << 10
 MEDIA_KEY_BYTES = 32
@@ -55,7 +57,9 @@ class PlainArea:
     def names(self, kind: str) -> dict[str, int]:
         """Every key stored of `kind`, with its stored size."""
         prefix = f"{self.root}{kind}/"
-        return {info.name.rsplit("/", 1)[1]: info.size for info in self.backend.list(prefix)}
+        # Only names the store gives: a source named `media` keeps its own objects in `media/objects/`.
+        found = ((info.name.rsplit("/", 1)[1], info.size) for info in self.backend.list(prefix))
+        return {key: size for key, size in found if HEX.fullmatch(key)}
 
     def write(self, kind: str, name: str, data: bytes) -> int:
         """Store plain bytes named `name`; the bytes written."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -44,6 +44,19 @@ def scan_state_file(state_dir: Path, folder: Path) -> Path:
 def back_up(backend: Backend | Area, folder: Path, state_dir: Path) -> MediaPass:
     """Store the media folder's files the store lacks, then its listing; what the pass did."""
     return back_up_folders(backend, {"": Path(folder)}, state_dir)
+
+
+def labelled(folders: Sequence[Path]) -> dict[str, Path]:
+    """Each folder by the label its files are listed under: its name (`Attachments`), made unique."""
+    labels: dict[str, Path] = {}
+    for folder in dict.fromkeys(Path(f).expanduser().absolute() for f in folders):
+        label = base = folder.name or "media"
+        n = 1
+        while label in labels:
+            n += 1
+            label = f"{base}-{n}"
+        labels[label] = folder
+    return labels
 
 
 def back_up_folders(store: Backend | Area, folders: Mapping[str, Path], state_dir: Path) -> MediaPass:

@@ -3,25 +3,18 @@ read bounded and checked (the target is not trusted)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
 import zlib
 
 from ..backend import Backend
 from ..errors import CorruptObject
-from .area import Area, PlainArea
+from .area import HEX, Area, PlainArea, digest
 
 # SHA-256, not BLAKE3: hashlib is in the standard library and, with the CPU's SHA extensions, hashes at
 # ~850 MB/s here (tests/benchmarks/test_media_bench.py), faster than the disks and links media travels
 # over; blake3 (~2.3 GB/s here) would add a compiled dependency for no gain a user would see.
 HASH_NAME = "sha256"
-HEX = re.compile(r"[0-9a-f]{64}")
 MAX_META = 64 << 20  # an index or a listing, compressed or not: 20,000 files need under 2 MiB
-
-
-def digest(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def is_hash(value: object) -> bool:
