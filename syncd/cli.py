@@ -270,6 +270,7 @@ def export(out, target, state, source, number, at, identity, fmt, conversations,
     """Write a version's messages as JSON Lines, an offline HTML folder or plain text, to OUT."""
     from .plugins import plugin_manager
     from .reading.export import export as run_export
+    from .reading.history import history_annotations
     from .reading.model import Filters
 
     if (target is None) == (state is None):
@@ -278,9 +279,10 @@ def export(out, target, state, source, number, at, identity, fmt, conversations,
     filters = Filters(tuple(conversations), tuple(participants),
                       *(int(w.timestamp() * 1000) if w else None for w in window))
     pm = plugin_manager()
-    with _archives(pm, target, state, source, identity) as archives:
+    state_dir = _state(state) if state else None
+    with _archives(pm, target, state, source, identity) as archives, history_annotations(pm, state_dir) as notes:
         done = run_export(archives, out, fmt, pm=pm, number=number, at=_moment(at), filters=filters,
-                          scratch=_state(state) if state else None)
+                          scratch=state_dir, annotations=notes)
     for item in done:
         what = f"{item.messages} messages" if item.app else f"{item.messages} rows (no app profile knows it: its tables)"
         click.echo(f"exported {item.source} version {item.version} ({item.app or 'unknown app'}): {what}"

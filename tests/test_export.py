@@ -80,7 +80,9 @@ def test_jsonl_of_each_version(archived):
     second = root / "v2.jsonl"
     cli("export", "--from", root / "target", "--format", "jsonl", second)
     latest = {r["id"]: r for r in read_jsonl(second)}
-    assert latest[recalled]["kind"] == RECALLED and "撤回了一条消息" in latest[recalled]["text"]
+    # With history wired in (issue 13's contract), a recalled message carries the text it had before the recall.
+    assert latest[recalled]["kind"] == RECALLED and latest[recalled]["status"] == "recalled"
+    assert latest[recalled]["text"] == recalled_text.split(":\n", 1)[-1]
 
 
 def test_jsonl_to_stdout_and_from_the_state_dir(archived):

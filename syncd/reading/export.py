@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
+import apsw
 import pluggy
 
 from ..archive.plain import Archive
@@ -43,7 +44,7 @@ class Exported:
     messages: int  # or rows, for a table view
 
 
-AnnotationsFor = Callable[[Archive, int], Annotations]
+AnnotationsFor = Callable[[Archive, int, apsw.Connection], Annotations]
 
 
 def export(archives: Sequence[Archive], out: str, fmt: str, *, pm: pluggy.PluginManager,
@@ -53,8 +54,8 @@ def export(archives: Sequence[Archive], out: str, fmt: str, *, pm: pluggy.Plugin
     """Export the version (`number`, or the one current `at`, or the latest) of each archive to `out`.
 
     `out` is a file or "-" (stdout) for jsonl, a new or empty folder for html and txt; with
-    several sources a folder gets one subfolder per source. `annotations(archive, version)`,
-    when given, supplies each message's status and earlier texts (the history layer).
+    several sources a folder gets one subfolder per source. `annotations(archive, version, db)`
+    (db: the restored version), when given, supplies each message's status and earlier texts (the history layer).
     """
     if fmt not in FORMATS:
         raise UsageError(f"unknown format {fmt!r}", hint=f"use one of: {', '.join(FORMATS)}")
@@ -79,7 +80,7 @@ def _read_each(archives, pm, number, at, filters, scratch, annotations):
             restore(archive, restored, number=version.number)
             db = open_database(restored)
             try:
-                notes = annotations(archive, version.number) if annotations else Annotations()
+                notes = annotations(archive, version.number, db) if annotations else Annotations()
                 reading = Reading(db, archive.source, pm, filters, notes)
                 yield reading, version
             finally:
