@@ -69,11 +69,11 @@ def back_up_folders(store: Backend | Area, folders: Mapping[str, Path], state_di
         state = scan_state_file(state_dir, folder)
         previous = load_scan(state)
         current = scan(folder, previous)
-        same &= len(current) == len(previous)
+        unchanged = len(current) == len(previous)
         folder_kept = []
         for seen in current:
             if seen.hash is None or seen.hash not in known.hashes():
-                same = False
+                unchanged = False
                 read += 1
                 writer = writer or MediaStore(area, known.files())
                 seen = ingest(writer, folder, seen)
@@ -83,19 +83,23 @@ def back_up_folders(store: Backend | Area, folders: Mapping[str, Path], state_di
             folder_kept.append(seen)
         if writer is not None:
             writer.commit()  # objects, then the index, then the listings that name them
-        save_scan(state, folder_kept)
-        kept += [MediaFile(f"{label}/{s.path}" if label else s.path, s.hash, s.size, s.mtime_ns) for s in folder_kept]
+        if not unchanged:  # an unchanged folder's scan is on disk already
+            save_scan(state, folder_kept)
+        same &= unchanged
+        kept.append((label, folder_kept))
     if writer is not None:
         known.update(writer.files)
     last = media_state / LAST_LISTING
     labels = sorted(f"{label}\0{Path(folder).resolve()}" for label, folder in folders.items())
     listing = _last_listing(last, labels) if same else None
+    count = sum(len(seen) for _, seen in kept)
     if listing is None:
-        listing = write_listing(area, kept)
+        listing = write_listing(area, [MediaFile(f"{label}/{s.path}" if label else s.path, s.hash, s.size, s.mtime_ns)
+                                       for label, seen in kept for s in seen])
         private_dirs(media_state)
         atomic_write(last, json.dumps({"folders": labels, "listing": listing}).encode())
     sent = (writer.bytes_sent, writer.objects_sent) if writer else (0, 0)
-    return MediaPass(listing, len(kept), read, moved, *sent)
+    return MediaPass(listing, count, read, moved, *sent)
 
 
 def _last_listing(path: Path, labels: list[str]) -> str | None:
