@@ -142,3 +142,18 @@ def atomic_write(path: Path, data: bytes | BinaryIO) -> int:
         raise
     fsync_dir(path.parent)
     return size
+
+
+def copy_untouched(src: Path, dst: Path) -> bool:
+    """Copy `src` to a new private file `dst` through `open_untouched`; False if `src` is missing."""
+    try:
+        fd = open_untouched(src)
+    except FileNotFoundError:
+        return False
+    try:
+        with open(dst, "wb", opener=private_opener) as out:
+            while chunk := os.read(fd, COPY_CHUNK):
+                out.write(chunk)
+        return True
+    finally:
+        os.close(fd)

@@ -1,4 +1,5 @@
-"""One sync pass: snapshot, diff into the mirror, persist locally, then deliver to every target.
+"""One sync pass: snapshot, diff into the mirror, persist locally, then deliver to every target
+(the delivery itself is syncd.delivery's).
 
 The local archive's manifest is the local commit point: once it names a
 version, that version survives anything, and every later pass delivers it to
@@ -10,10 +11,9 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
@@ -24,16 +24,15 @@ import pluggy
 from .archive.plain import Archive, check_source_name
 from .backend import Backend
 from .capture.detect import Plan, plan_changes
-from .errors import ArchiveError, CorruptObject, PermanentError, SourceError, SyncdError, UsageError, no_space
-from .delivery.fanout import HeldHooks, run_apart
+from .errors import CorruptObject, SourceError, UsageError, no_space
+from .delivery.deliver import TargetReport, cursor_key, delivery_to, open_target, record_failures
+from .delivery.fanout import deliver_all
 from .fsutil import fsync_dir, fsync_file, private_opener
 from .archive.manifest import Manifest, Version
 from .plugins import open_backend, open_source
 from .source import Database, SourceKind, SourceOptions
-from .redact import redact_url
-from .delivery.retry import RetryingBackend
 from .capture.snapshot import WAIT_HINT, Snapshot, SnapshotStore
-from .archive.state import SourceState, kind_workdir, writer_id
+from .archive.state import SourceState, kind_workdir
 from .delivery.target import Target, as_target
 
 if TYPE_CHECKING:
@@ -50,28 +49,6 @@ log = logging.getLogger(__name__)
 BASE_MAX_CHAIN = 32
 # …and a new base is also made once the deltas since the last one outweigh it.
 BASE_DELTA_RATIO = 1.0
-# An unforeseen error is reported with at most this much of its message.
-UNEXPECTED_DETAIL = 200
-UNEXPECTED_HINT = "the other targets went on; this one is tried again on the next pass"
-
-
-@dataclass
-class TargetReport:
-    location: str
-    ok: bool
-    version: int | None  # the latest version the target holds, when known
-    bytes: int = 0  # bytes uploaded by this pass
-    error: str | None = None
-    hint: str | None = None
-    exit_code: int = 0  # of a failure: 2 for a delivery the command must not ask for (see syncd.errors)
-    note: str | None = None  # what this pass repaired on the target
-
-    def to_dict(self) -> dict:
-        shown = dict(self.__dict__)
-        del shown["exit_code"]  # the command's own exit code says it
-        if self.note is None:
-            del shown["note"]
-        return shown
 
 
 @dataclass
@@ -124,7 +101,7 @@ def sync_source(path: Path, targets: list[str | Target], *, state_dir: Path, pm:
         # A URL its plugin refuses refuses the command, before anything is done; a plugin
         # failing in a way nobody foresaw fails only its own target, in deliver_all.
         for target in targets:
-            backends[target] = _open(pm, target.url)
+            backends[target] = open_target(pm, target.url)
         with opened_source(pm, path, options, state_dir, kind) as source:
             databases = listed(source, path)
             if media and len(databases) > 1:
@@ -180,8 +157,8 @@ def sync_database(source: SourceKind, db: Database, backends: dict[Target, Backe
         local = Archive(open_backend(pm, str(state.archive_dir)), name)
         manifest, created, plan = archive_locally(source, db, state, local, pm, full=full)
         manifest, media_pass = archive_media(local, manifest, state, media)
-        reports = deliver_all([_delivery(backend, t, local, manifest, state) for t, backend in backends.items()], pm)
-        _record_failures(state, [_cursor_key(backend, t, name) for t, backend in backends.items()], reports)
+        reports = deliver_all([delivery_to(backend, t, local, manifest, state) for t, backend in backends.items()], pm)
+        record_failures(state, [cursor_key(t, name, backend) for t, backend in backends.items()], reports)
     return SyncReport(name, created, manifest.head.number, reports, plan, media_pass)
 
 
@@ -207,75 +184,6 @@ def archive_media(local: Archive, manifest: Manifest, state: SourceState,
     if updated is not manifest:
         local.write_manifest(updated)  # the local commit point of this media listing
     return updated, done
-
-
-def _cursor_key(backend: Backend | Exception, target: Target, source: str) -> str:
-    """Where the state dir keeps this target's deliveries (as the daemon does: its URL if it can't be opened)."""
-    if isinstance(backend, Exception):
-        return redact_url(target.url)
-    return target_archive(backend, source, target).cursor_key
-
-
-def _record_failures(state: SourceState, keys: list[str], reports: list[TargetReport]) -> None:
-    """Note each failed delivery beside its cursor, so `syncd status` shows what stays queued."""
-    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    for key, report in zip(keys, reports):
-        if not report.ok:
-            state.record_failure(key, report.error, state.delivery(key).get("failures", 0) + 1, now, None)
-
-
-def _open(pm: pluggy.PluginManager, url: str) -> Backend | Exception:
-    """The target's backend, or the unforeseen error opening it raised; a SyncdError is raised."""
-    try:
-        return RetryingBackend(open_backend(pm, url))
-    except SyncdError:
-        raise
-    except Exception as e:
-        return e
-
-
-def _delivery(backend: Backend | Exception, target: Target, local: Archive, manifest: Manifest,
-              state: SourceState) -> tuple[str, Callable[[HeldHooks], TargetReport]]:
-    """(where, call) for deliver_all: the delivery to an opened target, or the failure to open it."""
-    if isinstance(backend, Exception):
-        def fail(hooks: HeldHooks) -> TargetReport:
-            raise backend  # reported by deliver_all, like any failure of one target
-        return redact_url(target.url), fail
-
-    def deliver(hooks: HeldHooks) -> TargetReport:
-        return deliver_to(local, manifest, target_archive(backend, local.source, target), state, hooks)
-    return backend.location, deliver
-
-
-def deliver_all(deliveries: list[tuple[str, Callable[[HeldHooks], TargetReport]]],
-                pm: pluggy.PluginManager) -> list[TargetReport]:
-    """Run every target's delivery at once (see syncd.delivery.fanout); the reports, in order.
-
-    Each delivery is (where, call): `where` names the target in the report if the call
-    raises, and the call gets hooks that are held, then made here once all are done.
-    Any Exception a delivery raises fails that target alone: a SyncdError as it says, any
-    other as one line naming it, with the traceback in the debug log.
-    """
-    held = [HeldHooks() for _ in deliveries]
-    outcomes = run_apart([partial(call, hooks) for (_, call), hooks in zip(deliveries, held)])
-    reports = []
-    for (where, _), outcome in zip(deliveries, outcomes):
-        if isinstance(outcome, SyncdError):
-            outcome = TargetReport(where, False, None, error=str(outcome), hint=outcome.hint,
-                                   exit_code=outcome.exit_code)
-        elif isinstance(outcome, Exception):
-            log.debug("%s: delivery failed unexpectedly", where, exc_info=outcome)
-            outcome = TargetReport(where, False, None, error=unforeseen(outcome), hint=UNEXPECTED_HINT)
-        reports.append(outcome)
-    for hooks in held:
-        hooks.call_on(pm)
-    return reports
-
-
-def unforeseen(error: BaseException) -> str:
-    """One line for an error nobody foresaw: its kind, and the start of its message."""
-    lines = str(error).strip().splitlines()
-    return f"unexpected {type(error).__name__}" + (f": {lines[0][:UNEXPECTED_DETAIL]}" if lines else "")
 
 
 def archive_locally(source: SourceKind, db: Database, state: SourceState, local: Archive,
@@ -437,102 +345,3 @@ def open_mirror(state: SourceState, local: Archive, manifest: Manifest) -> Mirro
     from .readback.restore import build_mirror  # rarely needed: only after a crash
 
     return build_mirror(local, manifest, head, state.mirror_path)
-
-
-def target_archive(backend: Backend, source: str, target: Target) -> Archive:
-    """How `source` is laid out on a target: in the clear, or sealed to its recipients."""
-    if not target.encrypted:
-        return Archive(backend, source)
-    from .archive.sealed import SealedArchive
-
-    return SealedArchive.for_source(backend, source, target.recipients())
-
-
-def deliver_to(local: Archive, manifest: Manifest, archive: Archive, state: SourceState,
-               pm: pluggy.PluginManager | None = None) -> TargetReport:
-    """Deliver in the clear, or encrypted to a sealed archive (see syncd.archive.sealed).
-
-    With `pm`, plugins hear of a target that received a version."""
-    if not archive.sealed:
-        return deliver(local, manifest, archive, state, pm)
-    from .archive.sealed import deliver_sealed
-
-    sealed = archive
-    try:
-        version, sent, note = deliver_sealed(local, manifest, sealed, state, media=_media_sender(local, manifest, sealed, state))
-    except SyncdError as e:
-        known = state.cursor(sealed.cursor_key)
-        return TargetReport(sealed.location, False, known and known["version"], error=str(e), hint=e.hint,
-                            exit_code=e.exit_code)
-    if pm is not None and sent:
-        pm.hook.target_updated(source=local.source, location=sealed.location, version=version)
-    return TargetReport(sealed.location, True, version, sent, note=note)
-
-
-def _media_sender(local: Archive, manifest: Manifest, target: Archive,
-                  state: SourceState) -> Callable[[], int] | None:
-    """What sends the local media store to `target` (its bytes sent), for a source that has media."""
-    if not manifest.media:
-        return None  # and a pass without media imports nothing of it
-    from .delivery.media import local_area, send_media, target_area
-
-    return lambda: send_media(local_area(local), target_area(target, state))
-
-
-def deliver(local: Archive, manifest: Manifest, target: Archive, state: SourceState,
-            pm: pluggy.PluginManager | None = None) -> TargetReport:
-    """Upload what `target` lacks or holds damaged, then its manifest; a failure is reported, not raised.
-
-    With `pm`, plugins hear of a target that received a version."""
-    head = manifest.head
-    cursor = state.cursor(target.cursor_key)
-    known, note, raw = cursor and cursor["version"], None, manifest.to_bytes()
-    send_media = _media_sender(local, manifest, target, state)
-    try:
-        # What a pass with nothing new costs: one listing, which also catches a lost or truncated
-        # object (and one each of the media store here and there, when the source has media).
-        if cursor and cursor["hash"] == head.hash and cursor.get("media") == manifest.media_at() \
-                and not target.lacks(len(raw), manifest.objects()):
-            if send_media and (resent := send_media()):
-                return TargetReport(target.location, True, head.number, resent,
-                                    note="it had lost media objects: sent again")
-            return TargetReport(target.location, True, head.number)
-        from .archive.claims import admit, holds_archives
-        from .archive.plain import must_hold
-
-        record = admit(target.backend, target.folder, local.source, writer_id(state.state_dir))
-        remote = target.manifest()
-        if remote is None and cursor:
-            if not holds_archives(target.backend):
-                raise PermanentError(
-                    f"{target.location} no longer holds the archive it had (version {cursor['version']})",
-                    hint="is the share mounted? If it was emptied on purpose, remove "
-                         f"{state.cursors} to upload everything again",
-                )
-            note = f"it had lost {target.folder}/{target.manifest_name}: delivered again"
-        if remote is not None:
-            known = remote.head.number if remote.head else 0
-            if not manifest.extends(remote):
-                raise ArchiveError(f"{target.location} holds a different history of {local.source!r}",
-                                   hint="sync this source under another --name, or to another target")
-        record()
-        present, held = target.stored_objects(), {ref.name for ref in remote.objects()} if remote else set()
-        sent, repaired = 0, 0
-        for ref in manifest.objects():
-            if present.get(ref.name) != ref.size:  # missing, or damaged: sent (again)
-                local.copy_to(ref, target)
-                sent += ref.size
-                repaired += ref.name in held
-        if repaired:
-            note = note or f"it held {repaired} damaged or missing object(s): sent again"
-        if sent:  # what was there already matched the listing just made
-            must_hold(target, None, manifest.objects())
-        sent += send_media() if send_media else 0  # before the manifest that names its listing
-        sent += target.write_manifest(manifest)  # the target's commit point
-        must_hold(target, len(raw), [])
-    except SyncdError as e:
-        return TargetReport(target.location, False, known, error=str(e), hint=e.hint, exit_code=e.exit_code)
-    state.set_cursor(target.cursor_key, head.number, head.hash, manifest.media_at())
-    if pm is not None:
-        pm.hook.target_updated(source=local.source, location=target.location, version=head.number)
-    return TargetReport(target.location, True, head.number, sent, note=note)

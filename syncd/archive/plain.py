@@ -16,14 +16,21 @@ import io
 import itertools
 import re
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, Protocol, Sequence, TypeVar
 
 from . import codec
 from ..backend import Backend, too_large
 from ..errors import ArchiveError, CorruptObject, NotFound, TooLarge, UsageError
 from ..fsutil import private_opener
 from .manifest import Manifest, ObjectRef
+
+if TYPE_CHECKING:
+    from pyrage import x25519
+
+    from .sealed import SealedArchive
+    from .state import SourceState
 
 MANIFEST = "manifest.json"
 OBJECTS = "objects/"
@@ -106,11 +113,35 @@ class CheckedReader:
         return position
 
 
+AreaT = TypeVar("AreaT", covariant=True)  # what a caller builds for a layout (a syncd.media.area)
+
+
+class MediaAreas(Protocol[AreaT]):
+    """Builds where a source's media lies on a target, one builder per layout (syncd.delivery.media for
+    writing, syncd.readback.restore for reading). The media store is a peer of the archive, so a
+    layout can't build its media area itself: it calls the builder for its layout (Archive.media_area)."""
+
+    def plain(self, archive: Archive) -> AreaT: ...
+
+    def sealed(self, archive: SealedArchive) -> AreaT: ...
+
+
+@dataclass
+class Sent:
+    """What one delivery uploaded to a target (see Archive.send)."""
+
+    manifest: Manifest  # the manifest to write there: the local one, as this layout names its objects
+    bytes: int = 0
+    note: str | None = None  # what it repaired
+    replaced: list[str] = field(default_factory=list)  # objects superseded by new copies: deleted after the commit
+
+
 class Archive:
     """A plain archive: the folder is named after the source (see syncd.archive.sealed for encrypted ones)."""
 
     manifest_name = MANIFEST
-    sealed = False  # encrypted (a syncd.archive.sealed.SealedArchive): asked without importing the encryption
+    described = "archive"  # in messages: "… no longer holds the archive it had"
+    recipients: Sequence[x25519.Recipient] = ()  # whom the objects are encrypted to: nobody here
 
     def __init__(self, backend: Backend, source: str):
         self.backend = backend
@@ -256,6 +287,46 @@ class Archive:
 
     def delete_object(self, name: str) -> None:
         self.backend.delete(self._key(name))
+
+    # -- delivery: what the one delivery path (syncd.delivery.deliver) asks of a layout --------------
+    # A plain target is read back like the local archive: what it holds is its own manifest, and
+    # objects are copied as they are stored locally.
+
+    def delivered(self, manifest: Manifest, state: SourceState) -> tuple[int, list[ObjectRef]] | None:
+        """(manifest size, objects) this target holds once `manifest` was delivered here, if known."""
+        return len(manifest.to_bytes()), manifest.objects()
+
+    def delivered_before(self, state: SourceState) -> bool:
+        """Whether this state dir has written here before (so a missing manifest means a lost one)."""
+        return state.cursor(self.cursor_key) is not None
+
+    def holding(self, state: SourceState) -> Manifest | None:
+        """What this target holds of the source, or None if it holds no manifest."""
+        return self.manifest()
+
+    def send(self, local: Archive, manifest: Manifest, held: Manifest, state: SourceState) -> Sent:
+        """Upload every object of `manifest` missing here or of another size (damaged): one listing."""
+        present, had = self.stored_objects(), {ref.name for ref in held.objects()}
+        sent, repaired = 0, 0
+        for ref in manifest.objects():
+            if present.get(ref.name) != ref.size:  # missing, or damaged: sent (again)
+                local.copy_to(ref, self)
+                sent += ref.size
+                repaired += ref.name in had
+        note = f"it held {repaired} damaged or missing object(s): sent again" if repaired else None
+        return Sent(manifest, sent, note)
+
+    def commit(self, manifest: Manifest, state: SourceState) -> int:
+        """Write the manifest, the target's commit point; its size."""
+        return self.write_manifest(manifest)
+
+    def settle(self, state: SourceState) -> None:
+        """After the manifest written by `commit` was found whole: what the layout keeps about it."""
+
+    def media_area(self, areas: MediaAreas[AreaT]) -> AreaT:
+        """Where the source's media lies here, as `areas` builds it for this layout: the target's
+        shared store, in the clear."""
+        return areas.plain(self)
 
 
 def must_hold(archive: Archive, manifest_size: int | None, refs: list[ObjectRef]) -> None:

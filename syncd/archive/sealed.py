@@ -19,17 +19,16 @@ import re
 import tempfile
 from dataclasses import replace
 from pathlib import Path
-from typing import BinaryIO, Callable, Sequence
+from typing import BinaryIO, Sequence
 
 from pyrage import x25519
 
 from . import codec, crypto
-from .plain import OBJECTS, Archive, choose_source, must_hold
+from .plain import OBJECTS, Archive, AreaT, MediaAreas, Sent, choose_source
 from ..backend import Backend
-from .claims import admit, holds_archives
 from ..errors import ArchiveError, CorruptObject, KeyProblem, PermanentError
 from .manifest import Manifest, ObjectRef
-from .state import WRITING, WRITTEN, SourceState, writer_id
+from .state import WRITING, WRITTEN, SourceState
 
 MANIFEST_AGE = "manifest.age"
 OBJECT_NAME = re.compile(r"^objects/(\d{10})-(base|delta)-([0-9a-f]{32})\.zst\.age$")
@@ -40,7 +39,7 @@ class SealedArchive(Archive):
     """One source's encrypted archive: writable with recipients, readable with identities."""
 
     manifest_name = MANIFEST_AGE
-    sealed = True
+    described = "encrypted archive"
 
     def __init__(self, backend: Backend, folder: str, *, source: str | None = None,
                  recipients: Sequence[x25519.Recipient] = (), identities: Sequence[x25519.Identity] = ()):
@@ -79,7 +78,7 @@ class SealedArchive(Archive):
 
     # Writing in the clear would leak into the opaque folder: only sealed writes here.
     def write_manifest(self, manifest: Manifest) -> int:
-        raise TypeError("an encrypted archive's manifest is written sealed (see deliver_sealed)")
+        raise TypeError("an encrypted archive's manifest is written sealed (see SealedArchive.commit)")
 
     def store(self, *args, **kwargs) -> ObjectRef:
         raise TypeError("objects reach an encrypted archive sealed (see SealedArchive.seal)")
@@ -101,6 +100,87 @@ class SealedArchive(Archive):
             sealed.seek(0)
             self.backend.write(self._key(name), sealed)
         return ObjectRef(name, size, sha256, codec.ZSTD_AGE, plain_sha256)
+
+    # -- delivery: the layout's part of the one delivery path (see Archive and syncd.delivery.deliver) -----
+    # The sync side can't decrypt the target's manifest, so it builds on the copy it kept of what it
+    # wrote last (state records, by stage), after checking the target still holds exactly that.
+
+    def delivered(self, manifest: Manifest, state: SourceState) -> tuple[int, list[ObjectRef]] | None:
+        records = state.sealed_records(self.cursor_key)
+        if WRITTEN not in records:
+            return None
+        return records[WRITTEN]["size"], recorded_manifest(records[WRITTEN], f"{state.cursors} ({WRITTEN})").objects()
+
+    def delivered_before(self, state: SourceState) -> bool:
+        return state.cursor(self.cursor_key) is not None or WRITTEN in state.sealed_records(self.cursor_key)
+
+    def holding(self, state: SourceState) -> Manifest | None:
+        """What the target holds, as written there last; an error if it holds something this state dir
+        did not write, or not last."""
+        raw = self.manifest_bytes()
+        if raw is None:
+            return None
+        records = state.sealed_records(self.cursor_key)
+        digest = (crypto.sha256(raw), len(raw))
+        for stage in (WRITTEN, WRITING):  # `writing`: a pass that stopped right after the remote write
+            record = records.get(stage)
+            if record and (record["sha256"], record["size"]) == digest:
+                return recorded_manifest(record, f"{state.cursors} ({stage})")
+        if WRITTEN in records:
+            raise PermanentError(f"{self.location}: the encrypted archive of {self.source!r} is not the one "
+                                 "this machine wrote last (replaced or rolled back)",
+                                 hint="check it with `syncd verify --identity FILE --state DIR`")
+        raise ArchiveError(f"{self.location} already holds an encrypted archive of {self.source!r} "
+                           "that this state dir did not write",
+                           hint="sync this source under another --name, or to another target")
+
+    def send(self, local: Archive, manifest: Manifest, held: Manifest, state: SourceState) -> Sent:
+        """Encrypt and upload every object of `manifest` not here whole; what is, is used again
+        (encrypting gives other bytes each time). A damaged copy is replaced by a new one."""
+        key, records = self.cursor_key, state.sealed_records(self.cursor_key)
+        last = recorded_manifest(records[WRITTEN], f"{state.cursors} ({WRITTEN})") if WRITTEN in records else None
+        uploads, present = state.sealed_uploads(key), self.stored_objects()
+        reusable = {f"{v.number}-{kind}-{ref.plain_sha256}": ref for m in (last, held) if m for v in m.versions
+                    for kind, ref in (("delta", v.delta), ("base", v.base)) if ref}
+        reusable |= {k: ObjectRef.from_dict(d) for k, d in uploads.items()}
+        sent, versions, damaged = 0, [], []
+        with tempfile.TemporaryDirectory(dir=state.root) as scratch:
+            for version in manifest.versions:
+                sealed = {}
+                for kind in ("delta", "base"):
+                    ref = getattr(version, kind)
+                    if ref is None:
+                        continue
+                    upload = f"{version.number}-{kind}-{ref.sha256}"
+                    earlier = reusable.get(upload)
+                    if earlier and present.get(earlier.name) == earlier.size:
+                        sealed[kind] = earlier
+                        continue
+                    if earlier and earlier.name in present:
+                        damaged.append(earlier.name)
+                    sealed[kind] = self.seal(local, ref, version.number, kind, Path(scratch))
+                    sent += sealed[kind].size
+                    uploads[upload] = sealed[kind].to_dict()
+                    state.record_sealed_upload(key, uploads)
+                versions.append(replace(version, **sealed))
+        note = f"it held {len(damaged)} damaged object(s): sent again" if damaged else None
+        # Replaced by new copies, the damaged ones go once the manifest no longer names them:
+        # left alone they would fail `verify` from outside.
+        return Sent(replace(manifest, versions=tuple(versions)), sent, note, damaged)
+
+    def commit(self, manifest: Manifest, state: SourceState) -> int:
+        """Seal the manifest and write it, recorded first as `writing` (it can't be read back here)."""
+        raw = crypto.seal_bytes(manifest.to_bytes(), self.recipients)
+        state.record_sealed(self.cursor_key, WRITING, crypto.sha256(raw), len(raw), _as_dict(manifest))
+        self.write_sealed_manifest(raw)  # the target's commit point
+        return len(raw)
+
+    def settle(self, state: SourceState) -> None:
+        state.settle_sealed(self.cursor_key)
+
+    def media_area(self, areas: MediaAreas[AreaT]) -> AreaT:
+        """The source's media in this archive's folder, sealed to its recipients under keyed names."""
+        return areas.sealed(self)
 
     def _decode(self, ref: ObjectRef, stored: BinaryIO, plain: Path, where: str) -> None:
         if ref.codec != codec.ZSTD_AGE:
@@ -163,100 +243,6 @@ def open_all_sealed(backend: Backend, identities: Sequence[x25519.Identity],
                          "opens with the identity given",
                          hint="use the identity whose recipient the target was encrypted to")
     return opened
-
-
-def deliver_sealed(local: Archive, manifest: Manifest, target: SealedArchive, state: SourceState,
-                   media: Callable[[], int] | None = None) -> tuple[int, int, str | None]:
-    """Encrypt and upload what `target` lacks or holds damaged, then its manifest.
-
-    Returns (version it holds, bytes sent, what was repaired). The sync side can't
-    decrypt the target's manifest, so it builds on the copy it kept of what it wrote
-    last, after checking the target still holds exactly that. `media` sends the
-    source's media store (sealed), before the manifest that names its listing.
-    """
-    head, key = manifest.head, target.cursor_key
-    cursor, records = state.cursor(key), state.sealed_records(key)
-    last = recorded_manifest(records[WRITTEN], f"{state.cursors} ({WRITTEN})") if WRITTEN in records else None
-    # What a pass with nothing new costs: one listing, which also catches a lost or truncated object.
-    if cursor and cursor["hash"] == head.hash and last and last.media_at() == manifest.media_at() \
-            and not target.lacks(records[WRITTEN]["size"], last.objects()):
-        resent = media() if media else 0
-        return head.number, resent, "it had lost media objects: sent again" if resent else None
-    record = admit(target.backend, target.folder, local.source, writer_id(state.state_dir), target.recipients)
-    held, note = _last_written(target, state, cursor, records)
-    if not manifest.extends(held):
-        raise ArchiveError(f"{target.location} holds a different history of {local.source!r}",
-                           hint="sync this source under another --name, or to another target")
-    record()
-    uploads, present = state.sealed_uploads(key), target.stored_objects()
-    # Encrypting gives other bytes each time: what is already there whole is used again.
-    reusable = {f"{v.number}-{kind}-{ref.plain_sha256}": ref for m in (last, held) if m for v in m.versions
-                for kind, ref in (("delta", v.delta), ("base", v.base)) if ref}
-    reusable |= {k: ObjectRef.from_dict(d) for k, d in uploads.items()}
-    sent, versions, damaged = 0, [], []
-    with tempfile.TemporaryDirectory(dir=state.root) as scratch:
-        for version in manifest.versions:
-            sealed = {}
-            for kind in ("delta", "base"):
-                ref = getattr(version, kind)
-                if ref is None:
-                    continue
-                upload = f"{version.number}-{kind}-{ref.sha256}"
-                earlier = reusable.get(upload)
-                if earlier and present.get(earlier.name) == earlier.size:
-                    sealed[kind] = earlier
-                    continue
-                if earlier and earlier.name in present:
-                    damaged.append(earlier.name)
-                sealed[kind] = target.seal(local, ref, version.number, kind, Path(scratch))
-                sent += sealed[kind].size
-                uploads[upload] = sealed[kind].to_dict()
-                state.record_sealed_upload(key, uploads)
-            versions.append(replace(version, **sealed))
-    written = replace(manifest, versions=tuple(versions))
-    must_hold(target, None, written.objects())
-    sent += media() if media else 0
-    raw = crypto.seal_bytes(written.to_bytes(), target.recipients)
-    state.record_sealed(key, WRITING, crypto.sha256(raw), len(raw), _as_dict(written))
-    target.write_sealed_manifest(raw)  # the target's commit point
-    must_hold(target, len(raw), [])
-    state.settle_sealed(key)
-    state.set_cursor(key, head.number, head.hash)
-    for name in damaged:  # replaced by new copies: left alone they would fail `verify` from outside
-        target.delete_object(name)
-    if damaged:
-        note = note or f"it held {len(damaged)} damaged object(s): sent again"
-    return head.number, sent + len(raw), note
-
-
-
-def _last_written(target: SealedArchive, state: SourceState, cursor: dict | None,
-                  records: dict[str, dict]) -> tuple[Manifest, str | None]:
-    """What the target holds, as written there last, and a note if it had lost it; an error if it holds
-    something else, or nothing at all any more."""
-    raw = target.manifest_bytes()
-    if raw is None:
-        if cursor or WRITTEN in records:
-            if not holds_archives(target.backend):
-                version = cursor["version"] if cursor else "?"
-                raise PermanentError(f"{target.location} no longer holds the encrypted archive it had "
-                                     f"(version {version})",
-                                     hint="is the share mounted? If it was emptied on purpose, remove "
-                                          f"{state.cursors} to upload everything again")
-            return Manifest(target.source), f"it had lost {target.folder}/{MANIFEST_AGE}: delivered again"
-        return Manifest(target.source), None
-    digest = (crypto.sha256(raw), len(raw))
-    for stage in (WRITTEN, WRITING):  # `writing`: a pass that stopped right after the remote write
-        record = records.get(stage)
-        if record and (record["sha256"], record["size"]) == digest:
-            return recorded_manifest(record, f"{state.cursors} ({stage})"), None
-    if WRITTEN in records:
-        raise PermanentError(f"{target.location}: the encrypted archive of {target.source!r} is not the one "
-                             "this machine wrote last (replaced or rolled back)",
-                             hint="check it with `syncd verify --identity FILE --state DIR`")
-    raise ArchiveError(f"{target.location} already holds an encrypted archive of {target.source!r} "
-                       "that this state dir did not write",
-                       hint="sync this source under another --name, or to another target")
 
 
 def _as_dict(manifest: Manifest) -> dict:

@@ -254,6 +254,7 @@ class SourceState:
 
     def record_source_error(self, error: str, hint: str | None) -> None:
         data = {"error": error, "hint": hint, "failed_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        private_dirs(self.error_path.parent)  # a kind may refuse a source (no key) before its first pass
         atomic_write(self.error_path, json.dumps(data, ensure_ascii=False).encode())
 
     def source_error(self) -> dict | None:

@@ -2,8 +2,8 @@
 
 One thread runs the passes, so the local commit and the deliveries never race;
 watchdog's threads and signals only record what happened and wake it through a
-pipe. Each pass reuses `archive_locally` (the local commit) and `deliver_all`
-from `syncd.sync`: a pass's deliveries run at once, in worker threads, so a
+pipe. Each pass reuses `archive_locally` (the local commit) from `syncd.sync` and
+the delivery from `syncd.delivery`: a pass's deliveries run at once, in worker threads, so a
 target that hangs until its deadline delays no other and whatever one raises
 fails only that one; their reports come back to this thread, which alone keeps
 the schedules. Every target has its own: a failure pushes only that target back,
@@ -34,7 +34,8 @@ import pluggy
 from ..archive.plain import Archive
 from .config import Config, SourceConfig, load_config
 from ..errors import KeyProblem, SourceError, SyncdError
-from ..delivery.fanout import MAIN_THREAD_SIGNALS, HeldHooks, with_signals_blocked
+from ..delivery.deliver import TargetReport, cursor_key, deliver_to, target_archive
+from ..delivery.fanout import MAIN_THREAD_SIGNALS, HeldHooks, deliver_all, with_signals_blocked
 from ..delivery.retry import target_backoff
 from .logs import LOGGER, RepeatFilter
 from ..archive.manifest import Manifest
@@ -42,7 +43,7 @@ from .notify import notify, watchdog_interval
 from ..plugins import open_backend, open_source
 from ..archive.state import SourceState, kind_workdir
 from ..source import Database, SourceKind, stat_signature
-from ..sync import TargetReport, archive_locally, archive_media, deliver_all, deliver_to, listed, target_archive
+from ..sync import archive_locally, archive_media, listed
 from .watch import Watcher
 
 # After SIGTERM, a step still running this long is abandoned, so the process is
@@ -446,7 +447,7 @@ class Daemon:
         """Deliver one database to the targets at `urls` at once (each fails alone): (url, cursor, report) each."""
         targets = {t.url: t for t in self.config.targets}
         # Where each target's failures are recorded: its cursor once it is open, else its URL.
-        cursors = {url: targets[url].display for url in urls}
+        cursors = {url: cursor_key(targets[url].target(), name) for url in urls}
 
         def delivery(url: str, hooks: HeldHooks) -> TargetReport:
             target = targets[url]
@@ -454,6 +455,7 @@ class Daemon:
             try:
                 archive = target_archive(backend, name, target.target())
                 cursors[url] = archive.cursor_key  # only this worker writes this key
+                # Called by this module's name, so a test can stand in for it (tests/test_daemon.py).
                 return deliver_to(local, manifest, archive, state, hooks)
             finally:
                 backend.close()

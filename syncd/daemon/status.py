@@ -18,7 +18,7 @@ from ..errors import SyncdError
 from ..archive.manifest import Manifest, Version
 from ..plugins import open_backend
 from ..archive.state import SourceState, known_sources
-from ..sync import target_archive
+from ..delivery.deliver import cursor_key
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def _configured(state: SourceState, source: str, target: TargetConfig, pm) -> tu
         backend = target.open(pm)
         try:
             return backend.location, {"url": target.display} | state.delivery(
-                target_archive(backend, source, target.target()).cursor_key)
+                cursor_key(target.target(), source, backend))
         finally:
             backend.close()
     except SyncdError as e:

@@ -1,7 +1,7 @@
 """Run calls side by side, one thread each, so that no call can hold back or stop another.
 
-Used to deliver to every target at once (`syncd.sync.deliver_all`): a target that
-hangs until its deadline then delays no other, and whatever one raises is its own.
+Used to deliver to every target at once (`deliver_all`): a target that hangs until
+its deadline then delays no other, and whatever one raises is its own.
 
 Workers are daemon threads started with the signals the main thread handles
 blocked: SIGTERM and Ctrl-C still reach the main thread while it waits (a signal
@@ -13,16 +13,27 @@ hooks go through `HeldHooks`, and the caller applies results once all are back.
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import TypeVar
 
 import pluggy
 
+from ..errors import SyncdError
+from .deliver import TargetReport
+
+log = logging.getLogger(__name__)
+
 # Signals whose Python handlers must run promptly: Python runs handlers in the main
 # thread only, and only a signal delivered to it interrupts the call it is blocked in.
 MAIN_THREAD_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGALRM)
+
+# An unforeseen error is reported with at most this much of its message.
+UNEXPECTED_DETAIL = 200
+UNEXPECTED_HINT = "the other targets went on; this one is tried again on the next pass"
 
 T = TypeVar("T")
 
@@ -80,3 +91,34 @@ class HeldHooks:
     def call_on(self, pm: pluggy.PluginManager) -> None:
         for name, kwargs in self.calls:
             getattr(pm.hook, name)(**kwargs)
+
+
+def deliver_all(deliveries: list[tuple[str, Callable[[HeldHooks], TargetReport]]],
+                pm: pluggy.PluginManager) -> list[TargetReport]:
+    """Run every target's delivery at once; the reports, in order.
+
+    Each delivery is (where, call): `where` names the target in the report if the call
+    raises, and the call gets hooks that are held, then made here once all are done.
+    Any Exception a delivery raises fails that target alone: a SyncdError as it says, any
+    other as one line naming it, with the traceback in the debug log.
+    """
+    held = [HeldHooks() for _ in deliveries]
+    outcomes = run_apart([partial(call, hooks) for (_, call), hooks in zip(deliveries, held)])
+    reports = []
+    for (where, _), outcome in zip(deliveries, outcomes):
+        if isinstance(outcome, SyncdError):
+            outcome = TargetReport(where, False, None, error=str(outcome), hint=outcome.hint,
+                                   exit_code=outcome.exit_code)
+        elif isinstance(outcome, Exception):
+            log.debug("%s: delivery failed unexpectedly", where, exc_info=outcome)
+            outcome = TargetReport(where, False, None, error=unforeseen(outcome), hint=UNEXPECTED_HINT)
+        reports.append(outcome)
+    for hooks in held:
+        hooks.call_on(pm)
+    return reports
+
+
+def unforeseen(error: BaseException) -> str:
+    """One line for an error nobody foresaw: its kind, and the start of its message."""
+    lines = str(error).strip().splitlines()
+    return f"unexpected {type(error).__name__}" + (f": {lines[0][:UNEXPECTED_DETAIL]}" if lines else "")

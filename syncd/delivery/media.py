@@ -1,10 +1,13 @@
-"""Media to a target: what the local store holds and the target lacks, objects before what names them.
+"""Media to a target, the media step of the one delivery path (syncd.delivery.deliver): what the
+local store holds and the target lacks, objects before what names them.
 
 The local store (syncd.media, in the source's local archive) is copied object by object: packs and
 chunks, then index objects, then listings, each read from the local store checked against its name.
 A target that lost an object gets it again on the next pass; one that holds it already is sent
-nothing. An encrypted target gets every object sealed to its recipients under a keyed name (see
-syncd.media.area); the key is made on the first delivery, kept in the state dir and sealed beside.
+nothing. Where the media lies differs by layout, and the archive picks (Archive.media_area): a plain
+target shares one store in the clear; an encrypted one gets every object sealed to its recipients
+under a keyed name (see syncd.media.area), the key made on the first delivery, kept in the state
+dir and sealed beside.
 """
 
 from __future__ import annotations
@@ -12,12 +15,17 @@ from __future__ import annotations
 import io
 import json
 import secrets
+from typing import TYPE_CHECKING
 
+from ..archive.manifest import Manifest
 from ..archive.plain import Archive
 from ..archive.state import SourceState
 from ..errors import ArchiveError
 from ..fsutil import atomic_write
 from ..media.area import KINDS, MEDIA_KEY_BYTES, Area, PlainArea, SealedArea, key_object
+
+if TYPE_CHECKING:
+    from ..archive.sealed import SealedArchive
 
 
 def local_area(local: Archive) -> PlainArea:
@@ -25,37 +33,50 @@ def local_area(local: Archive) -> PlainArea:
     return PlainArea(local.backend)
 
 
-def send_media(local: Area, target: Area) -> int:
-    """Copy what `target` lacks (or holds at another size, in the clear) of `local`; the bytes sent."""
+def deliver_media(local: Archive, manifest: Manifest, target: Archive, state: SourceState) -> int:
+    """Send `target` what it lacks of the local media store, before the manifest naming its listing
+    is written; the bytes sent (a source without media costs not even a listing)."""
+    if not manifest.media:
+        return 0
+    return copy_store(local_area(local), target.media_area(TargetAreas(state)))
+
+
+def copy_store(local: Area, target: Area) -> int:
+    """Copy what `target` lacks (or holds damaged, as far as a listing shows) of `local`; the bytes sent."""
     sent = 0
     for kind in KINDS:
         there = target.names(kind)
         for name, size in sorted(local.names(kind).items()):
             key = target.key(name)
-            # A sealed object's size differs by age's random header: its presence is what a listing shows.
-            if key in there and (target.sealed or there[key] == size):
+            if key in there and target.holds_whole(there[key], size):
                 continue
             sent += target.write(kind, name, local.read(kind, name, size))
     return sent
 
 
-def target_area(archive: Archive, state: SourceState) -> Area:
-    """Where `archive`'s media goes on its target: the shared store in the clear, or sealed in its folder."""
-    if not archive.sealed:
+class TargetAreas:
+    """Where a target's media is written, per layout (see syncd.archive.plain.MediaAreas)."""
+
+    def __init__(self, state: SourceState):
+        self.state = state
+
+    def plain(self, archive: Archive) -> Area:
         return PlainArea(archive.backend)
-    path = state.media_key_path(archive.cursor_key)
-    try:
-        media_key = bytes.fromhex(json.loads(path.read_text())["key"])
-    except FileNotFoundError:
-        media_key = _new_media_key(archive, state)
-    from ..archive import crypto  # only for an encrypted target
 
-    recipients = archive.recipients
-    return SealedArea(archive.backend, archive.folder, media_key,
-                      seal=lambda data: crypto.seal_bytes(data, recipients))
+    def sealed(self, archive: SealedArchive) -> Area:
+        path = self.state.media_key_path(archive.cursor_key)
+        try:
+            media_key = bytes.fromhex(json.loads(path.read_text())["key"])
+        except FileNotFoundError:
+            media_key = _new_media_key(archive, self.state)
+        from ..archive import crypto  # only for an encrypted target
+
+        recipients = archive.recipients
+        return SealedArea(archive.backend, archive.folder, media_key,
+                          seal=lambda data: crypto.seal_bytes(data, recipients))
 
 
-def _new_media_key(archive: Archive, state: SourceState) -> bytes:
+def _new_media_key(archive: SealedArchive, state: SourceState) -> bytes:
     """A new media key for an encrypted archive, kept (0600) before it is sealed onto the target."""
     if archive.backend.list(key_object(archive.folder)):
         raise ArchiveError(f"{archive.location}: the encrypted media of {archive.source!r} was written with a key "

@@ -39,8 +39,6 @@ def digest(data: bytes) -> str:
 class PlainArea:
     """The store in the clear under `root` ("media/" on a target, as the first increment laid it out)."""
 
-    sealed = False
-
     def __init__(self, backend: Backend, root: str = "media/"):
         self.backend, self.root = backend, root
 
@@ -72,10 +70,18 @@ class PlainArea:
     def unseal(self, data: bytes, where: str) -> bytes:
         return data
 
+    def stored_limit(self, limit: int) -> int:
+        """The most bytes an object of at most `limit` plain bytes takes as stored."""
+        return limit
+
+    def holds_whole(self, stored: int, plain: int) -> bool:
+        """Whether an object listed at `stored` bytes may be whole, its plain bytes `plain` long."""
+        return stored == plain
+
     def read(self, kind: str, key: str, limit: int) -> bytes:
         """The plain bytes stored under `key`, at most `limit` of them, checked against the key."""
         where = f"{self.location}: {self.path(kind, key)}"
-        stored_limit = limit + (SEAL_SLACK + limit // 1024 if self.sealed else 0)
+        stored_limit = self.stored_limit(limit)
         try:
             with self.backend.open(self.path(kind, key), stored_limit) as f:
                 data = f.read(stored_limit + 1)
@@ -91,8 +97,6 @@ class PlainArea:
 
 class SealedArea(PlainArea):
     """The store of one encrypted archive, in its folder: keys keyed by `media_key`."""
-
-    sealed = True
 
     def __init__(self, backend: Backend, folder: str, media_key: bytes, *, seal: Callable[[bytes], bytes] | None = None,
                  unseal: Callable[[bytes, str], bytes] | None = None):
@@ -112,6 +116,13 @@ class SealedArea(PlainArea):
 
     def unseal(self, data: bytes, where: str) -> bytes:
         return self._unseal(data, where)
+
+    def stored_limit(self, limit: int) -> int:
+        return limit + SEAL_SLACK + limit // 1024
+
+    def holds_whole(self, stored: int, plain: int) -> bool:
+        # A sealed object's size differs by age's random header: its presence is what a listing shows.
+        return True
 
 
 def key_object(folder: str) -> str:

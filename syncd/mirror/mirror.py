@@ -29,7 +29,7 @@ from pathlib import Path
 import apsw
 
 from ..capture.detect import Plan, Range
-from ..errors import ArchiveError, CorruptObject
+from ..errors import ArchiveError
 from ..fsutil import private_opener
 from ..sqlite.guard import Guard, altered
 from ..sqlite.schema import (ENCODINGS, Shape, SchemaEntry, checked_entry, checked_pragmas, quote, read_pragmas,

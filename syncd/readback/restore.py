@@ -16,7 +16,7 @@ from ..archive.plain import Archive, choose_source, list_sources
 from ..backend import Backend
 from ..errors import ArchiveError, CorruptObject, SyncdError, UsageError, no_space
 from ..archive.manifest import Manifest, Version
-from ..archive.sealed import no_identity, open_all_sealed, open_sealed, sealed_folders
+from ..archive.sealed import SealedArchive, no_identity, open_all_sealed, open_sealed, sealed_folders
 from ..media.area import Area, PlainArea, SealedArea, read_media_key
 from ..media.restore import restore_media
 
@@ -179,14 +179,22 @@ def media_listing(manifest: Manifest, version: Version) -> str:
 
 def reading_area(archive: Archive) -> Area:
     """Where `archive`'s media is read: the target's shared store, or the encrypted archive's own."""
-    if not archive.sealed:
-        return PlainArea(archive.backend)
-    from ..archive import crypto
+    return archive.media_area(ReadingAreas())
 
-    identities = archive.identities
-    unseal = lambda data, where: crypto.open_bytes(data, identities, where)  # noqa: E731
-    media_key = read_media_key(archive.backend, archive.folder, unseal)
-    if media_key is None:
-        raise CorruptObject(f"{archive.location}: {archive.folder}/media/key.age is missing",
-                            hint="run `syncd verify` on the target")
-    return SealedArea(archive.backend, archive.folder, media_key, unseal=unseal)
+
+class ReadingAreas:
+    """Where a target's media is read, per layout (see syncd.archive.plain.MediaAreas)."""
+
+    def plain(self, archive: Archive) -> Area:
+        return PlainArea(archive.backend)
+
+    def sealed(self, archive: SealedArchive) -> Area:
+        from ..archive import crypto
+
+        identities = archive.identities
+        unseal = lambda data, where: crypto.open_bytes(data, identities, where)  # noqa: E731
+        media_key = read_media_key(archive.backend, archive.folder, unseal)
+        if media_key is None:
+            raise CorruptObject(f"{archive.location}: {archive.folder}/media/key.age is missing",
+                                hint="run `syncd verify` on the target")
+        return SealedArea(archive.backend, archive.folder, media_key, unseal=unseal)

@@ -99,3 +99,19 @@ def test_password_derivation(benchmark):
     bag = parse_keybag(Keys.new(PASSWORD, random.Random(0), sha256_rounds=1, sha1_rounds=1).keybag())
     bag.attributes[b"DPIC"], bag.attributes[b"ITER"] = 10_000_000, 10_000  # what iOS 10.2 and later write
     benchmark.pedantic(password_key, (bag, PASSWORD), rounds=1)
+
+
+def test_unchanged_encrypted_backup_whole_sync(benchmark, tmp_path):
+    """`syncd sync` of an unchanged encrypted backup, end to end in one process: open the kind, list the apps,
+    find each database untouched (nothing decrypted, no key derived) and each target up to date."""
+    from syncd.plugins import plugin_manager
+    from syncd.sync import sync_source
+
+    folder = _backup(tmp_path / "backup", tmp_path, PASSWORD, LARGE_MANIFEST_ROWS // 10)
+    options, target, state = SourceOptions(password_file=_password_file(tmp_path)), tmp_path / "nas", tmp_path / "state"
+    target.mkdir()
+    pm = plugin_manager()
+    first = sync_source(folder, [str(target)], state_dir=state, pm=pm, options=options)
+    assert all(r.version for r in first)
+    again = benchmark(lambda: sync_source(folder, [str(target)], state_dir=state, pm=pm, options=options))
+    assert [r.version for r in again] == [None] * len(first)

@@ -1,0 +1,78 @@
+"""What one new version costs the message history: 1,000 new messages on the 1,000,000-message database.
+
+Skipped in the normal run; `pytest --benchmark-only tests/benchmarks/test_history_bench.py`.
+The setup archives the 1 M database (bench/compare.py's cache when it is there) as version 1 and
+reads it into the history file once; each round then starts from a copy of that file and reads
+version 2, whose delta holds the 1,000 messages (issue 13: at most 0.5 s).
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import sqlite3
+from pathlib import Path
+
+import apsw
+import pytest
+
+from syncd import samples
+from syncd.archive.plain import Archive
+from syncd.archive.state import SourceState
+from syncd.plugins import open_backend, plugin_manager, profile_for
+from syncd.reading.history import History
+from syncd.sync import sync
+
+from test_export_bench import CACHE, MESSAGES
+
+NEW = 1_000
+
+
+@pytest.fixture(scope="module")
+def archived(tmp_path_factory):
+    root = tmp_path_factory.mktemp("history-bench")
+    phone, target, state = root / "EnMicroMsg.db", root / "nas", root / "state"
+    target.mkdir()
+    if CACHE.exists():
+        shutil.copyfile(CACHE, phone)
+    else:
+        samples.create_wechat(phone, messages=MESSAGES, seed=0)
+    pm = plugin_manager()
+    sync(phone, [str(target)], state_dir=state, pm=pm)
+    history_file = root / "history-v1.sqlite"
+    archive = Archive(open_backend(pm, str(SourceState(state, phone.name).archive_dir)), phone.name)
+    db = apsw.Connection(f"file:{phone}?mode=ro", flags=apsw.SQLITE_OPEN_URI | apsw.SQLITE_OPEN_READONLY)
+    profile = profile_for(pm, db)(db)
+    history = History(history_file)
+    history.update(archive, profile, root)
+    history.close()
+    db.close()
+    change = apsw.Connection(str(phone))
+    samples.wechat_new_messages(change, random.Random(1), NEW)
+    change.close()
+    report = sync(phone, [str(target)], state_dir=state, pm=pm)
+    assert report.version.number == 2 and report.version.delta is not None
+    return root, archive, phone, history_file
+
+
+def test_history_of_one_version_of_a_thousand_messages(benchmark, archived):
+    root, archive, phone, history_v1 = archived
+    db = apsw.Connection(f"file:{phone}?mode=ro", flags=apsw.SQLITE_OPEN_URI | apsw.SQLITE_OPEN_READONLY)
+    profile = profile_for(plugin_manager(), db)(db)
+    work = root / "history.sqlite"
+
+    def fresh():
+        shutil.copyfile(history_v1, work)
+        return (), {}
+
+    def read_version_2():
+        history = History(work)
+        try:
+            return history.update(archive, profile, root)
+        finally:
+            history.close()
+
+    assert benchmark.pedantic(read_version_2, setup=fresh, rounds=5) == 2
+    new = sqlite3.connect(work).execute("SELECT count(*) FROM event WHERE version = 2 AND what = 'new'").fetchone()
+    assert new == (NEW,)
+    db.close()
