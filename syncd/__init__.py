@@ -5,7 +5,8 @@ its own package and from layers below it, never from a peer or a layer above
 (`tests/test_layers.py` checks every module):
 
     __main__ → cli → demo, testing   skins (and the plugin authors' kit)
-    daemon/                          the long-running skin: config, watch, run, status, notify, service, logs
+    daemon/, browse/                 the long-running skins: config, watch, run, status, notify, service, logs;
+                                     a read-only web view of any version (shelf, timeline, find, pages, app)
     sync, discover, reading/         one pass: source → capture → mirror → archive locally → delivery;
                                      finding the sources on this machine; reading a version as
                                      conversations: export as JSONL, HTML, text

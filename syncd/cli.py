@@ -289,6 +289,72 @@ def export(out, target, state, source, number, at, identity, fmt, conversations,
                    + ("" if out == "-" else f" to {out}"), err=True)
 
 
+@main.command()
+@click.option("--from", "target", metavar="TARGET", help="The target to read (or --state).")
+@click.option("--state", type=click.Path(path_type=Path),
+              help="Read the local archive in this state dir instead of a target.")
+@click.option("--source", help="Which source (default: every source the target holds).")
+@click.option("--identity", type=click.Path(path_type=Path), help=IDENTITY_HELP)
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on. Anyone who can reach it and has the URL reads your messages.")
+@click.option("--port", type=click.IntRange(0, 65535), default=0, help="Port (default: any free one).")
+@reports_errors
+def browse(target, state, source, identity, host, port):
+    """Read the archive in your web browser: conversations, any version, search. Prints the URL to open."""
+    from .browse.server import serve
+    from .browse.shelf import Shelf
+    from .plugins import plugin_manager
+    from .reading.history import history_annotations
+
+    if (target is None) == (state is None):
+        raise click.UsageError("give --from TARGET or --state DIR (one of them)")
+    pm = plugin_manager()
+    state_dir = _state(state) if state else None
+    with _archives(pm, target, state, source, identity) as archives, history_annotations(pm, state_dir) as notes, \
+            Shelf(archives, pm, notes, scratch=state_dir) as shelf:
+        serve(shelf, host, port, lambda url: click.echo(f"syncd browse: open {url}\n(Ctrl+C stops it)"))
+
+
+@main.command()
+@click.argument("query")
+@click.option("--from", "target", metavar="TARGET", help="The target to search (or --state alone: the local archive).")
+@click.option("--state", type=click.Path(path_type=Path),
+              help="State dir: where the index is kept (default: $XDG_STATE_HOME/syncd); alone, the local archive in it "
+                   "is searched.")
+@click.option("--source", help="Only this source (default: every source).")
+@click.option("--identity", type=click.Path(path_type=Path), help=IDENTITY_HELP)
+@click.option("--conversation", "conversations", multiple=True, metavar="ID|NAME",
+              help="Only this conversation (its id or its name). Repeat for several.")
+@click.option("--app", "apps", multiple=True, help="Only this app (wechat, whatsapp, imessage, signal). Repeat for several.")
+@click.option("--since", help="Only messages at or after this time (as export's --at takes it).")
+@click.option("--until", help="Only messages before this time (as export's --at takes it).")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True, help="At most this many hits.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object a line, with the hit's offsets.")
+@reports_errors
+def search(query, target, state, source, identity, conversations, apps, since, until, limit, as_json):
+    """Find QUERY in every text every message had, in every version (Chinese too); newest first."""
+    from .plugins import plugin_manager
+    from .reading.search import search_archives
+
+    if target is None and state is None:
+        raise click.UsageError("give --from TARGET (and --state DIR for the index), or --state DIR alone")
+    window = [_moment(value) for value in (since, until)]
+    pm = plugin_manager()
+    with _archives(pm, target, state if target is None else None, source, identity) as archives:
+        hits = search_archives(archives, query, pm=pm, state=_state(state), conversations=conversations, apps=apps,
+                               since=int(window[0].timestamp() * 1000) if window[0] else None,
+                               until=int(window[1].timestamp() * 1000) if window[1] else None, limit=limit)
+    for hit in hits:
+        if as_json:
+            click.echo(json.dumps(hit.to_dict(), ensure_ascii=False))
+            continue
+        who = "me" if hit.from_me else hit.sender_name or hit.sender or "(system)"
+        later = f" [{hit.status} in version {hit.status_version}]" if hit.status != "present" else ""
+        click.echo(f"{hit.time}  {hit.source} ({hit.app})  {hit.conversation_name}  {who}:{later} {hit.snippet()}")
+    if not as_json:
+        click.echo(f"{len(hits)} hit{'s' if len(hits) != 1 else ''}", err=True)
+
+
 @contextmanager
 def _archives(pm, target: str | None, state: Path | None, source: str | None, identity: Path | None):
     """The archives to read: of `source`, or of every source, on a target or in a state dir's local archive."""

@@ -27,7 +27,7 @@ LAYERS = [
     {"syncd.archive", "syncd.media"},  # the database's format; the media store beside it
     {"syncd.delivery", "syncd.readback"},
     {"syncd.sync", "syncd.discover", "syncd.reading"},  # one pass; finding sources; reading a version
-    {"syncd.daemon"},
+    {"syncd.daemon", "syncd.browse"},  # the long-running skins: the daemon; the read-only web view
     {"syncd.demo", "syncd.testing"},  # the guided demo; the plugin authors' kit
     {"syncd.cli"},
     {"syncd.__main__"},

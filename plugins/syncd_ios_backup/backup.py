@@ -141,15 +141,6 @@ class Backup:
                                self._encryption.wrapped_manifest_key, "Manifest.db")
 
 
-def is_backup(folder: Path) -> bool:
-    """Cheap: a folder holding Manifest.db and one of the plists a backup has."""
-    try:
-        return (folder / "Manifest.db").is_file() and any(
-            (folder / name).is_file() for name in ("Status.plist", "Info.plist", "Manifest.plist"))
-    except OSError:
-        return False
-
-
 def require_finished(backup: Backup) -> None:
     state = backup.state()
     if state != FINISHED:

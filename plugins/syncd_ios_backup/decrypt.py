@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from syncd.errors import SourceError
 from syncd.fsutil import private_opener
@@ -43,6 +42,8 @@ def decrypt_file(source: Path, key: bytes, size: int | None, out: Path, what: st
         if size is not None and length != padded_size(size):
             raise SourceError(f"{what} is {length:,} bytes in the backup, not the {padded_size(size):,} "
                               f"its record of {size:,} bytes needs", hint=DAMAGED)
+        from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes  # on use: see keybag
+
         decryptor = Cipher(algorithms.AES(key), modes.CBC(bytes(BLOCK))).decryptor()
         with open(tmp, "wb", opener=private_opener) as dst:
             left = length

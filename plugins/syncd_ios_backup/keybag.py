@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
-from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap
 
 from syncd.errors import KeyProblem, SourceError
 
@@ -111,6 +110,8 @@ def class_keys(bag: Keybag, password: str) -> dict[int, bytes]:
     """Every password-wrapped class key, unwrapped; KeyProblem if the password is wrong."""
     if not bag.wrapped:
         raise SourceError("the backup's keybag holds no class keys", hint=DAMAGED)
+    from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap  # on use: see unwrap_file_key
+
     kek = password_key(bag, password)
     keys = {}
     for clas, wrapped in bag.wrapped.items():
@@ -126,6 +127,9 @@ def unwrap_file_key(keys: dict[int, bytes], protection_class: int, wrapped: byte
     """A file's own AES-256 key, unwrapped by its protection class's key."""
     if protection_class not in keys:
         raise SourceError(f"{what} is protected by class {protection_class}, which the keybag lacks", hint=DAMAGED)
+    # Imported where a key is unwrapped: every syncd command loads this plugin, few decrypt.
+    from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap
+
     try:
         key = aes_key_unwrap(keys[protection_class], wrapped)
     except (InvalidUnwrap, ValueError):

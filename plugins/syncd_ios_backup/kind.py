@@ -7,13 +7,14 @@ import logging
 import os
 import re
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from syncd.errors import SourceError
 from syncd.source import Database, SourceOptions
 
-from .apps import ChatFile
-from .backup import OPENED, Backup, is_backup, require_finished
+if TYPE_CHECKING:  # the reading itself is imported on use: every syncd command loads this plugin
+    from .apps import ChatFile
+    from .backup import Backup
 
 # A backup ends by writing these: when they hold still, it is finished (or has failed).
 BACKUP_RECORDS = ("Manifest.db", "Manifest.plist", "Status.plist")
@@ -55,6 +56,8 @@ class IOSBackup:
         return found
 
     def materialise(self, db: Database) -> Path:
+        from .backup import OPENED
+
         if db.path is not None:
             return db.path
         if db.name not in self._listed:
@@ -77,6 +80,8 @@ class IOSBackup:
 
     def _finished(self) -> list[Backup]:
         """The finished backups at the path: itself, or the devices' folders under it."""
+        from .backup import require_finished
+
         if is_backup(self.path):
             backup = self._backup(self.path)
             require_finished(backup)
@@ -98,6 +103,8 @@ class IOSBackup:
         return finished
 
     def _backup(self, folder: Path) -> Backup:
+        from .backup import Backup
+
         if folder not in self._backups:
             # One private folder per device, named after its path (not its untrusted contents).
             key = hashlib.sha256(os.fsencode(folder.absolute())).hexdigest()[:16]
@@ -117,6 +124,15 @@ class IOSBackup:
                 return given
         info = backup.info()
         return slug(info.name or "") or f"iphone-{slug(info.udid or backup.folder.name)[:8] or 'backup'}"
+
+
+def is_backup(folder: Path) -> bool:
+    """Cheap: a folder holding Manifest.db and one of the plists a backup has."""
+    try:
+        return (folder / "Manifest.db").is_file() and any((folder / name).is_file() for name in BACKUP_RECORDS[1:]
+                                                          + ("Info.plist",))
+    except OSError:
+        return False
 
 
 def slug(text: str) -> str:

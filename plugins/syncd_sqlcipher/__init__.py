@@ -20,7 +20,7 @@ from syncd.fsutil import copy_untouched, open_untouched, private_dirs
 from syncd.plugins import hookimpl
 from syncd.source import Database, Place, SourceOptions, stat_signature
 
-from . import apps, cipher, codec
+from . import apps, cipher
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 HEAD_BYTES = 1024
@@ -92,6 +92,8 @@ class SQLCipherSource:
         try:
             self._stable_copy(copy)
             out = self.workdir / f"{db.name}.plain.db"
+            from . import codec  # sqlcipher3: only when a database is decrypted
+
             codec.decrypt(copy, out, key, settings, what=self.file)
             return out
         finally:
@@ -106,6 +108,8 @@ class SQLCipherSource:
         """Write `plain` to `out` encrypted as the app keeps it: the recorded settings, the given key."""
         app = origin.get("app")
         settings = cipher.settings_from(origin, app)
+        from . import codec
+
         codec.encrypt(Path(plain), Path(out), _given_key(options, app, out), settings)
 
     def _key(self) -> tuple[str, cipher.CipherSettings]:

@@ -23,10 +23,6 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from syncd.errors import KeyProblem, SourceError
 from syncd.fsutil import open_untouched, private_opener
@@ -70,6 +66,9 @@ class BackupKey:
             if self.root is None:
                 raise KeyProblem(f"{backup} is a crypt15 backup: it opens with the 64-digit backup key, "
                                  "not a crypt14 key file", hint=KEY_FILE_HINT)
+            from cryptography.hazmat.primitives import hashes
+            from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
             return HKDF(algorithm=hashes.SHA256(), length=KEY_BYTES, salt=None, info=CRYPT15_INFO).derive(self.root)
         if self.aes14 is None:
             raise KeyProblem(f"{backup} is a crypt14 backup: it opens with WhatsApp's key file, "
@@ -209,6 +208,10 @@ def decrypt(path: Path, key: BackupKey, out: Path, cap: int | None = None) -> No
 
 
 def _decrypt_fd(fd: int, path: Path, key: BackupKey, out: Path, cap: int | None) -> None:
+    # Imported here: every syncd command loads this plugin to ask whether a path is a backup.
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
     before = os.fstat(fd)
     size = before.st_size
     try:
