@@ -10,7 +10,8 @@ its own package and from layers below it, never from a peer or a layer above
     sync, discover, reading/         one pass: source → capture → mirror → archive locally → delivery;
                                      finding the sources on this machine; reading a version as
                                      conversations: export as JSONL, HTML, text
-    delivery/, readback/             to targets (deliver: one path for every layout; fanout, retry, target);
+    delivery/, readback/             to targets (deliver: one path for every layout, with its media step;
+                                     fanout, retry, target);
                                      back from them (restore, export, verify)
     archive/, media/                 the format: plain, manifest, codec, claims, crypto, sealed, local state;
                                      the content-addressed media store beside it (packs, chunks, listings)

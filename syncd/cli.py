@@ -17,7 +17,7 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .errors import SyncdError
+from .errors import SyncdError, UsageError
 
 STATE_HELP = "Local state dir (default: $XDG_STATE_HOME/syncd)."
 CONFIG_HELP = "The daemon's config file (default: $XDG_CONFIG_HOME/syncd/config.toml)."
@@ -123,10 +123,13 @@ def main():
               help="A setting of the source's kind, e.g. compatibility=1 for SQLCipher. Repeatable.")
 @click.option("--state", type=click.Path(path_type=Path), help=STATE_HELP)
 @click.option("--full", is_flag=True, help="Compare every row, not only those in changed pages.")
+@click.option("--media", "media", multiple=True, type=click.Path(path_type=Path), metavar="DIR",
+              help="A folder of the chat's media (photos, voice notes, videos) to archive with the database, "
+                   "each file stored once by content. Repeat for several.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print the report as JSON (a list when SOURCE holds several databases).")
 @reports_errors
-def sync(source, targets, recipients, name, kind, key_file, password_file, settings, state, full, as_json):
+def sync(source, targets, recipients, name, kind, key_file, password_file, settings, state, full, media, as_json):
     """Archive what changed in SOURCE as a new version and update every target.
 
     SOURCE is a SQLite file, an iOS backup folder (or the folder of several), a SQLCipher
@@ -139,8 +142,11 @@ def sync(source, targets, recipients, name, kind, key_file, password_file, setti
 
     targets = [Target(url, recipients) for url in targets]
     options = SourceOptions(key_file, password_file, name, _settings(settings))
+    for folder in media:
+        if not folder.is_dir():
+            raise UsageError(f"--media {folder} is not a folder", hint="give the folder the app keeps its media in")
     reports = sync_source(source, targets, state_dir=_state(state), pm=plugin_manager(), options=options,
-                          kind=kind, full=full)
+                          kind=kind, full=full, media=media)
     if as_json:
         _emit_json(reports[0].to_dict() if len(reports) == 1 else [r.to_dict() for r in reports])
     else:
@@ -176,6 +182,10 @@ def _print_sync(report) -> None:
         click.echo(f"{report.source}: version {v.number} ({_rows(v.rows)}), {human_size(v.stored_bytes)}")
     if report.detection:
         click.echo(f"  compared: {report.detection.path} ({report.detection.reason})")
+    if report.media:
+        m = report.media
+        click.echo(f"  media: {m.files} files, {m.files_read} read, {human_size(m.bytes_sent)} stored"
+                   + (f" ({m.changed_while_read} changed while read: next pass)" if m.changed_while_read else ""))
     for t in report.targets:
         if t.ok:
             sent = f", {human_size(t.bytes)} sent" if t.bytes else ""
@@ -213,8 +223,11 @@ def _archive(target: str, source: str | None, identity: Path | None):
 @click.option("--key-file", type=click.Path(path_type=Path),
               help="Write the database encrypted as its app keeps it (a SQLCipher source: WeChat, Signal), "
                    "with the key in this file (mode 0600), so it can go back into the app.")
+@click.option("--media", "media", type=click.Path(path_type=Path), metavar="DIR",
+              help="Also write the media as it was at that version into DIR (new or empty), one folder per "
+                   "media folder synced.")
 @reports_errors
-def restore(output, target, source, number, at, force, identity, key_file):
+def restore(output, target, source, number, at, force, identity, key_file, media):
     """Rebuild the database as it was at a version, from TARGET alone, into OUTPUT."""
     from .readback.restore import restore as run_restore
 
@@ -227,9 +240,12 @@ def restore(output, target, source, number, at, force, identity, key_file):
         read_secret_file(key_file, "key file")  # a bad key file is refused before anything is read
         write_back = write_back_for(plugin_manager(), SourceOptions(key_file=key_file))
     with _archive(target, source, identity) as archive:
-        version = run_restore(archive, output, number=number, at=moment, force=force, write_back=write_back)
+        version = run_restore(archive, output, number=number, at=moment, force=force, write_back=write_back,
+                              media=media)
     current = f", the one current at {moment.isoformat()}" if moment else ""
     click.echo(f"restored {archive.source} version {version.number} (archived {version.time}{current}) to {output}")
+    if media is not None:
+        click.echo(f"restored its media as it was at version {version.number} to {media}")
 
 
 @main.command()
@@ -457,7 +473,8 @@ def _verify_one(backend, source: str | None, identities: list, state: Path | Non
         for c in checks:
             status = "ok" if not c.problems else f"{len(c.problems)} problem(s)"
             if c.deep:
-                click.echo(f"{c.source}: {c.versions} versions, {c.objects} objects: {status}")
+                media = f", {c.media_files} media files" if c.media_files else ""
+                click.echo(f"{c.source}: {c.versions} versions, {c.objects} objects{media}: {status}")
             else:
                 click.echo(f"{c.source}: encrypted, {c.objects} objects checked from outside only "
                            f"(add --identity to check inside): {status}")
@@ -594,11 +611,11 @@ def sources(home, add, config_file, as_json):
 
 def _add_sources(config_file: Path | None, found: list) -> None:
     """Append what isn't in the config file yet (by path), named so no name is used twice."""
-    from .daemon.config import append_sources, default_config_path, load_config
+    from .daemon.config import append_sources, default_config_path, named_sources
 
     path = Path(config_file or default_config_path()).expanduser()
-    known = load_config(path).sources if path.exists() else []
-    names, paths = {s.name for s in known}, {s.path.absolute() for s in known}
+    known = named_sources(path)
+    names, paths = set(known), {where.absolute() for where in known.values()}
     new = []
     for f in found:
         if f.path.absolute() in paths:

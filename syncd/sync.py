@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 import apsw
 import pluggy
@@ -36,6 +36,7 @@ from .archive.state import SourceState, kind_workdir
 from .delivery.target import Target, as_target
 
 if TYPE_CHECKING:
+    from .media.backup import MediaPass
     from .mirror.mirror import Mirror
 
 # A pass that finds nothing new imports only what it uses (the mirror, restore, encryption and
@@ -57,6 +58,7 @@ class SyncReport:
     head: int  # the latest version archived
     targets: list[TargetReport] = field(default_factory=list)
     detection: Plan | None = None  # which comparison ran, and why
+    media: MediaPass | None = None  # what the pass over the source's media folders did, if it has any
 
     @property
     def ok(self) -> bool:
@@ -74,18 +76,19 @@ class SyncReport:
             "bytes": v.stored_bytes if v else 0,
             "targets": [t.to_dict() for t in self.targets],
             "detection": self.detection.to_dict() if self.detection else None,
-        }
+        } | ({"media": self.media.__dict__} if self.media else {})
 
 
 def sync_source(path: Path, targets: list[str | Target], *, state_dir: Path, pm: pluggy.PluginManager,
                 options: SourceOptions | None = None, kind: str | None = None,
-                full: bool = False) -> list[SyncReport]:
+                full: bool = False, media: Sequence[Path] = ()) -> list[SyncReport]:
     """Archive every database `path` holds (one for a plain file, one per app in an iOS backup)
     and bring every target up to date; one report per database.
 
     The kind is the one named, or the first whose `recognises(path)` says yes (see
     syncd.source). A target is a URL, or a `Target` that may carry recipients to encrypt
-    to. `full` compares every row instead of only those in changed pages. Raises
+    to. `full` compares every row instead of only those in changed pages. `media` folders
+    are archived with the database (see syncd.media), which must then be the only one. Raises
     SourceError or KeyProblem when the path can't be opened at all.
     """
     options = options or SourceOptions()
@@ -100,8 +103,12 @@ def sync_source(path: Path, targets: list[str | Target], *, state_dir: Path, pm:
         for target in targets:
             backends[target] = open_target(pm, target.url)
         with opened_source(pm, path, options, state_dir, kind) as source:
-            return [sync_database(source, db, backends, state_dir=state_dir, pm=pm, full=full)
-                    for db in listed(source, path)]
+            databases = listed(source, path)
+            if media and len(databases) > 1:
+                raise UsageError(f"{path} holds {len(databases)} databases; --media belongs to one",
+                                 hint="sync each database with its own media folders (give the database's file)")
+            return [sync_database(source, db, backends, state_dir=state_dir, pm=pm, full=full, media=media)
+                    for db in databases]
     finally:
         for backend in backends.values():
             if not isinstance(backend, Exception):
@@ -140,17 +147,43 @@ def listed(source: SourceKind, path: Path) -> list[Database]:
 
 
 def sync_database(source: SourceKind, db: Database, backends: dict[Target, Backend | Exception], *,
-                  state_dir: Path, pm: pluggy.PluginManager, full: bool = False) -> SyncReport:
-    """Archive what changed in one database of `source` as a new version, and deliver it to the
-    targets (each opened, or the error opening it raised)."""
+                  state_dir: Path, pm: pluggy.PluginManager, full: bool = False,
+                  media: Sequence[Path] = ()) -> SyncReport:
+    """Archive what changed in one database of `source` as a new version (and its `media` folders'
+    files), and deliver it to the targets (each opened, or the error opening it raised)."""
     name = db.name
     state = SourceState(state_dir, name)
     with state.locked():
         local = Archive(open_backend(pm, str(state.archive_dir)), name)
         manifest, created, plan = archive_locally(source, db, state, local, pm, full=full)
+        manifest, media_pass = archive_media(local, manifest, state, media)
         reports = deliver_all([delivery_to(backend, t, local, manifest, state) for t, backend in backends.items()], pm)
         record_failures(state, [cursor_key(t, name, backend) for t, backend in backends.items()], reports)
-    return SyncReport(name, created, manifest.head.number, reports, plan)
+    return SyncReport(name, created, manifest.head.number, reports, plan, media_pass)
+
+
+def archive_media(local: Archive, manifest: Manifest, state: SourceState,
+                  folders: Sequence[Path]) -> tuple[Manifest, MediaPass | None]:
+    """Store the media folders' new files in the local store and record their listing at the head:
+    the local commit of the media, as the manifest is the database's (files before the listing,
+    the listing before the manifest that names it)."""
+    if not folders or not manifest.head:
+        return manifest, None
+    from .media.backup import back_up_folders, labelled
+    from .delivery.media import local_area
+
+    try:
+        done = back_up_folders(local_area(local), labelled(folders), state.root)
+    except OSError as e:
+        full_disk = no_space(e, state.root)
+        if full_disk is not None:
+            raise full_disk from None
+        raise SourceError(f"a media folder can't be read: {e.strerror}: {e.filename}",
+                          hint="check the --media folders exist and can be read") from None
+    updated = manifest.with_media(done.listing)
+    if updated is not manifest:
+        local.write_manifest(updated)  # the local commit point of this media listing
+    return updated, done
 
 
 def archive_locally(source: SourceKind, db: Database, state: SourceState, local: Archive,

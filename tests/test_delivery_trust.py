@@ -209,7 +209,7 @@ def test_a_second_writer_is_refused_after_the_first(tmp_path, pm, recipient, kin
 def race(first: Harness, second: Harness, url: str, targets: list, monkeypatch, where: tuple) -> list:
     """Both writers sync at once, each held at `where` (reading the target's manifest) until the other is there
     too: both have seen a target without this source, as two machines starting together do."""
-    barrier, real, seen = threading.Barrier(2, timeout=20), getattr(*where), set()
+    barrier, real, seen = threading.Barrier(2, timeout=60), getattr(*where), set()  # shared machines stall
 
     def meet(self, *args, **kwargs):
         if self.location == url and threading.get_ident() not in seen:
@@ -227,7 +227,7 @@ def race(first: Harness, second: Harness, url: str, targets: list, monkeypatch, 
     for t in threads:
         t.start()
     for t in threads:
-        t.join(60)
+        t.join(120)
     return reports
 
 

@@ -40,6 +40,9 @@ ROW_COUNTS = ("added", "changed", "deleted")
 # settings, never a key): a few short strings, for `restore --key-file` and the app profiles.
 ORIGIN_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 ORIGIN_MAX_ENTRIES, ORIGIN_MAX_VALUE = 32, 256
+# Which media listing (syncd.media: path, size, time and hash of every file) was current at each
+# version: [version, listing sha256] pairs, one where the listing changed, oldest first. Outside
+# the chain, like `origin`: media seen between two database versions updates the head's entry.
 
 
 class Invalid(ValueError):
@@ -161,6 +164,7 @@ class Manifest:
     source: str
     versions: tuple[Version, ...] = field(default_factory=tuple)
     origin: tuple[tuple[str, str], ...] = ()  # sorted (key, value) pairs; see ORIGIN_KEY
+    media: tuple[tuple[int, str], ...] = ()  # (version, listing) where the media listing changed
 
     @property
     def head(self) -> Version | None:
@@ -235,6 +239,23 @@ class Manifest:
         mine = self.versions[: len(older.versions)]
         return len(mine) == len(older.versions) and all(a.hash == b.hash for a, b in zip(mine, older.versions))
 
+    def media_at(self, number: int | None = None) -> str | None:
+        """The media listing current at version `number` (the head by default), if media was archived."""
+        number = number if number is not None else (self.head.number if self.head else 0)
+        current = None
+        for version, listing in self.media:
+            if version > number:
+                break
+            current = listing
+        return current
+
+    def with_media(self, listing: str) -> Manifest:
+        """The head's media listing set to `listing` (an entry of its own unless it is already current)."""
+        if self.media_at() == listing or not self.head:
+            return self
+        kept = tuple(entry for entry in self.media if entry[0] != self.head.number)
+        return replace(self, media=kept + ((self.head.number, listing),))
+
     def with_origin(self, origin: Mapping[str, str]) -> Manifest:
         return replace(self, origin=_checked_origin(dict(origin)))
 
@@ -242,6 +263,8 @@ class Manifest:
         data = {"format": FORMAT, "source": self.source, "versions": [v.to_dict() for v in self.versions]}
         if self.origin:  # only where a source kind recorded one: older manifests keep their bytes
             data["origin"] = dict(self.origin)
+        if self.media:  # likewise: only where media was archived
+            data["media"] = [list(entry) for entry in self.media]
         return json.dumps(data, ensure_ascii=False, indent=1).encode()
 
     @classmethod
@@ -258,8 +281,9 @@ class Manifest:
                                     hint="another version of syncd wrote it")
             versions = _field(data, "versions", list, where="it")
             origin = _checked_origin(_field(data, "origin", dict, where="it") if "origin" in data else {})
-            return cls(_field(data, "source", str, where="it"),
-                       tuple(Version.from_dict(v, i) for i, v in enumerate(versions, start=1)), origin)
+            parsed = tuple(Version.from_dict(v, i) for i, v in enumerate(versions, start=1))
+            media = _checked_media(_field(data, "media", list, where="it") if "media" in data else [], len(parsed))
+            return cls(_field(data, "source", str, where="it"), parsed, origin, media)
         except Invalid as e:
             raise CorruptObject(f"{name} is not a manifest syncd wrote: {e}",
                                 hint="run `syncd verify` on the target") from None
@@ -274,6 +298,17 @@ def _checked_origin(origin: dict) -> tuple[tuple[str, str], ...]:
         if not ORIGIN_KEY.match(key) or type(value) is not str or len(value) > ORIGIN_MAX_VALUE:
             raise Invalid(f"its origin has an unusable entry: {json.dumps({key: value})[:80]}")
     return tuple(sorted(origin.items()))
+
+
+def _checked_media(entries: list, versions: int) -> tuple[tuple[int, str], ...]:
+    checked, last = [], 0
+    for entry in entries:
+        if not (isinstance(entry, list) and len(entry) == 2 and type(entry[0]) is int and last < entry[0] <= versions
+                and type(entry[1]) is str and _is_sha256(entry[1])):
+            raise Invalid(f"its media has an unusable entry: {json.dumps(entry)[:80]}")
+        last = entry[0]
+        checked.append((entry[0], entry[1]))
+    return tuple(checked)
 
 
 def _values(raw: bytes) -> int:

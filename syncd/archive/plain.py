@@ -18,7 +18,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Sequence
+from typing import TYPE_CHECKING, BinaryIO, Protocol, Sequence, TypeVar
 
 from . import codec
 from ..backend import Backend, too_large
@@ -29,6 +29,7 @@ from .manifest import Manifest, ObjectRef
 if TYPE_CHECKING:
     from pyrage import x25519
 
+    from .sealed import SealedArchive
     from .state import SourceState
 
 MANIFEST = "manifest.json"
@@ -110,6 +111,19 @@ class CheckedReader:
         position = self.inner.seek(offset, whence)
         self.digest, self.size, self.from_start = hashlib.sha256(), 0, position == 0
         return position
+
+
+AreaT = TypeVar("AreaT", covariant=True)  # what a caller builds for a layout (a syncd.media.area)
+
+
+class MediaAreas(Protocol[AreaT]):
+    """Builds where a source's media lies on a target, one builder per layout (syncd.delivery.media for
+    writing, syncd.readback.restore for reading). The media store is a peer of the archive, so a
+    layout can't build its media area itself: it calls the builder for its layout (Archive.media_area)."""
+
+    def plain(self, archive: Archive) -> AreaT: ...
+
+    def sealed(self, archive: SealedArchive) -> AreaT: ...
 
 
 @dataclass
@@ -308,6 +322,11 @@ class Archive:
 
     def settle(self, state: SourceState) -> None:
         """After the manifest written by `commit` was found whole: what the layout keeps about it."""
+
+    def media_area(self, areas: MediaAreas[AreaT]) -> AreaT:
+        """Where the source's media lies here, as `areas` builds it for this layout: the target's
+        shared store, in the clear."""
+        return areas.plain(self)
 
 
 def must_hold(archive: Archive, manifest_size: int | None, refs: list[ObjectRef]) -> None:

@@ -24,7 +24,7 @@ from typing import BinaryIO, Sequence
 from pyrage import x25519
 
 from . import codec, crypto
-from .plain import OBJECTS, Archive, Sent, choose_source
+from .plain import OBJECTS, Archive, AreaT, MediaAreas, Sent, choose_source
 from ..backend import Backend
 from ..errors import ArchiveError, CorruptObject, KeyProblem, PermanentError
 from .manifest import Manifest, ObjectRef
@@ -177,6 +177,10 @@ class SealedArchive(Archive):
 
     def settle(self, state: SourceState) -> None:
         state.settle_sealed(self.cursor_key)
+
+    def media_area(self, areas: MediaAreas[AreaT]) -> AreaT:
+        """The source's media in this archive's folder, sealed to its recipients under keyed names."""
+        return areas.sealed(self)
 
     def _decode(self, ref: ObjectRef, stored: BinaryIO, plain: Path, where: str) -> None:
         if ref.codec != codec.ZSTD_AGE:

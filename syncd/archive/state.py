@@ -190,9 +190,9 @@ class SourceState:
         paths = [p for p in self.cursors.glob("*.json") if len(p.suffixes) == 1] if self.cursors.is_dir() else []
         return sorted((json.loads(p.read_text()) for p in paths), key=lambda record: record.get("location", ""))
 
-    def set_cursor(self, location: str, version: int, head_hash: str) -> None:
-        """Record a delivery; it also clears the failure fields."""
-        data = {"location": location, "version": version, "hash": head_hash}
+    def set_cursor(self, location: str, version: int, head_hash: str, media: str | None = None) -> None:
+        """Record a delivery (and the media listing it carried); it also clears the failure fields."""
+        data = {"location": location, "version": version, "hash": head_hash} | ({"media": media} if media else {})
         atomic_write(self._cursor_path(location), json.dumps(data).encode())
 
     def record_failure(self, location: str, error: str, failures: int, failed_at: str,
@@ -234,6 +234,10 @@ class SourceState:
     # Encrypting is not repeatable (every run gives other bytes), so objects a failed
     # pass already uploaded are remembered, and the next pass uses them instead of
     # sending a 100 MB base again.
+
+    def media_key_path(self, key: str) -> Path:
+        """Where the key naming an encrypted target's media objects is kept (syncd.delivery.media)."""
+        return self._written_path(key, "media-key")
 
     def sealed_uploads(self, key: str) -> dict[str, dict]:
         """Objects uploaded since the last manifest write: "<version>-<kind>-<plain sha256>" → its ref."""

@@ -10,6 +10,7 @@
     key_file = "~/.config/syncd/wechat.key" # optional: one line, mode 0600
     password_file = "…"                     # optional: an encrypted iOS backup's password
     settings = { compatibility = "1" }      # optional: the source kind's own settings
+    media = ["~/Backups/WeChat/Media"]      # optional: folders of the chat's media, archived with it
 
     [[target]]
     url = "/mnt/nas/chat-archive"
@@ -73,6 +74,7 @@ class SourceConfig:
     path: Path
     kind: str | None = None
     options: SourceOptions = SourceOptions()
+    media: tuple[Path, ...] = ()  # folders of the chat's photos, voice notes and videos
 
 
 @dataclass(frozen=True)
@@ -191,6 +193,23 @@ def check_sources(config: Config, pm: pluggy.PluginManager) -> None:
                     raise ConfigError(f"{config.path}: source[{i}].{key}: {e}", hint=e.hint) from None
 
 
+def named_sources(path: Path) -> dict[str, Path]:
+    """The [[source]] tables a config file has so far (name → path), for adding to it: unlike
+    `load_config`, a file still without sources or targets is fine here."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        return {}
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise ConfigError(f"{path} can't be read as TOML: {e}") from None
+    def bad(where: str, problem: str) -> ConfigError:
+        return ConfigError(f"{path}: {where}: {problem}")
+
+    sources = [_source(t, f"source[{i}]", bad) for i, t in enumerate(_tables(data, "source", bad), 1)]
+    return {source.name: source.path for source in sources}
+
+
 def append_sources(path: Path, sources: list[tuple[str, Path, str]]) -> None:
     """Add a [[source]] table (name, path, kind) for each of `sources` at the end of the config file
     at `path` (made if missing), keeping what it holds; the result must still load."""
@@ -242,7 +261,7 @@ def _only(table: dict, allowed: set[str], where: str, bad) -> None:
 
 
 def _source(table: dict, where: str, bad) -> SourceConfig:
-    _only(table, {"name", "path", "kind", "key_file", "password_file", "settings"}, where, bad)
+    _only(table, {"name", "path", "kind", "key_file", "password_file", "settings", "media"}, where, bad)
     path = _path(_string(table, "path", where, bad), f"{where}.path", bad)
     given = _string(table, "name", where, bad) if "name" in table else None
     name = given or source_name_for(path)
@@ -256,7 +275,11 @@ def _source(table: dict, where: str, bad) -> SourceConfig:
     options = SourceOptions(files.get("key_file"), files.get("password_file"), given,
                             {k: str(v) for k, v in settings.items()})
     kind = _string(table, "kind", where, bad) if "kind" in table else None
-    return SourceConfig(name, path, kind, options)
+    media = table.get("media", [])
+    if not isinstance(media, list) or not all(isinstance(m, str) and m for m in media):
+        raise bad(f"{where}.media", 'must be a list of folders, e.g. media = ["~/Library/Messages/Attachments"]')
+    folders = tuple(_path(m, f"{where}.media[{i}]", bad) for i, m in enumerate(media, start=1))
+    return SourceConfig(name, path, kind, options, folders)
 
 
 def _target(table: dict, where: str, bad) -> TargetConfig:

@@ -43,7 +43,7 @@ from .notify import notify, watchdog_interval
 from ..plugins import open_backend, open_source
 from ..archive.state import SourceState, kind_workdir
 from ..source import Database, SourceKind, stat_signature
-from ..sync import archive_locally, listed
+from ..sync import archive_locally, archive_media, listed
 from .watch import Watcher
 
 # After SIGTERM, a step still running this long is abandoned, so the process is
@@ -56,6 +56,8 @@ HANDLED_SIGNALS = MAIN_THREAD_SIGNALS
 LOCK_RETRY = 5.0
 # An unexpected error in a pass: try that source again after this long rather than spin.
 ERROR_RETRY = 60.0
+# Marks the watch of a media folder: its events ask for a media pass of the source so named.
+MEDIA_MARK = "\0media"
 
 
 class Abandon(BaseException):
@@ -91,6 +93,7 @@ class SourceRun:
     seen: str | None = None  # the watched files' signature at that event
     archived: str | None = None  # their signature when last snapshotted
     blocked_until: float = 0.0
+    media_pending: bool = False  # a file event in a media folder (or a rescan) since the last media pass
     # Opened once and kept while it reads well: a kind derives a backup password's key once.
     source: SourceKind | None = None
     databases: list[Database] = field(default_factory=list)  # what it held at the last look
@@ -252,17 +255,21 @@ class Daemon:
         self.config = config
         self.errors.interval = config.daemon.error_log_interval
         self.next_rescan = now + config.daemon.rescan
-        self.watcher = Watcher([(s.name, s.path) for s in config.sources], self._changed,
-                               poll_interval=config.daemon.poll)
+        # A media folder is watched whole, under its source's name marked as media (see `_changed`).
+        self.watcher = Watcher([(s.name, s.path) for s in config.sources]
+                               + [(s.name + MEDIA_MARK, folder) for s in config.sources for folder in s.media],
+                               self._changed, poll_interval=config.daemon.poll)
 
     # -- events -------------------------------------------------------------------
 
     def _changed(self, name: str) -> None:
         """A file event for a source (called from watchdog's threads): restart its quiet period."""
+        name, media, _ = name.partition(MEDIA_MARK)
         with self.lock:
             run = self.sources.get(name)
             if run is not None:
                 run.pending_since, run.seen = time.monotonic(), run.signature()
+                run.media_pending |= bool(media)
         self._wake()
 
     def _rescan(self, now: float) -> None:
@@ -275,7 +282,9 @@ class Daemon:
                 for schedule in run.targets.values():
                     schedule.behind = True
                 current = run.signature()
-                if current != run.archived and run.pending_since is None:
+                # A media folder's lost events can't show in a signature: its pass costs a walk, so do it.
+                run.media_pending |= bool(run.config.media)
+                if (current != run.archived or run.media_pending) and run.pending_since is None:
                     run.pending_since, run.seen = now, current
 
     def _snapshot_due(self, run: SourceRun, now: float) -> bool:
@@ -288,7 +297,7 @@ class Daemon:
                 run.pending_since, run.seen = now, current
                 return False
             run.pending_since = None
-        return current != run.archived
+        return current != run.archived or run.media_pending
 
     def _next_wake(self) -> float:
         now = time.monotonic()
@@ -327,13 +336,15 @@ class Daemon:
         name = run.config.name
         try:
             databases = self._databases(run) if snapshot or run.source is None else run.databases
+            media = snapshot and run.media_pending
+            run.media_pending = False  # events from here on ask for another pass
             signature = run.signature()  # taken before anything is read
             now = time.monotonic()
             due = [url for url, s in run.targets.items() if s.behind and s.next_try <= now]
             outcomes: dict[str, list] = {url: [] for url in due}
             recorded = True
             for db in databases:
-                recorded &= self._pass_database(run, db, snapshot, due, outcomes)
+                recorded &= self._pass_database(run, db, snapshot, due, outcomes, len(databases) == 1)
             if snapshot and recorded:
                 run.archived = signature
             if due and not self.stopping:  # when stopping, they catch up at the next start
@@ -341,10 +352,12 @@ class Daemon:
                     self._settle(run, url, outcomes[url])
                 self._ping()
         except SyncdError as e:  # another syncd holds a lock, or the state dir is unusable
+            run.media_pending |= media
             run.blocked_until = time.monotonic() + LOCK_RETRY
             self._mark_pending(run)
             self.errors.error(f"{name}:state", f"{name}: {describe(e)}")
         except Exception:
+            run.media_pending |= media
             run.blocked_until = time.monotonic() + ERROR_RETRY
             self._mark_pending(run)
             self.log.exception("%s: unexpected error; trying again in %.0f s", name, ERROR_RETRY)
@@ -368,13 +381,15 @@ class Daemon:
         return run.databases
 
     def _pass_database(self, run: SourceRun, db: Database, snapshot: bool, due: list[str],
-                       outcomes: dict[str, list]) -> bool:
+                       outcomes: dict[str, list], alone: bool = True) -> bool:
         """Archive one database (if `snapshot`) and deliver it to the `due` targets, adding each report
         to `outcomes`; False if it couldn't be archived."""
         state = SourceState(self.config.state_dir, db.name)
         with state.locked():
             local = Archive(open_backend(self.pm, str(state.archive_dir)), db.name)
             recorded = self._record(run, db, state, local) if snapshot else True
+            if snapshot and run.config.media:
+                self._record_media(run, db.name, state, local, alone)
             manifest = local.manifest()
             # Until a first version exists (the source's error is logged) there is nothing to deliver.
             if manifest is not None and manifest.head is not None and due and not self.stopping:
@@ -405,6 +420,27 @@ class Daemon:
             for schedule in run.targets.values():
                 schedule.behind = True
         return True
+
+    def _record_media(self, run: SourceRun, name: str, state: SourceState, local: Archive, alone: bool) -> None:
+        """Store the source's media folders' new files locally, and their listing at the head."""
+        if not alone:  # as `syncd sync --media` refuses it: media belongs to one database
+            self.errors.error(f"{name}:media", f"{name}: media folders belong to a source of one database; "
+                                               f"{run.config.path} holds several")
+            return
+        manifest = local.manifest()
+        if manifest is None or manifest.head is None:
+            return
+        try:
+            updated, done = archive_media(local, manifest, state, run.config.media)
+        except SourceError as e:
+            run.media_pending = True  # tried again at the next event or rescan
+            self.errors.error(f"{name}:media", f"{name}: {describe(e)}")
+            return
+        if updated is not manifest:
+            self.log.info("%s: media archived locally (%d files, %d read, %d bytes stored)", name, done.files,
+                          done.files_read, done.bytes_sent)
+            for schedule in run.targets.values():
+                schedule.behind = True
 
     def _deliver(self, name: str, state: SourceState, local: Archive, manifest: Manifest,
                  urls: list[str]) -> list[tuple[str, str, TargetReport]]:

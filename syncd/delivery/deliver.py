@@ -1,9 +1,11 @@
-"""One target's delivery, the same for every layout: what the target lacks, then its manifest.
+"""One target's delivery, the same for every layout: what the target lacks, then its media, then
+its manifest.
 
 The steps and their order are here, once; what differs between a plain and an
-encrypted target (what the target holds as this state dir can read it, how objects
-and the manifest are written there) sits behind the archive classes
-(`syncd.archive.plain.Archive`, `syncd.archive.sealed.SealedArchive`).
+encrypted target (what the target holds as this state dir can read it, how objects,
+media and the manifest are written there) sits behind the archive classes
+(`syncd.archive.plain.Archive`, `syncd.archive.sealed.SealedArchive`) and, for the
+media store, in `syncd.delivery.media`.
 """
 
 from __future__ import annotations
@@ -102,15 +104,18 @@ def deliver_to(local: Archive, manifest: Manifest, target: Archive, state: Sourc
     """Upload what `target` lacks or holds damaged, then its manifest; a failure is reported, not raised.
 
     With `pm`, plugins hear of a target that received a version."""
-    head = manifest.head
+    head, media = manifest.head, manifest.media_at()
     cursor = state.cursor(target.cursor_key)
     known = cursor and cursor["version"]
     try:
-        # What a pass with nothing new costs: one listing, which also catches a lost or truncated object.
-        if cursor and cursor["hash"] == head.hash:
+        # What a pass with nothing new costs: one listing, which also catches a lost or truncated
+        # object (and, for a source with media, one of each media kind here and there).
+        if cursor and cursor["hash"] == head.hash and cursor.get("media") == media:
             delivered = target.delivered(manifest, state)
             if delivered and not target.lacks(*delivered):
-                return TargetReport(target.location, True, head.number)
+                resent = _deliver_media(local, manifest, target, state)
+                note = "it had lost media objects: sent again" if resent else None
+                return TargetReport(target.location, True, head.number, resent, note=note)
         from ..archive.claims import admit, holds_archives
 
         record = admit(target.backend, target.folder, local.source, writer_id(state.state_dir), target.recipients)
@@ -134,10 +139,11 @@ def deliver_to(local: Archive, manifest: Manifest, target: Archive, state: Sourc
         sent = target.send(local, manifest, held, state)
         if sent.bytes:  # what was there already matched the listing `send` made
             must_hold(target, None, sent.manifest.objects())
+        media_sent = _deliver_media(local, manifest, target, state)  # before the manifest naming its listing
         size = target.commit(sent.manifest, state)  # the target's commit point
         must_hold(target, size, [])
         target.settle(state)
-        state.set_cursor(target.cursor_key, head.number, head.hash)
+        state.set_cursor(target.cursor_key, head.number, head.hash, media)
         known = head.number
         for name in sent.replaced:
             target.delete_object(name)
@@ -145,4 +151,14 @@ def deliver_to(local: Archive, manifest: Manifest, target: Archive, state: Sourc
         return TargetReport(target.location, False, known, error=str(e), hint=e.hint, exit_code=e.exit_code)
     if pm is not None:
         pm.hook.target_updated(source=local.source, location=target.location, version=head.number)
-    return TargetReport(target.location, True, head.number, sent.bytes + size, note=note or sent.note)
+    return TargetReport(target.location, True, head.number, sent.bytes + media_sent + size, note=note or sent.note)
+
+
+def _deliver_media(local: Archive, manifest: Manifest, target: Archive, state: SourceState) -> int:
+    """The media step (syncd.delivery.media), imported only for a source that has media: a pass
+    with nothing new must not pay for the media store's modules."""
+    if not manifest.media:
+        return 0
+    from .media import deliver_media
+
+    return deliver_media(local, manifest, target, state)

@@ -1,17 +1,29 @@
-"""One pass over a media folder: scan it, store what the target lacks, write the version's listing."""
+"""One pass over media folders: scan them, store what the store lacks, write the version's listing.
+
+A pass with nothing new opens no file and writes nothing: every file keeps its hash from the last
+scan (size, mtime and inode unchanged), the store's index comes from a cache that one listing of its
+index objects proves current, and the listing of the last pass is named again, not rewritten.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..backend import Backend
-from ..fsutil import open_untouched
+from ..fsutil import atomic_write, open_untouched, private_dirs
+from .area import Area, as_area
+from .codec import MAX_META, is_hash
 from .listing import MediaFile, write_listing
 from .scan import Seen, load_scan, save_scan, scan
-from .store import CHUNK_SIZE, SMALL_FILE, MediaStore, new_file_hash
+from .store import CHUNK_SIZE, SMALL_FILE, MediaStore, load_index, new_file_hash
+
+INDEX_CACHE = "index-cache.json"
+LAST_LISTING = "last-listing.json"
 
 
 @dataclass(frozen=True)
@@ -29,24 +41,121 @@ def scan_state_file(state_dir: Path, folder: Path) -> Path:
     return Path(state_dir) / "media" / f"scan-{key}.json"
 
 
-def back_up(backend: Backend, folder: Path, state_dir: Path) -> MediaPass:
-    """Store the media folder's files the target lacks, then its listing; what the pass did."""
-    folder = Path(folder)
-    state = scan_state_file(state_dir, folder)
-    store = MediaStore(backend)
-    kept, read, moved = [], 0, 0
-    for seen in scan(folder, load_scan(state)):
-        if seen.hash is None or not store.has(seen.hash):
-            read += 1
-            seen = ingest(store, folder, seen)
-            if seen is None:
-                moved += 1
-                continue
-        kept.append(seen)
-    store.commit()  # objects, then the index, then the listing that names them
-    listing = write_listing(backend, [MediaFile(s.path, s.hash, s.size, s.mtime_ns) for s in kept])
-    save_scan(state, kept)
-    return MediaPass(listing, len(kept), read, moved, store.bytes_sent, store.objects_sent)
+def back_up(backend: Backend | Area, folder: Path, state_dir: Path) -> MediaPass:
+    """Store the media folder's files the store lacks, then its listing; what the pass did."""
+    return back_up_folders(backend, {"": Path(folder)}, state_dir)
+
+
+def labelled(folders: Sequence[Path]) -> dict[str, Path]:
+    """Each folder by the label its files are listed under: its name (`Attachments`), made unique."""
+    labels: dict[str, Path] = {}
+    for folder in dict.fromkeys(Path(f).expanduser().absolute() for f in folders):
+        label = base = folder.name or "media"
+        n = 1
+        while label in labels:
+            n += 1
+            label = f"{base}-{n}"
+        labels[label] = folder
+    return labels
+
+
+def back_up_folders(store: Backend | Area, folders: Mapping[str, Path], state_dir: Path) -> MediaPass:
+    """Like `back_up`, for several folders, each listed under its label (`label/path`; "" for none)."""
+    area, media_state = as_area(store), Path(state_dir) / "media"
+    known = IndexCache(area, media_state / INDEX_CACHE)
+    writer: MediaStore | None = None
+    kept, read, moved, same = [], 0, 0, True
+    for label, folder in sorted(folders.items()):
+        state = scan_state_file(state_dir, folder)
+        previous = load_scan(state)
+        current = scan(folder, previous)
+        unchanged = len(current) == len(previous)
+        folder_kept = []
+        for seen in current:
+            if seen.hash is None or seen.hash not in known.hashes():
+                unchanged = False
+                read += 1
+                writer = writer or MediaStore(area, known.files())
+                seen = ingest(writer, folder, seen)
+                if seen is None:
+                    moved += 1
+                    continue
+            folder_kept.append(seen)
+        if writer is not None:
+            writer.commit()  # objects, then the index, then the listings that name them
+        if not unchanged:  # an unchanged folder's scan is on disk already
+            save_scan(state, folder_kept)
+        same &= unchanged
+        kept.append((label, folder_kept))
+    if writer is not None:
+        known.update(writer.files)
+    last = media_state / LAST_LISTING
+    labels = sorted(f"{label}\0{Path(folder).resolve()}" for label, folder in folders.items())
+    listing = _last_listing(last, labels) if same else None
+    count = sum(len(seen) for _, seen in kept)
+    if listing is None:
+        listing = write_listing(area, [MediaFile(f"{label}/{s.path}" if label else s.path, s.hash, s.size, s.mtime_ns)
+                                       for label, seen in kept for s in seen])
+        private_dirs(media_state)
+        atomic_write(last, json.dumps({"folders": labels, "listing": listing}).encode())
+    sent = (writer.bytes_sent, writer.objects_sent) if writer else (0, 0)
+    return MediaPass(listing, count, read, moved, *sent)
+
+
+def _last_listing(path: Path, labels: list[str]) -> str | None:
+    """The listing the last pass wrote, if it was of the same folders."""
+    try:
+        with open(path, "rb") as f:
+            last = json.loads(f.read(MAX_META))
+        return last["listing"] if last["folders"] == labels and is_hash(last["listing"]) else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+class IndexCache:
+    """The store's index, kept in the state dir beside the names of the index objects it was read
+    from: one listing of them proves it current, instead of reading every index object each pass."""
+
+    def __init__(self, area: Area, path: Path):
+        self.area, self.path = area, path
+        self._names: list[str] | None = None
+        self._files: dict | None = None
+        self._hashes: set[str] | None = None
+
+    def hashes(self) -> set[str]:
+        if self._hashes is None:
+            self._names = sorted(self.area.names("index"))
+            cached = self._load()
+            if cached is not None and cached.get("names") == self._names and isinstance(cached.get("hashes"), list):
+                self._hashes = set(cached["hashes"])
+            else:
+                self._files = load_index(self.area)
+                self._hashes = set(self._files)
+                self._save()
+        return self._hashes
+
+    def files(self) -> dict:
+        """The whole index (read from the store only when a new file is to be stored)."""
+        if self._files is None:
+            self._files = load_index(self.area)
+        return self._files
+
+    def update(self, files: dict) -> None:
+        self._files, self._hashes = files, set(files)
+        self._names = sorted(self.area.names("index"))
+        self._save()
+
+    def _load(self) -> dict | None:
+        try:
+            with open(self.path, "rb") as f:
+                value = json.loads(f.read(MAX_META))
+            return value if isinstance(value, dict) else None
+        except (OSError, ValueError):
+            return None
+
+    def _save(self) -> None:
+        private_dirs(self.path.parent)
+        atomic_write(self.path, json.dumps({"names": self._names, "hashes": sorted(self._hashes)}).encode())
 
 
 def ingest(store: MediaStore, folder: Path, seen: Seen) -> Seen | None:

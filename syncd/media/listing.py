@@ -10,7 +10,8 @@ from pathlib import PurePosixPath
 
 from ..backend import Backend
 from ..errors import CorruptObject
-from .codec import is_hash, read_meta, write_meta
+from .area import Area, as_area
+from .codec import get_meta, is_hash, put_meta
 
 LISTINGS = "media/listings/"
 LISTING_FORMAT = 1
@@ -24,13 +25,13 @@ class MediaFile:
     mtime_ns: int
 
 
-def write_listing(backend: Backend, files: list[MediaFile]) -> str:
+def write_listing(store: Backend | Area, files: list[MediaFile]) -> str:
     rows = [[f.path, f.hash, f.size, f.mtime_ns] for f in sorted(files, key=lambda f: f.path)]
-    return write_meta(backend, LISTINGS, {"format": LISTING_FORMAT, "files": rows})
+    return put_meta(as_area(store), "listings", {"format": LISTING_FORMAT, "files": rows})
 
 
-def read_listing(backend: Backend, name: str) -> list[MediaFile]:
-    value = read_meta(backend, LISTINGS, name)
+def read_listing(store: Backend | Area, name: str) -> list[MediaFile]:
+    value = get_meta(as_area(store), "listings", name)
     if not isinstance(value, dict) or value.get("format") != LISTING_FORMAT or not isinstance(value.get("files"), list):
         raise CorruptObject(f"media listing {name} is not a listing syncd wrote", hint="run `syncd verify` on the target")
     files, paths = [], set()

@@ -13,17 +13,19 @@ from pathlib import Path
 from ..backend import Backend
 from ..errors import ArchiveError, CorruptObject, UsageError
 from ..fsutil import private_opener
+from .area import Area, as_area
 from .listing import read_listing
 from .store import load_index, new_file_hash, read_object
 
 
-def restore_media(backend: Backend, listing: str, dest: Path) -> int:
+def restore_media(store: Backend | Area, listing: str, dest: Path) -> int:
     """Write the files of `listing` under `dest` (absent or an empty folder); how many."""
     dest = Path(dest)
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise UsageError(f"{dest} is not an empty folder", hint="restore media into a new or empty folder")
-    files = read_listing(backend, listing)
-    index = load_index(backend)
+    area = as_area(store)
+    files = read_listing(area, listing)
+    index = load_index(area)
     missing = [f.path for f in files if f.hash not in index]
     if missing:
         raise ArchiveError(f"media store lacks {len(missing)} file(s) of listing {listing[:16]}…, such as {missing[0]}",
@@ -44,7 +46,7 @@ def restore_media(backend: Backend, listing: str, dest: Path) -> int:
             with open(out_path, "wb", opener=private_opener) as out:
                 for name, object_size, offset, length in index[file.hash]:
                     if cache[0] != name:
-                        cache = (name, read_object(backend, name, object_size))
+                        cache = (name, read_object(area, name, object_size))
                     piece = cache[1][offset:offset + length]
                     check.update(piece)
                     size += len(piece)

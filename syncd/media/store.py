@@ -9,12 +9,12 @@ of its bytes and written once; the index that says where each file lies is writt
 from __future__ import annotations
 
 import hashlib
-import io
 from collections.abc import Iterator
 
 from ..backend import Backend
 from ..errors import CorruptObject
-from .codec import MAX_META, digest, is_hash, read_meta, write_meta
+from .area import DAMAGED_HINT, Area, as_area
+from .codec import MAX_META, digest, get_meta, is_hash, put_meta
 
 SMALL_FILE = 1 << 20  # below this a file is packed with others
 PACK_SIZE = 16 << 20
@@ -39,16 +39,22 @@ def chunks(stream, size: int = CHUNK_SIZE) -> Iterator[bytes]:
 class MediaStore:
     """The store on one target: what it holds, and what a pass adds (packed and chunked)."""
 
-    def __init__(self, backend: Backend):
-        self.backend = backend
-        # The objects the target holds, by name: a chunk already there (an earlier, interrupted
-        # upload, or the same video elsewhere) is not sent again.
-        self.objects = {info.name.rsplit("/", 1)[1]: info.size for info in backend.list(OBJECTS)}
-        self.files = load_index(backend)
+    def __init__(self, store: Backend | Area, files: dict[str, list[Piece]] | None = None):
+        self.area = as_area(store)
+        self._objects: dict[str, int] | None = None
+        self.files = load_index(self.area) if files is None else files
         self._pack = bytearray()
         self._packed: dict[str, tuple[int, int]] = {}  # file hash -> (offset, length) in the open pack
         self._new: dict[str, list[Piece]] = {}
         self.bytes_sent = self.objects_sent = 0
+
+    @property
+    def objects(self) -> dict[str, int]:
+        """The objects the store holds, by name (listed when first needed): a chunk already there (an
+        earlier, interrupted upload, or the same video elsewhere) is not sent again."""
+        if self._objects is None:
+            self._objects = self.area.names("objects")
+        return self._objects
 
     def has(self, file_hash: str) -> bool:
         return file_hash in self.files or file_hash in self._new or file_hash in self._packed
@@ -77,7 +83,7 @@ class MediaStore:
         if self._pack:
             self._seal_pack()
         if self._new:
-            write_meta(self.backend, INDEX, {"format": INDEX_FORMAT, "files": self._new})
+            put_meta(self.area, "index", {"format": INDEX_FORMAT, "files": self._new})
             self.files.update(self._new)
             self._new = {}
 
@@ -91,19 +97,20 @@ class MediaStore:
     def _put(self, data: bytes) -> str:
         name = digest(data)
         if self.objects.get(name) != len(data):
-            self.backend.write(object_name(name), io.BytesIO(data))
+            self.area.write("objects", name, data)
             self.objects[name] = len(data)
             self.bytes_sent += len(data)
             self.objects_sent += 1
         return name
 
 
-def load_index(backend: Backend) -> dict[str, list[Piece]]:
-    """Every file the target's store holds, by hash: the union of its index objects, each checked."""
+def load_index(store: Backend | Area) -> dict[str, list[Piece]]:
+    """Every file the store holds, by hash: the union of its index objects, each checked."""
+    area = as_area(store)
     files: dict[str, list[Piece]] = {}
-    for info in backend.list(INDEX):
-        name = info.name[len(INDEX):]
-        value = read_meta(backend, INDEX, name)
+    for key in sorted(area.names("index")):
+        name = key[:16] + "…"
+        value = get_meta(area, "index", "", key=key)
         if not isinstance(value, dict) or value.get("format") != INDEX_FORMAT or not isinstance(value.get("files"), dict):
             raise CorruptObject(f"media index {name} is not an index syncd wrote",
                                 hint="run `syncd verify` on the target")
@@ -129,13 +136,12 @@ def checked_pieces(index: str, file_hash: object, pieces: object) -> list[Piece]
     return out
 
 
-def read_object(backend: Backend, name: str, size: int) -> bytes:
+def read_object(store: Backend | Area, name: str, size: int) -> bytes:
     """Object `name`, read no further than its recorded `size`, its bytes checked against its name."""
-    with backend.open(object_name(name), size) as f:
-        data = f.read(size + 1)
-    if len(data) != size or digest(data) != name:
-        raise CorruptObject(f"media object {name[:16]}… does not match its hash",
-                            hint="the target holds damaged or forged media; run `syncd verify` on it")
+    area = as_area(store)
+    data = area.read("objects", area.key(name), size)
+    if len(data) != size:
+        raise CorruptObject(f"media object {name[:16]}… does not match its hash", hint=DAMAGED_HINT)
     return data
 
 

@@ -16,7 +16,9 @@ from ..archive.plain import Archive, choose_source, list_sources
 from ..backend import Backend
 from ..errors import ArchiveError, CorruptObject, SyncdError, UsageError, no_space
 from ..archive.manifest import Manifest, Version
-from ..archive.sealed import no_identity, open_all_sealed, open_sealed, sealed_folders
+from ..archive.sealed import SealedArchive, no_identity, open_all_sealed, open_sealed, sealed_folders
+from ..media.area import Area, PlainArea, SealedArea, read_media_key
+from ..media.restore import restore_media
 
 # (plain database, where to write the app's file, the origin its source kind recorded)
 WriteBack = Callable[[Path, Path, Mapping[str, str]], None]
@@ -121,8 +123,9 @@ def choose_version(manifest: Manifest, number: int | None, at: datetime | None) 
 
 
 def restore(archive: Archive, output: Path, *, number: int | None = None, at: datetime | None = None,
-            force: bool = False, write_back: WriteBack | None = None) -> Version:
-    """Write the source's database as of a version (the latest by default) to `output`.
+            force: bool = False, write_back: WriteBack | None = None, media: Path | None = None) -> Version:
+    """Write the source's database as of a version (the latest by default) to `output`, and with
+    `media`, the media tree as it was at that version into that new or empty folder.
 
     With `write_back(plain, out, origin)`, the plain database is written as the app keeps
     it (re-encrypted, from the origin its source kind recorded) rather than in the clear."""
@@ -140,6 +143,9 @@ def restore(archive: Archive, output: Path, *, number: int | None = None, at: da
         raise UsageError(f"folder {output.parent} does not exist", hint="create it first")
     manifest = read_manifest(archive)
     version = choose_version(manifest, number, at)
+    listing = media_listing(manifest, version) if media is not None else None
+    if media is not None and Path(media).exists() and (not Path(media).is_dir() or any(Path(media).iterdir())):
+        raise UsageError(f"{media} is not an empty folder", hint="restore media into a new or empty folder")
     try:
         scratch = tempfile.TemporaryDirectory(dir=output.parent, prefix=".syncd-restore-")
     except OSError as e:
@@ -155,6 +161,40 @@ def restore(archive: Archive, output: Path, *, number: int | None = None, at: da
         if write_back is not None:
             write_back(restored, Path(tmp, "app.db"), dict(manifest.origin))
             restored = Path(tmp, "app.db")
+        if listing is not None:  # all of it renamed into place, or nothing
+            restore_media(reading_area(archive), listing, Path(media))
         remove_database(output)
         os.replace(restored, output)
     return version
+
+
+def media_listing(manifest: Manifest, version: Version) -> str:
+    """The media listing current at `version`; an error if the source had no media then."""
+    listing = manifest.media_at(version.number)
+    if listing is None:
+        raise ArchiveError(f"version {version.number} of {manifest.source!r} has no media archived",
+                           hint="media is kept from the first `syncd sync … --media DIR` on; restore without --media")
+    return listing
+
+
+def reading_area(archive: Archive) -> Area:
+    """Where `archive`'s media is read: the target's shared store, or the encrypted archive's own."""
+    return archive.media_area(ReadingAreas())
+
+
+class ReadingAreas:
+    """Where a target's media is read, per layout (see syncd.archive.plain.MediaAreas)."""
+
+    def plain(self, archive: Archive) -> Area:
+        return PlainArea(archive.backend)
+
+    def sealed(self, archive: SealedArchive) -> Area:
+        from ..archive import crypto
+
+        identities = archive.identities
+        unseal = lambda data, where: crypto.open_bytes(data, identities, where)  # noqa: E731
+        media_key = read_media_key(archive.backend, archive.folder, unseal)
+        if media_key is None:
+            raise CorruptObject(f"{archive.location}: {archive.folder}/media/key.age is missing",
+                                hint="run `syncd verify` on the target")
+        return SealedArea(archive.backend, archive.folder, media_key, unseal=unseal)

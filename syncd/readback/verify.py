@@ -11,6 +11,7 @@ which catches a rollback to an older manifest and, when encrypted, a deleted obj
 from __future__ import annotations
 
 import hashlib
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,10 @@ from ..archive.sealed import MANIFEST_AGE, OBJECT_NAME, SealedArchive, recorded_
 from ..archive.state import WRITTEN, SourceState, known_sources
 
 
+# An encrypted archive's media (syncd.media.area): its sealed key, and objects under keyed names.
+SEALED_MEDIA = re.compile(r"^media/(key\.age|(objects|index|listings)/[0-9a-f]{64})$")
+
+
 @dataclass
 class SourceCheck:
     source: str  # the source's name, or its folder id when that can't be read
@@ -37,6 +42,7 @@ class SourceCheck:
     unreferenced: list[str] = field(default_factory=list)  # leftovers of interrupted uploads: harmless
     encrypted: bool = False
     deep: bool = True  # False: an encrypted archive checked without its identity
+    media_files: int = 0  # distinct media files checked byte for byte
 
     def to_dict(self) -> dict:
         return dict(self.__dict__, ok=not self.problems)
@@ -126,6 +132,22 @@ def _check_manifest(archive: Archive, manifest: Manifest, check: SourceCheck) ->
             except SyncdError as e:
                 check.problems.append(str(e))
     check.unreferenced = sorted(set(stored) - {ref.name for ref in referenced})
+    if manifest.media:
+        _check_media(archive, manifest, check)
+
+
+def _check_media(archive: Archive, manifest: Manifest, check: SourceCheck) -> None:
+    """Every media listing the manifest names, through the store's index to every byte."""
+    from ..media.check import check_media
+    from .restore import reading_area
+
+    try:
+        area = reading_area(archive)
+    except SyncdError as e:
+        check.problems.append(str(e))
+        return
+    check.media_files, problems = check_media(area, [listing for _, listing in manifest.media])
+    check.problems += problems
 
 
 def _rollback(manifest: Manifest, delivered: int, head_hash: str) -> list[str]:
@@ -143,7 +165,7 @@ def _check_sealed(archive: SealedArchive, state_dir: Path | None) -> SourceCheck
     prefix = f"{archive.folder}/"
     for info in archive.backend.list(prefix):
         name = info.name[len(prefix):]
-        if name != MANIFEST_AGE and not OBJECT_NAME.match(name):
+        if name != MANIFEST_AGE and not OBJECT_NAME.match(name) and not SEALED_MEDIA.match(name):
             check.problems.append(f"{info.name} does not belong in an encrypted archive")
     raw = archive.manifest_bytes()
     if raw is None:

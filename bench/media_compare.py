@@ -1,0 +1,145 @@
+"""syncd's media archiving beside `cp -r`, `rsync -a` and `restic backup`, side by side in one run.
+
+    python bench/media_compare.py [--gib 2] [--work DIR] [--restic PATH]
+
+A generated tree (a few large videos, hundreds of photos, thousands of stickers and thumbnails, some
+duplicates) is archived by each tool to the same disk: the first pass, a pass after 20 new files,
+and a pass with nothing new over 20,000 small files. syncd runs as the real command
+(`syncd sync chat.db --media TREE --to TARGET`), so its times include start-up and the database.
+restic is a Go binary: Debian's package (`apt-get download restic`, then `dpkg -x`) is enough.
+Prints a Markdown table; every figure comes from this run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import apsw
+
+MiB = 1 << 20
+
+
+def write_tree(root: Path, total: int, rnd: random.Random) -> int:
+    """About `total` bytes: 45% videos (tens of MiB), 45% photos (~1-4 MiB), 10% stickers/thumbnails."""
+    plan = [("Video/v{}.mp4", 0.45, 40 * MiB), ("Photos/p{}.jpg", 0.45, 2 * MiB), ("Stickers/s{}.webp", 0.10, 25_000)]
+    written = 0
+    for pattern, share, size in plan:
+        for i in range(max(1, int(total * share / size))):
+            path = root / pattern.format(i)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            data = rnd.randbytes(rnd.randrange(size // 2, size * 3 // 2))
+            path.write_bytes(data)
+            written += len(data)
+    (root / "Forwarded").mkdir()
+    for photo in sorted((root / "Photos").iterdir())[::10]:  # forwarded: the same bytes in another chat
+        shutil.copyfile(photo, root / "Forwarded" / photo.name)
+        written += photo.stat().st_size
+    return written
+
+
+def du(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def timed(args: list, **kwargs) -> tuple[float, subprocess.CompletedProcess]:
+    started = time.perf_counter()
+    done = subprocess.run([str(a) for a in args], capture_output=True, text=True, check=True, **kwargs)
+    return time.perf_counter() - started, done
+
+
+def peak_child_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--gib", type=float, default=2.0)
+    parser.add_argument("--work", type=Path, default=None)
+    parser.add_argument("--restic", default=shutil.which("restic") or "/tmp/restic-pkg/x/usr/bin/restic")
+    opts = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="syncd-media-bench-", dir=opts.work))
+    rnd = random.Random(14)
+    tree = work / "Media"
+    size = write_tree(tree, int(opts.gib * (1 << 30)), rnd)
+    files = sum(1 for p in tree.rglob("*") if p.is_file())
+    db = work / "chat.db"
+    con = apsw.Connection(str(db))
+    con.execute("CREATE TABLE message(id INTEGER PRIMARY KEY, text TEXT); INSERT INTO message VALUES (1, 'hi')")
+    con.close()
+    syncd = [sys.executable, "-m", "syncd", "sync", db, "--media", tree, "--to", work / "t-syncd",
+             "--state", work / "state", "--json"]
+    (work / "t-syncd").mkdir()
+    env = dict(os.environ, RESTIC_PASSWORD="bench-only", RESTIC_REPOSITORY=str(work / "t-restic"))
+    rows = {}
+
+    first, _ = timed(syncd)
+    peak = peak_child_mib()
+    rows["syncd"] = [first]
+    rows["cp -r"] = [timed(["cp", "-r", tree, work / "t-cp"])[0]]
+    rows["rsync -a"] = [timed(["rsync", "-a", f"{tree}/", work / "t-rsync"])[0]]
+    have_restic = Path(opts.restic).exists()
+    if have_restic:
+        timed([opts.restic, "init"], env=env)
+        rows["restic backup"] = [timed([opts.restic, "backup", "-q", tree], env=env)[0]]
+
+    # 20 new files (photos and voice notes), then each tool again.
+    new_bytes = 0
+    for i in range(20):
+        data = rnd.randbytes(rnd.randrange(50_000, 3 * MiB))
+        (tree / "New").mkdir(exist_ok=True)
+        (tree / "New" / f"n{i}.jpg").write_bytes(data)
+        new_bytes += len(data)
+    held = du(work / "t-syncd")
+    seconds, done = timed(syncd)
+    sent = json.loads(done.stdout)["targets"][0]["bytes"]
+    rows["syncd"] += [seconds, f"{sent / new_bytes:.3f}× ({(sent - new_bytes) / 1024:.0f} KiB over)",
+                      du(work / "t-syncd") - held]
+    rows["rsync -a"].append(timed(["rsync", "-a", f"{tree}/", work / "t-rsync"])[0])
+    if have_restic:
+        held = du(work / "t-restic")
+        rows["restic backup"] += [timed([opts.restic, "backup", "-q", tree], env=env)[0], "",
+                                  du(work / "t-restic") - held]
+
+    # Nothing new over 20,000 small files.
+    many = work / "Many"
+    for i in range(20_000):
+        path = many / f"{i % 100:02d}" / f"t{i}.jpg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(rnd.randbytes(rnd.randrange(500, 4000)))
+    (work / "t2").mkdir()
+    many_cmd = [sys.executable, "-m", "syncd", "sync", db, "--media", many, "--to", work / "t2",
+                "--state", work / "state2", "--json"]
+    timed(many_cmd)
+    nothing = min(timed(many_cmd)[0] for _ in range(3))
+    version = min(timed([sys.executable, "-m", "syncd", "--version"])[0] for _ in range(3))
+    timed(["rsync", "-a", f"{many}/", work / "t2-rsync"])
+    rsync_nothing = min(timed(["rsync", "-a", f"{many}/", work / "t2-rsync"])[0] for _ in range(3))
+
+    print(f"\ntree: {size / (1 << 30):.2f} GiB, {files} files (videos, photos, stickers, 10% of photos twice); "
+          f"20 new files: {new_bytes / MiB:.1f} MiB")
+    print(f"stored: syncd {du(work / 't-syncd') / (1 << 30):.2f} GiB, cp -r {du(work / 't-cp') / (1 << 30):.2f} GiB"
+          + (f", restic {du(work / 't-restic') / (1 << 30):.2f} GiB" if have_restic else ""))
+    print("\n| tool | first pass | MB/s | after 20 new files | shipped vs their bytes | stored by that pass |")
+    print("|---|---|---|---|---|---|")
+    for tool, r in rows.items():
+        r = r + [""] * (4 - len(r))  # first pass, after 20 new files, shipped, stored by that pass
+        added = f"{r[3] / MiB:.1f} MiB" if r[3] != "" else ""
+        again = f"{r[1]:.2f} s" if r[1] != "" else ""
+        print(f"| {tool} | {r[0]:.2f} s | {size / r[0] / 1e6:.0f} | {again} | {r[2]} | {added} |")
+    print(f"\nno change over 20,000 files: syncd sync {nothing:.2f} s (syncd --version {version:.2f} s), "
+          f"rsync -a {rsync_nothing:.2f} s; syncd's peak memory in the first pass {peak:.0f} MiB")
+    shutil.rmtree(work)
+
+
+if __name__ == "__main__":
+    main()
