@@ -10,14 +10,17 @@ import json
 import os
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from syncd.errors import KeyProblem, SourceError
 from syncd.fsutil import fsync_dir, private_dirs
 from syncd.plugins import hookimpl
 from syncd.source import Database, SourceOptions, stat_signature
 
-from . import backup
+if TYPE_CHECKING:
+    from .backup import BackupKey
 
+SUFFIXES = (".crypt14", ".crypt15")
 NAME_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -31,10 +34,10 @@ class WhatsAppCryptSource:
     @classmethod
     def recognises(cls, path: Path) -> bool:
         path = Path(path).expanduser()
-        if not path.name.endswith(backup.SUFFIXES) or not path.is_file():
+        if not path.name.endswith(SUFFIXES) or not path.is_file():
             return False
         try:
-            backup.read_header(path)
+            _format().read_header(path)
         except SourceError:
             return False
         return True
@@ -45,7 +48,7 @@ class WhatsAppCryptSource:
         self.workdir = Path(workdir)
 
     def databases(self) -> list[Database]:
-        header = backup.read_header(self.path)
+        header = _format().read_header(self.path)
         self._key()  # a missing or exposed key file is said now, before any pass
         name = self.options.name or "whatsapp"
         origin = {"kind": self.kind, "format": f"crypt{header.version}"}
@@ -56,7 +59,7 @@ class WhatsAppCryptSource:
         out = self.workdir / f"{NAME_UNSAFE.sub('-', db.name)}.plain.db"
         tmp = out.with_name(f".{out.name}.tmp")
         tmp.unlink(missing_ok=True)
-        backup.decrypt(self.path, self._key(), tmp)
+        _format().decrypt(self.path, self._key(), tmp)
         os.replace(tmp, out)
         fsync_dir(self.workdir)
         return out
@@ -64,7 +67,8 @@ class WhatsAppCryptSource:
     def close(self) -> None:
         pass
 
-    def _key(self) -> backup.BackupKey:
+    def _key(self) -> BackupKey:
+        backup = _format()
         if self.options.key_file is None:
             raise KeyProblem(f"{self.path} is an encrypted WhatsApp backup and needs its key",
                              hint=f"give --key-file FILE ({backup.KEY_FILE_HINT})")
@@ -72,6 +76,14 @@ class WhatsAppCryptSource:
 
     def _signature(self, origin: dict) -> str:
         return json.dumps(origin, sort_keys=True) + stat_signature(self.path)
+
+
+def _format():
+    """The backup format's module, imported once a path is named like a backup: every syncd
+    command asks this kind whether it recognises its path."""
+    from . import backup
+
+    return backup
 
 
 @hookimpl

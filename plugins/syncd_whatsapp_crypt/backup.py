@@ -28,7 +28,6 @@ from syncd.errors import KeyProblem, SourceError
 from syncd.fsutil import open_untouched, private_opener
 from syncd.source import SECRET_MAX_BYTES, check_private
 
-SUFFIXES = (".crypt14", ".crypt15")
 FEATURE_FLAG = 0x01  # a protobuf never starts with it (field 0 doesn't exist)
 HEAD_MAX = 2 + 255
 TAG, CHECKSUM = 16, 16
