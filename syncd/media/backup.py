@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..backend import Backend
 from ..fsutil import atomic_write, open_untouched, private_dirs
-from .area import Area, as_area
+from .area import Area, as_area, digest
 from .codec import MAX_META, is_hash
 from .listing import MediaFile, write_listing
 from .scan import Seen, load_scan, save_scan, scan
@@ -65,28 +65,32 @@ def back_up_folders(store: Backend | Area, folders: Mapping[str, Path], state_di
     known = IndexCache(area, media_state / INDEX_CACHE)
     writer: MediaStore | None = None
     kept, read, moved, same = [], 0, 0, True
-    for label, folder in sorted(folders.items()):
-        state = scan_state_file(state_dir, folder)
-        previous = load_scan(state)
-        current = scan(folder, previous)
-        unchanged = len(current) == len(previous)
-        folder_kept = []
-        for seen in current:
-            if seen.hash is None or seen.hash not in known.hashes():
-                unchanged = False
-                read += 1
-                writer = writer or MediaStore(area, known.files())
-                seen = ingest(writer, folder, seen)
-                if seen is None:
-                    moved += 1
-                    continue
-            folder_kept.append(seen)
+    try:
+        for label, folder in sorted(folders.items()):
+            state = scan_state_file(state_dir, folder)
+            previous = load_scan(state)
+            current = scan(folder, previous)
+            unchanged = len(current) == len(previous)
+            folder_kept = []
+            for seen in current:
+                if seen.hash is None or seen.hash not in known.hashes():
+                    unchanged = False
+                    read += 1
+                    writer = writer or MediaStore(area, known.files())
+                    seen = ingest(writer, folder, seen)
+                    if seen is None:
+                        moved += 1
+                        continue
+                folder_kept.append(seen)
+            if writer is not None:
+                writer.commit()  # objects, then the index, then the listings that name them
+            if not unchanged:  # an unchanged folder's scan is on disk already
+                save_scan(state, folder_kept)
+            same &= unchanged
+            kept.append((label, folder_kept))
+    finally:
         if writer is not None:
-            writer.commit()  # objects, then the index, then the listings that name them
-        if not unchanged:  # an unchanged folder's scan is on disk already
-            save_scan(state, folder_kept)
-        same &= unchanged
-        kept.append((label, folder_kept))
+            writer.close()  # no writer thread outlives a pass that failed
     if writer is not None:
         known.update(writer.files)
     last = media_state / LAST_LISTING
@@ -165,22 +169,26 @@ def ingest(store: MediaStore, folder: Path, seen: Seen) -> Seen | None:
         before = os.fstat(fd)
         if (before.st_size, before.st_mtime_ns, before.st_ino) != seen.key:
             return None
-        file_hash, size = new_file_hash(), 0
         if seen.size < SMALL_FILE:
             data = f.read(SMALL_FILE)
-            file_hash.update(data)
-            size = len(data)
+            size, file_hash = len(data), digest(data)
+        elif seen.size <= CHUNK_SIZE:  # one chunk: its name is the file's hash, computed once
+            data = f.read(CHUNK_SIZE + 1)
+            size, file_hash = len(data), digest(data)
+            pieces = [store.add_chunk(data, file_hash)] if size <= CHUNK_SIZE else []
         else:
-            pieces = []
+            pieces, size, whole = [], 0, new_file_hash()
             while block := f.read(CHUNK_SIZE):
-                file_hash.update(block)
+                name = store.hash_later(block)  # the chunk's hash beside the file's, on another core
+                whole.update(block)
                 size += len(block)
-                pieces.append(store.add_chunk(block))
+                pieces.append(store.add_chunk(block, name.result()))
+            file_hash = whole.hexdigest()
         after = os.fstat(fd)
     if size != seen.size or (after.st_size, after.st_mtime_ns, after.st_ino) != seen.key:
         return None
     if seen.size < SMALL_FILE:
-        store.add_small(file_hash.hexdigest(), data)
+        store.add_small(file_hash, data)
     else:
-        store.add_large(file_hash.hexdigest(), pieces)
-    return replace(seen, hash=file_hash.hexdigest())
+        store.add_large(file_hash, pieces)
+    return replace(seen, hash=file_hash)
