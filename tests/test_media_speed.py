@@ -65,3 +65,19 @@ def test_a_folder_target_gets_every_object_byte_for_byte(tmp_path, pm):
     assert copy_store(PlainArea(local), PlainArea(target)) == 0
     restore_media(target, done.listing, tmp_path / "back")
     assert tree(tmp_path / "back") == files
+
+
+def test_the_last_scan_round_trips_and_a_damaged_one_means_reading_again(tmp_path, pm):
+    target = folder(pm, tmp_path / "target")
+    media = tmp_path / "media"
+    make_tree(media, {"a/one.jpg": b"1" * 100, "b/two.jpg": b"2" * 200})
+    (media / "b" / "caf\udce9.jpg".encode("utf-8", "surrogateescape").decode("utf-8", "surrogateescape")).write_bytes(b"3")
+    first = back_up(target, media, tmp_path / "state")
+    assert (first.files, first.files_read) == (3, 3)
+    [state] = (tmp_path / "state" / "media").glob("scan-*")
+    assert oct(state.stat().st_mode & 0o777) == "0o600"
+    assert back_up(target, media, tmp_path / "state").files_read == 0
+    for damage in (state.read_bytes()[:-1], b"", b"not a scan at all" * 10):
+        state.write_bytes(damage)
+        again = back_up(target, media, tmp_path / "state")
+        assert (again.files_read, again.listing, again.bytes_sent) == (3, first.listing, 0)

@@ -11,7 +11,7 @@ import hashlib
 import json
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..backend import Backend
@@ -38,7 +38,7 @@ class MediaPass:
 
 def scan_state_file(state_dir: Path, folder: Path) -> Path:
     key = hashlib.sha256(str(Path(folder).resolve()).encode()).hexdigest()[:16]
-    return Path(state_dir) / "media" / f"scan-{key}.json"
+    return Path(state_dir) / "media" / f"scan-{key}.bin"
 
 
 def back_up(backend: Backend | Area, folder: Path, state_dir: Path) -> MediaPass:
@@ -191,4 +191,4 @@ def ingest(store: MediaStore, folder: Path, seen: Seen) -> Seen | None:
         store.add_small(file_hash, data)
     else:
         store.add_large(file_hash, pieces)
-    return replace(seen, hash=file_hash)
+    return seen._replace(hash=file_hash)
