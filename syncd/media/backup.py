@@ -1,5 +1,11 @@
 """One pass over media folders: scan them, store what the store lacks, write the version's listing.
 
+Media comes from a folder on disk (`--media DIR`, FolderMedia) or from the files a source kind lists
+for a database (an iOS backup's attachments, ListedMedia; see syncd.source.SourceMedia). Each origin
+gives a key naming its last scan in the state dir, a scan (each file with its last hash while its
+marks still match, so it is not read), and a way to read one file into the store that refuses a
+file that changed while it was read.
+
 A pass with nothing new opens no file and writes nothing: every file keeps its hash from the last
 scan (size, mtime and inode unchanged), the store's index comes from a cache that one listing of its
 index objects proves current, and the listing of the last pass is named again, not rewritten.
@@ -11,16 +17,18 @@ import hashlib
 import json
 import os
 from collections.abc import Mapping, Sequence
+from typing import Protocol
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..backend import Backend
 from ..fsutil import atomic_write, open_untouched, private_dirs
-from .area import Area, as_area, digest
+from ..source import SourceMedia
+from .area import Area, as_area
 from .codec import MAX_META, is_hash
 from .listing import MediaFile, write_listing
 from .scan import Seen, load_scan, save_scan, scan
-from .store import CHUNK_SIZE, SMALL_FILE, MediaStore, load_index, new_file_hash
+from .store import MediaStore, load_index
 
 INDEX_CACHE = "index-cache.json"
 LAST_LISTING = "last-listing.json"
@@ -36,9 +44,9 @@ class MediaPass:
     objects_sent: int
 
 
-def scan_state_file(state_dir: Path, folder: Path) -> Path:
-    key = hashlib.sha256(str(Path(folder).resolve()).encode()).hexdigest()[:16]
-    return Path(state_dir) / "media" / f"scan-{key}.bin"
+def scan_state_file(state_dir: Path, origin: MediaOrigin | Path) -> Path:
+    key = origin.key if not isinstance(origin, (str, Path)) else str(Path(origin).resolve())
+    return Path(state_dir) / "media" / f"scan-{hashlib.sha256(key.encode()).hexdigest()[:16]}.bin"
 
 
 def back_up(backend: Backend | Area, folder: Path, state_dir: Path) -> MediaPass:
@@ -59,17 +67,19 @@ def labelled(folders: Sequence[Path]) -> dict[str, Path]:
     return labels
 
 
-def back_up_folders(store: Backend | Area, folders: Mapping[str, Path], state_dir: Path) -> MediaPass:
-    """Like `back_up`, for several folders, each listed under its label (`label/path`; "" for none)."""
+def back_up_folders(store: Backend | Area, folders: Mapping[str, Path | MediaOrigin], state_dir: Path) -> MediaPass:
+    """Like `back_up`, for several folders (or other origins: a source kind's listed media), each
+    listed under its label (`label/path`; "" for none)."""
     area, media_state = as_area(store), Path(state_dir) / "media"
+    origins = {label: FolderMedia(f) if isinstance(f, (str, Path)) else f for label, f in folders.items()}
     known = IndexCache(area, media_state / INDEX_CACHE)
     writer: MediaStore | None = None
     kept, read, moved, same = [], 0, 0, True
     try:
-        for label, folder in sorted(folders.items()):
-            state = scan_state_file(state_dir, folder)
+        for label, origin in sorted(origins.items()):
+            state = scan_state_file(state_dir, origin)
             previous = load_scan(state)
-            current = scan(folder, previous)
+            current = origin.scan(previous)
             unchanged = len(current) == len(previous)
             folder_kept = []
             for seen in current:
@@ -77,7 +87,7 @@ def back_up_folders(store: Backend | Area, folders: Mapping[str, Path], state_di
                     unchanged = False
                     read += 1
                     writer = writer or MediaStore(area, known.files())
-                    seen = ingest(writer, folder, seen)
+                    seen = origin.ingest(writer, seen)
                     if seen is None:
                         moved += 1
                         continue
@@ -94,7 +104,7 @@ def back_up_folders(store: Backend | Area, folders: Mapping[str, Path], state_di
     if writer is not None:
         known.update(writer.files)
     last = media_state / LAST_LISTING
-    labels = sorted(f"{label}\0{Path(folder).resolve()}" for label, folder in folders.items())
+    labels = sorted(f"{label}\0{origin.key}" for label, origin in origins.items())
     listing = _last_listing(last, labels) if same else None
     count = sum(len(seen) for _, seen in kept)
     if listing is None:
@@ -162,33 +172,55 @@ class IndexCache:
         atomic_write(self.path, json.dumps({"names": self._names, "hashes": sorted(self._hashes)}).encode())
 
 
-def ingest(store: MediaStore, folder: Path, seen: Seen) -> Seen | None:
-    """Read one file into the store; it with its hash, or None if it changed while being read."""
-    fd = open_untouched(folder / seen.path)
-    with os.fdopen(fd, "rb", buffering=0) as f:
-        before = os.fstat(fd)
-        if (before.st_size, before.st_mtime_ns, before.st_ino) != seen.key:
-            return None
-        if seen.size < SMALL_FILE:
-            data = f.read(SMALL_FILE)
-            size, file_hash = len(data), digest(data)
-        elif seen.size <= CHUNK_SIZE:  # one chunk: its name is the file's hash, computed once
-            data = f.read(CHUNK_SIZE + 1)
-            size, file_hash = len(data), digest(data)
-            pieces = [store.add_chunk(data, file_hash)] if size <= CHUNK_SIZE else []
-        else:
-            pieces, size, whole = [], 0, new_file_hash()
-            while block := f.read(CHUNK_SIZE):
-                name = store.hash_later(block)  # the chunk's hash beside the file's, on another core
-                whole.update(block)
-                size += len(block)
-                pieces.append(store.add_chunk(block, name.result()))
-            file_hash = whole.hexdigest()
-        after = os.fstat(fd)
-    if size != seen.size or (after.st_size, after.st_mtime_ns, after.st_ino) != seen.key:
-        return None
-    if seen.size < SMALL_FILE:
-        store.add_small(file_hash, data)
-    else:
-        store.add_large(file_hash, pieces)
-    return seen._replace(hash=file_hash)
+class MediaOrigin(Protocol):
+    key: str  # names the origin's last scan in the state dir
+
+    def scan(self, previous: dict[str, tuple[int, int, int, str]]) -> list[Seen]: ...
+
+    def ingest(self, store: MediaStore, seen: Seen) -> Seen | None: ...
+
+
+class FolderMedia:
+    """A media folder: files marked by (size, mtime, inode), read without moving their access time."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+        self.key = str(self.folder.resolve())
+
+    def scan(self, previous: dict[str, tuple[int, int, int, str]]) -> list[Seen]:
+        return scan(self.folder, previous)
+
+    def ingest(self, store: MediaStore, seen: Seen) -> Seen | None:
+        """Read one file into the store; it with its hash, or None if it changed while being read."""
+        fd = open_untouched(self.folder / seen.path)
+        with os.fdopen(fd, "rb", buffering=0) as f:
+            if _marks(fd) != seen.key:
+                return None
+            file_hash = store.add_stream(f, seen.size, lambda: _marks(fd) == seen.key)
+        return None if file_hash is None else seen._replace(hash=file_hash)
+
+
+def _marks(fd: int) -> tuple[int, int, int]:
+    info = os.fstat(fd)
+    return (info.st_size, info.st_mtime_ns, info.st_ino)
+
+
+class ListedMedia:
+    """Media a source kind lists, marked by the kind's own record: an unchanged mark is not read."""
+
+    def __init__(self, key: str, files: Sequence[SourceMedia]):
+        self.key = key
+        self.files = {f.path: f for f in files}
+
+    def scan(self, previous: dict[str, tuple[int, int, int, str]]) -> list[Seen]:
+        seen = []
+        for path, f in sorted(self.files.items()):
+            before = previous.get(path)
+            same = before is not None and before[:3] == (f.size, f.mtime_ns, f.mark)
+            seen.append(Seen(path, f.size, f.mtime_ns, f.mark, before[3] if same else None))
+        return seen
+
+    def ingest(self, store: MediaStore, seen: Seen) -> Seen | None:
+        with self.files[seen.path].open() as stream:
+            file_hash = store.add_stream(stream, seen.size)
+        return None if file_hash is None else seen._replace(hash=file_hash)

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import hashlib
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import BinaryIO
 
 from ..backend import Backend
 from ..errors import CorruptObject
@@ -78,6 +79,34 @@ class MediaStore:
             self._seal_pack()
         self._packed[file_hash] = (len(self._pack), len(data))
         self._pack += data
+
+    def add_stream(self, stream: BinaryIO, size: int, unchanged: Callable[[], bool] = lambda: True) -> str | None:
+        """Store the file `stream` holds, `size` bytes as listed; its hash, or None if it is not that
+        size or `unchanged()` says it changed while read (the pass leaves it to the next). Chunks
+        read before that showed may be stored, named by no index: harmless, and reused later."""
+        if size < SMALL_FILE:
+            data = stream.read(SMALL_FILE)
+            file_hash = digest(data)
+        elif size <= CHUNK_SIZE:  # one chunk: its name is the file's hash, computed once
+            data = stream.read(CHUNK_SIZE + 1)
+            file_hash = digest(data)
+            pieces = [self.add_chunk(data, file_hash)] if len(data) == size else []
+        else:
+            pieces, data, whole = [], b"", new_file_hash()
+            read = 0
+            while read <= size and (block := stream.read(CHUNK_SIZE)):
+                name = self.hash_later(block)  # the chunk's hash beside the file's, on another core
+                whole.update(block)
+                read += len(block)
+                pieces.append(self.add_chunk(block, name.result()))
+            file_hash = whole.hexdigest()
+        if (read if size > CHUNK_SIZE else len(data)) != size or not unchanged():
+            return None
+        if size < SMALL_FILE:
+            self.add_small(file_hash, data)
+        else:
+            self.add_large(file_hash, pieces)
+        return file_hash
 
     def add_chunk(self, data: bytes, name: str | None = None) -> Piece:
         """Store one chunk of a large file (unless the target has it), `name` its hash if known; where it lies."""
