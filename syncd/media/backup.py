@@ -26,7 +26,7 @@ from ..fsutil import atomic_write, open_untouched, private_dirs
 from ..source import SourceMedia
 from .area import Area, as_area
 from .codec import MAX_META, is_hash
-from .listing import MediaFile, write_listing
+from .listing import MediaFile, safe_path, write_listing
 from .scan import Seen, load_scan, save_scan, scan
 from .store import MediaStore, load_index
 
@@ -210,7 +210,8 @@ class ListedMedia:
 
     def __init__(self, key: str, files: Sequence[SourceMedia]):
         self.key = key
-        self.files = {f.path: f for f in files}
+        # A path that would leave the folder it is restored into is not the app's: never listed.
+        self.files = {f.path: f for f in files if safe_path(f.path)}
 
     def scan(self, previous: dict[str, tuple[int, int, int, str]]) -> list[Seen]:
         seen = []
@@ -221,6 +222,10 @@ class ListedMedia:
         return seen
 
     def ingest(self, store: MediaStore, seen: Seen) -> Seen | None:
-        with self.files[seen.path].open() as stream:
+        try:
+            stream = self.files[seen.path].open()
+        except FileNotFoundError:  # listed, but gone (or never there): the next pass looks again
+            return None
+        with stream:
             file_hash = store.add_stream(stream, seen.size)
         return None if file_hash is None else seen._replace(hash=file_hash)
