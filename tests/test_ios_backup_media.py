@@ -5,6 +5,7 @@ decrypted again, decrypted bytes never left in the state dir, hostile paths neve
 from __future__ import annotations
 
 import hashlib
+import itertools
 import random
 from pathlib import Path
 
@@ -92,3 +93,37 @@ def test_unchanged_media_is_not_decrypted_again_and_a_changed_file_alone_is(tmp_
     out = tmp_path / "restored"
     ok("restore", "--from", nas(tmp_path), "--source", "anns-iphone.imessage", tmp_path / "i.sqlite", "--media", out)
     assert (out / "ios-backup" / photo[1]).read_bytes() == b"the photo, edited on the phone"
+
+
+def test_the_daemon_archives_a_backups_media_and_a_new_attachment_in_the_next_backup(tmp_path, phone):
+    from daemon_rig import wait_for
+    from test_ios_backup_daemon import backup_rig
+
+    rig, builder = backup_rig(tmp_path, phone)
+    attachments = MEDIA["anns-iphone.imessage"]
+    for place, data in attachments.items():
+        builder.put(place, data)
+    builder.write()
+
+    tries = itertools.count()
+
+    def restored() -> dict:  # media restores into a new folder: one per try
+        n = next(tries)
+        out = tmp_path / f"restored-{n}"
+        result = cli("restore", "--from", rig.targets[0], "--source", "ann.imessage", tmp_path / f"i{n}.sqlite",
+                     "--media", out)
+        return tree(out) if result.exit_code == 0 else {}
+
+    rig.start()
+    try:
+        rig.wait_started()
+        expected = {f"ios-backup/{path}": data for (_, path), data in attachments.items()}
+        wait_for(lambda: restored() == expected, what=lambda: rig.log())
+        voice = ("MediaDomain", "Library/SMS/Attachments/0d/13/GUID-4/voice.caf")
+        builder.put(voice, b"a voice note from the next backup")
+        builder.write()
+        expected[f"ios-backup/{voice[1]}"] = b"a voice note from the next backup"
+        wait_for(lambda: restored() == expected, what=lambda: rig.log())
+    finally:
+        rig.stop()
+    assert "Traceback" not in rig.log()
