@@ -436,7 +436,7 @@ class Daemon:
             listed = run.source.media(db) if hasattr(run.source, "media") else ()
             if not (folders or listed):
                 return
-            updated, done = archive_media(local, manifest, state, folders, listed=(run.source.kind, listed))
+            updated, done = archive_media(local, manifest, state, folders, listed=(run.source.kind, listed), pm=self.pm)
         except SourceError as e:
             run.media_pending = True  # tried again at the next event or rescan
             self.errors.error(f"{name}:media", f"{name}: {describe(e)}")

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +27,7 @@ from ..source import SourceMedia
 from .area import Area, as_area
 from .codec import MAX_META, is_hash
 from .listing import MediaFile, safe_path, write_listing
+from .match import MediaIndex
 from .scan import Seen, load_scan, save_scan, scan
 from .store import MediaStore, load_index
 
@@ -42,6 +43,7 @@ class MediaPass:
     changed_while_read: int  # left for the next pass
     bytes_sent: int
     objects_sent: int
+    absent: int = 0  # media references of the database's messages naming no file the listing holds
 
 
 def scan_state_file(state_dir: Path, origin: MediaOrigin | Path) -> Path:
@@ -67,9 +69,11 @@ def labelled(folders: Sequence[Path]) -> dict[str, Path]:
     return labels
 
 
-def back_up_folders(store: Backend | Area, folders: Mapping[str, Path | MediaOrigin], state_dir: Path) -> MediaPass:
+def back_up_folders(store: Backend | Area, folders: Mapping[str, Path | MediaOrigin], state_dir: Path,
+                    references: Callable[[], Sequence[str]] = tuple) -> MediaPass:
     """Like `back_up`, for several folders (or other origins: a source kind's listed media), each
-    listed under its label (`label/path`; "" for none)."""
+    listed under its label (`label/path`; "" for none). `references` gives the media references of
+    the database's messages: those naming no listed file are listed as absent."""
     area, media_state = as_area(store), Path(state_dir) / "media"
     origins = {label: FolderMedia(f) if isinstance(f, (str, Path)) else f for label, f in folders.items()}
     known = IndexCache(area, media_state / INDEX_CACHE)
@@ -104,26 +108,33 @@ def back_up_folders(store: Backend | Area, folders: Mapping[str, Path | MediaOri
     if writer is not None:
         known.update(writer.files)
     last = media_state / LAST_LISTING
+    wanted = references()
     labels = sorted(f"{label}\0{origin.key}" for label, origin in origins.items())
-    listing = _last_listing(last, labels) if same else None
+    said = {"folders": labels, "references": hashlib.sha256("\0".join(wanted).encode()).hexdigest()}
+    listing, absent_count = _last_listing(last, said) if same else (None, 0)
     count = sum(len(seen) for _, seen in kept)
     if listing is None:
-        listing = write_listing(area, [MediaFile(f"{label}/{s.path}" if label else s.path, s.hash, s.size, s.mtime_ns)
-                                       for label, seen in kept for s in seen])
+        files = [MediaFile(f"{label}/{s.path}" if label else s.path, s.hash, s.size, s.mtime_ns)
+                 for label, seen in kept for s in seen]
+        absent = MediaIndex(f.path for f in files).absent(wanted) if wanted else []
+        listing, absent_count = write_listing(area, files, absent), len(absent)
         private_dirs(media_state)
-        atomic_write(last, json.dumps({"folders": labels, "listing": listing}).encode())
+        atomic_write(last, json.dumps({**said, "listing": listing, "absent": absent_count}).encode())
     sent = (writer.bytes_sent, writer.objects_sent) if writer else (0, 0)
-    return MediaPass(listing, count, read, moved, *sent)
+    return MediaPass(listing, count, read, moved, *sent, absent=absent_count)
 
 
-def _last_listing(path: Path, labels: list[str]) -> str | None:
-    """The listing the last pass wrote, if it was of the same folders."""
+def _last_listing(path: Path, said: dict) -> tuple[str | None, int]:
+    """The listing the last pass wrote and how many absent files it names, if it was of the same
+    folders and message references."""
     try:
         with open(path, "rb") as f:
             last = json.loads(f.read(MAX_META))
-        return last["listing"] if last["folders"] == labels and is_hash(last["listing"]) else None
+        same = all(last.get(key) == value for key, value in said.items())
+        absent = last.get("absent", 0)
+        return (last["listing"], absent) if same and is_hash(last["listing"]) and type(absent) is int else (None, 0)
     except (OSError, ValueError, KeyError, TypeError):
-        return None
+        return None, 0
 
 
 class IndexCache:
@@ -192,7 +203,10 @@ class FolderMedia:
 
     def ingest(self, store: MediaStore, seen: Seen) -> Seen | None:
         """Read one file into the store; it with its hash, or None if it changed while being read."""
-        fd = open_untouched(self.folder / seen.path)
+        try:
+            fd = open_untouched(self.folder / seen.path)
+        except FileNotFoundError:  # deleted since the scan: the next pass lists the folder as it is then
+            return None
         with os.fdopen(fd, "rb", buffering=0) as f:
             if _marks(fd) != seen.key:
                 return None
