@@ -12,6 +12,7 @@ from json.encoder import encode_basestring
 from collections.abc import Iterator
 from typing import TextIO
 
+from ..media.links import MediaLinks
 from .model import IsoTime, Reading
 
 ENCODE = json.JSONEncoder(ensure_ascii=False, check_circular=False, separators=(",", ":")).encode
@@ -29,7 +30,7 @@ def jsonl_lines(reading: Reading) -> Iterator[str]:
         yield from _table_lines(reading)
         return
     head = f'{{"source":{ENCODE(reading.source)},"app":{ENCODE(reading.app)},"id":'
-    names, iso, history_of = reading.names, IsoTime(), reading.history_of
+    names, iso, history_of, links = reading.names, IsoTime(), reading.history_of, reading.media
     conversations = {c.id: c.name for c in reading.all_conversations.values()}
     chat_parts: dict[str, str] = {}
     sender_parts: dict[str | None, str] = {}
@@ -48,9 +49,19 @@ def jsonl_lines(reading: Reading) -> Iterator[str]:
                f',"from_me":{"true" if m.from_me else "false"},"time":"{iso(m.time)}","kind":{STRING(m.kind)}'
                f',"text":{"null" if text is None else STRING(text) if type(text) is str else ENCODE(text)}'
                f',"status":{STRING(history.status)},"history":{ENCODE(list(history.earlier)) if history.earlier else "[]"}'
-               f',"media":{ENCODE(list(m.media)) if m.media else "[]"}'
+               f',"media":{ENCODE(list(m.media)) if m.media else "[]"}{media_files(m.media, links)}'
                f',"reply_to":{"null" if m.reply_to is None else ENCODE(m.reply_to)}'
                f',"server_id":{"null" if m.server_id is None else ENCODE(m.server_id)}}}')
+
+
+def media_files(references: tuple[str, ...], links: MediaLinks | None) -> str:
+    """Where the version's media listing holds each reference's file (its listed path and SHA-256;
+    nulls when it holds none): a `media_files` field, only where media was archived."""
+    if links is None:
+        return ""
+    found = [(r, links.find(r)) for r in references]
+    return ',"media_files":' + ENCODE([{"reference": r, "path": f.path if f else None, "hash": f.hash if f else None}
+                                       for r, f in found])
 
 
 def _plain(value):
