@@ -609,11 +609,11 @@ def sources(home, add, config_file, as_json):
 
 def _add_sources(config_file: Path | None, found: list) -> None:
     """Append what isn't in the config file yet (by path), named so no name is used twice."""
-    from .daemon.config import append_sources, default_config_path, load_config
+    from .daemon.config import append_sources, default_config_path, named_sources
 
     path = Path(config_file or default_config_path()).expanduser()
-    known = load_config(path).sources if path.exists() else []
-    names, paths = {s.name for s in known}, {s.path.absolute() for s in known}
+    known = named_sources(path)
+    names, paths = set(known), {where.absolute() for where in known.values()}
     new = []
     for f in found:
         if f.path.absolute() in paths:

@@ -19,12 +19,12 @@ from urllib.parse import urlsplit
 
 import pluggy
 
-from .app import AppProfile
 from .backend import Backend
 from .errors import PermanentError, SourceError, UnusableTarget, UsageError
 from .source import SourceKind, SourceOptions
 
 if TYPE_CHECKING:
+    from .app import AppProfile
     from .archive.manifest import Version
 
 PROJECT = "syncd"

@@ -15,7 +15,7 @@ from syncd.app import IMAGE, LOCATION, RECALLED, SYSTEM, TEXT, AppProfile, Messa
 from syncd.plugins import app_profiles, plugin_manager, profile_for
 from syncd.reading.model import open_database
 from syncd.samples import create_imessage, create_wechat, create_whatsapp, wechat_recall, whatsapp_delete_for_everyone
-from syncd_app_imessage import read_attributed_text
+from syncd_app_imessage.profile import read_attributed_text
 
 FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
 WHATSAPP_IOS = FIXTURES / "whatsapp-ios-ChatStorage.sqlite"

@@ -94,3 +94,22 @@ def test_an_unreadable_place_gets_a_hint(home):
     found = {f["name"]: f for f in json.loads(proc.stdout)}
     assert found["imessage-mac"]["readable"] is False and found["imessage-mac"]["problem"] == "permission denied"
     assert found["imessage-mac"]["hint"]
+
+
+def test_finds_the_finder_backup_folder_and_adds_it_once(tmp_path):
+    """Finder's MobileSync/Backup (every device's backup under it) is one source of the ios-backup kind."""
+    from ios_backup_builder import SMS, BackupBuilder
+
+    home = tmp_path / "home"
+    backups = home / "Library/Application Support/MobileSync/Backup"
+    builder = BackupBuilder(backups / "00008110-ann")
+    builder.put(SMS, (FIXTURES / "imessage-macos-chat.db").read_bytes())
+    builder.write()
+    found = {f["name"]: f for f in json.loads(cli("sources", "--home", home, "--json").output)}
+    assert found["iphone-backups"]["kind"] == "ios-backup" and found["iphone-backups"]["readable"]
+    assert found["iphone-backups"]["path"] == str(backups)
+    config = tmp_path / "config.toml"
+    config.write_text(f'[[target]]\nurl = "{tmp_path}/nas"\n')
+    assert "1 source(s) added" in cli("sources", "--home", home, "--add", "--config", config).output
+    source, = load_config(config).sources
+    assert source.kind == "ios-backup" and source.path == backups

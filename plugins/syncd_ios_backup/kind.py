@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from syncd.errors import SourceError
-from syncd.source import Database, SourceMedia, SourceOptions
+from syncd.source import Database, Place, SourceMedia, SourceOptions
 
 if TYPE_CHECKING:  # the reading itself is imported on use: every syncd command loads this plugin
     from .apps import ChatFile
@@ -34,6 +34,13 @@ class IOSBackup:
         self.path, self.options, self.workdir = Path(path), options, Path(workdir)
         self._backups: dict[Path, Backup] = {}
         self._listed: dict[str, tuple[Backup, ChatFile]] = {}
+
+    @classmethod
+    def places(cls, home: Path) -> list[Place]:
+        """Where Finder and iTunes keep backups (every device's folder under one): macOS, Windows'
+        iTunes, and the Microsoft Store's iTunes."""
+        return [Place(home / folder / "MobileSync" / "Backup", "iphone-backups", None) for folder in
+                ("Library/Application Support", "AppData/Roaming/Apple Computer", "Apple")]
 
     @classmethod
     def recognises(cls, path: Path) -> bool:

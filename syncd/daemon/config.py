@@ -193,6 +193,23 @@ def check_sources(config: Config, pm: pluggy.PluginManager) -> None:
                     raise ConfigError(f"{config.path}: source[{i}].{key}: {e}", hint=e.hint) from None
 
 
+def named_sources(path: Path) -> dict[str, Path]:
+    """The [[source]] tables a config file has so far (name → path), for adding to it: unlike
+    `load_config`, a file still without sources or targets is fine here."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        return {}
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise ConfigError(f"{path} can't be read as TOML: {e}") from None
+    def bad(where: str, problem: str) -> ConfigError:
+        return ConfigError(f"{path}: {where}: {problem}")
+
+    sources = [_source(t, f"source[{i}]", bad) for i, t in enumerate(_tables(data, "source", bad), 1)]
+    return {source.name: source.path for source in sources}
+
+
 def append_sources(path: Path, sources: list[tuple[str, Path, str]]) -> None:
     """Add a [[source]] table (name, path, kind) for each of `sources` at the end of the config file
     at `path` (made if missing), keeping what it holds; the result must still load."""

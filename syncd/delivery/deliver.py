@@ -24,7 +24,6 @@ from ..backend import Backend
 from ..errors import ArchiveError, PermanentError, SyncdError
 from ..plugins import open_backend
 from ..redact import redact_url
-from .media import deliver_media
 from .retry import RetryingBackend
 from .target import Target
 
@@ -114,7 +113,7 @@ def deliver_to(local: Archive, manifest: Manifest, target: Archive, state: Sourc
         if cursor and cursor["hash"] == head.hash and cursor.get("media") == media:
             delivered = target.delivered(manifest, state)
             if delivered and not target.lacks(*delivered):
-                resent = deliver_media(local, manifest, target, state)
+                resent = _deliver_media(local, manifest, target, state)
                 note = "it had lost media objects: sent again" if resent else None
                 return TargetReport(target.location, True, head.number, resent, note=note)
         from ..archive.claims import admit, holds_archives
@@ -140,7 +139,7 @@ def deliver_to(local: Archive, manifest: Manifest, target: Archive, state: Sourc
         sent = target.send(local, manifest, held, state)
         if sent.bytes:  # what was there already matched the listing `send` made
             must_hold(target, None, sent.manifest.objects())
-        media_sent = deliver_media(local, manifest, target, state)  # before the manifest naming its listing
+        media_sent = _deliver_media(local, manifest, target, state)  # before the manifest naming its listing
         size = target.commit(sent.manifest, state)  # the target's commit point
         must_hold(target, size, [])
         target.settle(state)
@@ -153,3 +152,13 @@ def deliver_to(local: Archive, manifest: Manifest, target: Archive, state: Sourc
     if pm is not None:
         pm.hook.target_updated(source=local.source, location=target.location, version=head.number)
     return TargetReport(target.location, True, head.number, sent.bytes + media_sent + size, note=note or sent.note)
+
+
+def _deliver_media(local: Archive, manifest: Manifest, target: Archive, state: SourceState) -> int:
+    """The media step (syncd.delivery.media), imported only for a source that has media: a pass
+    with nothing new must not pay for the media store's modules."""
+    if not manifest.media:
+        return 0
+    from .media import deliver_media
+
+    return deliver_media(local, manifest, target, state)
