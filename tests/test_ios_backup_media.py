@@ -127,3 +127,25 @@ def test_the_daemon_archives_a_backups_media_and_a_new_attachment_in_the_next_ba
     finally:
         rig.stop()
     assert "Traceback" not in rig.log()
+
+
+def test_a_damaged_media_file_is_left_out_and_holds_back_nothing_else(tmp_path, phone):
+    builder = build(tmp_path / "backup", phone, PASSWORD)
+    clip = (WHATSAPP[0], "Message/Media/4915@s.whatsapp.net/a/b/clip.mp4")
+    stored = builder.folder / builder._stored(clip)
+    stored.write_bytes(stored.read_bytes()[:-16])  # a cipher block short of its record
+    result = ok(*sync_args(builder, tmp_path, PASSWORD))
+    whatsapp = [r for r in json_reports(result.output) if r["source"] == "anns-iphone.whatsapp"][0]
+    assert whatsapp["version"] == 1 and whatsapp["media"]["changed_while_read"] == 1
+    out = tmp_path / "restored"
+    ok("restore", "--from", nas(tmp_path), "--source", "anns-iphone.whatsapp", tmp_path / "w.sqlite", "--media", out)
+    assert tree(out) == {f"ios-backup/{path}": data for (_, path), data in MEDIA["anns-iphone.whatsapp"].items()
+                         if (_, path) != clip}
+    assert not [p for p in (tmp_path / "state").rglob("*") if p.is_file() and "media-opened" in p.parts]
+
+
+def json_reports(output: str) -> list[dict]:
+    import json
+
+    value = json.loads(output)
+    return value if isinstance(value, list) else [value]

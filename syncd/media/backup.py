@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
-from typing import Protocol
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from ..backend import Backend
+from ..errors import SourceError
 from ..fsutil import atomic_write, open_untouched, private_dirs
 from ..source import SourceMedia
 from .area import Area, as_area
@@ -31,6 +33,7 @@ from .match import MediaIndex
 from .scan import Seen, load_scan, save_scan, scan
 from .store import MediaStore, load_index
 
+log = logging.getLogger(__name__)
 INDEX_CACHE = "index-cache.json"
 LAST_LISTING = "last-listing.json"
 
@@ -239,6 +242,9 @@ class ListedMedia:
         try:
             stream = self.files[seen.path].open()
         except FileNotFoundError:  # listed, but gone (or never there): the next pass looks again
+            return None
+        except SourceError as e:  # one damaged file holds back neither the others nor the database
+            log.warning("%s: left out of this pass: %s", seen.path, e)
             return None
         with stream:
             file_hash = store.add_stream(stream, seen.size)
