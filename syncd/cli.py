@@ -304,14 +304,16 @@ def browse(target, state, source, identity, host, port):
     from .browse.server import serve
     from .browse.shelf import Shelf
     from .plugins import plugin_manager
-    from .reading.history import history_annotations
+    from .reading.history import annotations_in, derived_state, history_folder
+    from .reading.search import index_search
 
     if (target is None) == (state is None):
         raise click.UsageError("give --from TARGET or --state DIR (one of them)")
     pm = plugin_manager()
     state_dir = _state(state) if state else None
-    with _archives(pm, target, state, source, identity) as archives, history_annotations(pm, state_dir) as notes, \
-            Shelf(archives, pm, notes, scratch=state_dir) as shelf:
+    with _archives(pm, target, state, source, identity) as archives, derived_state(state_dir) as root, \
+            index_search(archives, pm, root) as search, \
+            Shelf(archives, pm, annotations_in(pm, history_folder(root)), scratch=state_dir, search=search) as shelf:
         serve(shelf, host, port, lambda url: click.echo(f"syncd browse: open {url}\n(Ctrl+C stops it)"))
 
 

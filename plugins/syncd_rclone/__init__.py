@@ -54,22 +54,26 @@ COPY_CHUNK = 1 << 20
 EXIT_NOT_FOUND = {3, 4}
 EXIT_TRANSIENT = {5}
 INLINE_REMOTE = "syncd_inline"  # the name an on-the-fly remote gets in rclone's environment
-AUTH_FAILED = re.compile(r"\b(401|403)\b|access ?denied|forbidden|unauthori[sz]ed|signaturedoesnotmatch|"
-                         r"invalidaccesskeyid|unable to authenticate|permission denied|auth(entication)? fail",
-                         re.IGNORECASE)
-FULL = re.compile(r"\b507\b|insufficient storage|quota|no space left", re.IGNORECASE)
+# What rclone says on stderr, searched case-blind (`_says`), compiled on first use: every syncd
+# command loads this plugin, few run rclone.
+AUTH_FAILED = (r"\b(401|403)\b|access ?denied|forbidden|unauthori[sz]ed|signaturedoesnotmatch|"
+               r"invalidaccesskeyid|unable to authenticate|permission denied|auth(entication)? fail")
+FULL = r"\b507\b|insufficient storage|quota|no space left"
 # Network trouble, which rclone may report as fatal (exit 1) when it happens while connecting,
 # and a read that raced a replace of the same object (its checksum no longer matches).
-TRY_AGAIN = re.compile(r"corrupted on transfer|hashes differ|connection refused|connection reset|timed? ?out|no route to host|network is unreachable|"
-                         r"\bEOF\b|temporar|\b50[0234]\b|too many requests|\b429\b", re.IGNORECASE)
+TRY_AGAIN = (r"corrupted on transfer|hashes differ|connection refused|connection reset|timed? ?out|no route to host|"
+             r"network is unreachable|\bEOF\b|temporar|\b50[0234]\b|too many requests|\b429\b")
 # Racing a replace (SFTP without posix-rename removes, then renames): rclone exits 1, not 4,
 # when a file it has just seen is gone by the time it opens it, and says "not a directory"
 # when it found no file at the name, took it for a folder, and then found a file there.
-GONE = re.compile(r"file does not exist|object not found", re.IGNORECASE)
-RACED_REPLACE = re.compile(r"not a directory", re.IGNORECASE)
-NOT_OBSCURED = re.compile(r"couldn't decrypt password|is it obscured", re.IGNORECASE)
-CONFIG_PROBLEM = re.compile(r"didn't find section in config|config file .*not found|unknown backend|"
-                            r"couldn't find backend", re.IGNORECASE)
+GONE = r"file does not exist|object not found"
+RACED_REPLACE = r"not a directory"
+NOT_OBSCURED = r"couldn't decrypt password|is it obscured"
+CONFIG_PROBLEM = r"didn't find section in config|config file .*not found|unknown backend|couldn't find backend"
+
+
+def _says(pattern: str, stderr: str) -> bool:
+    return re.search(pattern, stderr, re.IGNORECASE) is not None
 
 
 def rclone_binary() -> str:
@@ -177,22 +181,22 @@ class RcloneBackend:
         detail = re.sub(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d \w+\s*:\s*", "", detail)
         detail = scrub(detail, self._secrets)
         message = f"{self.location}: {what} failed: {detail}"
-        if code in EXIT_NOT_FOUND or GONE.search(stderr):
+        if code in EXIT_NOT_FOUND or _says(GONE, stderr):
             return NotFound(message)
-        if RACED_REPLACE.search(stderr):
+        if _says(RACED_REPLACE, stderr):
             return TransientError(f"{self.location}: {what}: the object changed while it was read", hint="try again")
-        if NOT_OBSCURED.search(stderr):
+        if _says(NOT_OBSCURED, stderr):
             return PermanentError(f"{self.location}: {what}: rclone can't reveal the password",
                                   hint="rclone takes pass= obscured: give the output of `rclone obscure -` "
                                        "(it reads the password from stdin)")
-        if AUTH_FAILED.search(stderr):
+        if _says(AUTH_FAILED, stderr):
             return PermanentError(f"{self.location}: {what}: authentication failed",
                                   hint="check the remote's credentials with `rclone config`")
-        if FULL.search(stderr):
+        if _says(FULL, stderr):
             return PermanentError(message, hint="free space on the remote; the version stays queued locally")
-        if TRY_AGAIN.search(stderr) or code in EXIT_TRANSIENT:
+        if _says(TRY_AGAIN, stderr) or code in EXIT_TRANSIENT:
             return TransientError(message, hint="is the remote reachable?")
-        if code in (1, 7) or CONFIG_PROBLEM.search(stderr):
+        if code in (1, 7) or _says(CONFIG_PROBLEM, stderr):
             return PermanentError(message, hint="check the remote with `rclone config show` and `rclone lsd REMOTE:`")
         return TransientError(message, hint="is the remote reachable?")
 

@@ -105,7 +105,7 @@ class Browser:
         query = request.args.get("q", "")[:MAX_QUERY]
         with self.shelf.lock:
             opened = self.shelf.open(source, _version(request))
-            found = find(opened, query) if query.strip() else []
+            found = find(opened, query, self.shelf.search) if query.strip() else []
             return _html(pages.search_page(opened, self.shelf.versions(source), query, found))
 
 

@@ -1,51 +1,75 @@
-"""What the search box calls: `find(opened, query, limit)` → the messages of a version whose text holds the query.
+"""What the search box calls: the hits of `syncd search`'s index in the source shown, read against the version shown.
 
-This is the seam for `syncd search` (syncd.reading.search, being built beside this):
-once it lands, `find` asks its index instead, and the pages stay as they are. Until then
-it scans the open version: every message's text (a recalled one's text before the recall,
-a deleted one's last text), compared casefolded, in the app's storage order. That costs a
-pass over the version (about a second for a million messages) and finds what
-`syncd search` will find in the version shown, Chinese included (a substring needs no
-segmenting).
+The index (syncd.reading.search) holds every text every message had, with the versions it
+held each one. A hit is *shown* when the version being browsed held that text (its status
+then is that version's, from history: present, edited, recalled, deleted); otherwise it is
+from another version (an earlier text since edited, or a message not there yet) and says
+which, with its status as of the latest version. One hit per message: the text the shown
+version held when that one matches, else the latest matching text.
 """
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
-from ..app import Message
-from ..reading.model import display_text
+from ..reading.model import DELETED, PRESENT
+from ..reading.search import Hit
 from .shelf import Opened
 
 MAX_HITS = 200
 MAX_QUERY = 200  # characters: a query comes from the browser
+
+Search = Callable[[str, str, int], Sequence[Hit]]  # (source, query, limit) → hits, newest indexed first
 
 
 @dataclass(frozen=True)
 class Found:
     """A message whose text holds the query."""
 
-    message: Message
-    text: str
-    status: str  # present, edited, recalled, deleted: as of the version shown
+    hit: Hit
+    shown: bool  # the version shown held this text; else it is from version `hit.version`
+    status: str  # as of the version shown when `shown`, else as of the latest version
+
+    @property
+    def conversation(self) -> str:
+        return self.hit.conversation
+
+    @property
+    def id(self) -> object:
+        return self.hit.id
+
+    @property
+    def text(self) -> str:
+        return self.hit.text
+
+    @property
+    def time_ms(self) -> int:
+        return round(datetime.fromisoformat(self.hit.time.replace("Z", "+00:00")).timestamp() * 1000)
 
 
-def find(opened: Opened, query: str, limit: int = MAX_HITS) -> list[Found]:
-    """At most `limit` messages of the open version whose text holds `query` (case ignored)."""
-    wanted = query.strip().casefold()[:MAX_QUERY]
-    if not wanted or opened.reading.profile is None:
+def find(opened: Opened, query: str, search: Search | None, limit: int = MAX_HITS) -> list[Found]:
+    """At most `limit` messages of the open version's source whose texts hold `query`."""
+    query = query.strip()[:MAX_QUERY]
+    if not query or search is None or opened.reading.profile is None:
         return []
-    return list(itertools.islice(_scan(opened, wanted), max(1, min(limit, MAX_HITS))))
+    limit = max(1, min(limit, MAX_HITS))
+    number = opened.version.number
+    chosen: dict[object, Found] = {}
+    for hit in search(opened.source, query, limit * 4):  # a message's several texts may each match
+        shown = hit.version <= number and (hit.until is None or number < hit.until)
+        kept = chosen.get(hit.id)
+        if kept is None or (shown and not kept.shown):
+            chosen[hit.id] = Found(hit, shown, _status(opened, hit) if shown else hit.status)
+    return list(chosen.values())[:limit]
 
 
-def _scan(opened: Opened, wanted: str) -> Iterator[Found]:
-    reading = opened.reading
-    gone = (m for messages in opened.deleted.values() for m in messages)
-    for message in itertools.chain(reading.profile.messages(), gone):
-        history = reading.history_of(message)
-        text = display_text(message, history)
-        earlier = [str(h.get("text")) for h in history.earlier]
-        if any(wanted in t.casefold() for t in (text or "", *earlier)):
-            yield Found(message, text or "", history.status)
+def _status(opened: Opened, hit: Hit) -> str:
+    """The message's status in the version shown, as history gives it."""
+    found = opened.reading.annotations.history.get(hit.id)
+    if found is not None:
+        return found.status
+    if any(m.id == hit.id for m in opened.deleted.get(hit.conversation, ())):
+        return DELETED
+    return PRESENT

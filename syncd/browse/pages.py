@@ -110,15 +110,19 @@ def chat_page(opened: Opened, versions: Sequence[Version], conversation: str, pa
 
 def search_page(opened: Opened, versions: Sequence[Version], query: str, found: Sequence[Found]) -> str:
     reading, number = opened.reading, opened.version.number
-    iso = IsoTime()
     chat = source_path(opened.source) + "chat"
     items = []
-    for hit in found:
-        m = hit.message
-        target = link(chat, c=m.conversation, v=number, after=str(m.time - 1)) + f"#m-{escape(quote(str(m.id)))}"
-        items.append(f'<li class="hit"><div class="where"><a href="{target}">'
-                     f'{escape(reading.conversation_name(m.conversation))}</a> {iso(m.time)}'
-                     f'{f" <span class=badge>{escape(hit.status)}</span>" if hit.status != "present" else ""}'
+    for found_one in found:
+        hit = found_one.hit
+        # A text the shown version didn't hold opens in the version that first held it.
+        at = number if found_one.shown else hit.version
+        target = (link(chat, c=hit.conversation, v=at, after=str(found_one.time_ms - 1))
+                  + f"#m-{escape(quote(str(hit.id)))}")
+        other = "" if found_one.shown else f' <span class="badge other">from version {hit.version}</span>'
+        status = found_one.status
+        items.append(f'<li class="hit{"" if found_one.shown else " elsewhere"}"><div class="where"><a href="{target}">'
+                     f'{escape(reading.conversation_name(hit.conversation) or hit.conversation_name)}</a> {hit.time}'
+                     f'{f" <span class=badge>{escape(status)}</span>" if status != "present" else ""}{other}'
                      f'</div><div class="text">{escape(hit.text)}</div></li>')
     body = f"<ul>{''.join(items)}</ul>" if items else "<p>Nothing found.</p>"
     title = f"search: {query}"

@@ -52,9 +52,11 @@ class Shelf:
     """The archives being browsed, and the versions of them restored so far."""
 
     def __init__(self, archives: Sequence[Archive], pm: pluggy.PluginManager,
-                 annotations: AnnotationsFor | None = None, scratch: Path | None = None):
+                 annotations: AnnotationsFor | None = None, scratch: Path | None = None,
+                 search: Callable[[str, str, int], Sequence] | None = None):
         self.archives = {a.source: a for a in archives}
         self.pm, self.annotations = pm, annotations
+        self.search = search  # (source, query, limit) → syncd.reading.search hits; None: no search box answers
         self.lock = threading.RLock()
         self._folder = Path(tempfile.mkdtemp(prefix="syncd-browse-", dir=scratch))  # 0700
         self._open: OrderedDict[tuple[str, int], Opened] = OrderedDict()

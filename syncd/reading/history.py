@@ -1,27 +1,27 @@
 """Each message's life across an archive's versions: first seen, edits, recalls, deletes.
 
-Derived data, kept in one SQLite file (0600): in the state dir for the local archive,
-in a private temp folder when reading a target (so it is rebuilt from the target alone).
-It holds
+Derived data, kept in one SQLite file (0600) beside the source's working copy (a 0700
+folder, see working_copy.py): in the state dir for the local archive or a search index,
+in a private temp folder when exporting from a target (so it is rebuilt from the target
+alone). It holds
 
-- `event(mkey, version, time, what, text, message)`: what happened to a message in a
-  version: `new`, `edit` (`text` is the text it had before), `recall` (`text` is the
-  text before the recall) or `delete` (`message` is the message as it last was);
-- `"t:<table>"`: a copy of the mirror's message tables as of the last version read, so
-  that an UPDATE in a changeset (which carries only the changed columns) maps to whole
-  rows, and so to messages through the profile's `message_from_row`;
-- `meta`: the last version read and its chained hash (a rewritten archive is read anew).
+- `event(mkey, version, time, what, text, message)`: what happened to a message (`mkey`:
+  its app id as JSON) in a version: `new`, `edit` (`text` is the text it had before),
+  `recall` (`text` is the text before the recall) or `delete` (`message` is the message as
+  it last was);
+- `meta`: the last version read, its chained hash (a rewritten archive is read anew) and
+  version 1's time (when what has no later `new` event was first seen).
 
-A version with only a delta costs what its changeset holds: only the changed rows of
-message tables are looked up and mapped. A version with a base (the first, or one after
-a table changed shape) is compared whole with the copy.
+The versions are read by changes.py, the one reading of a version's changes: a version
+costs what its changeset holds. The search index is built from these events, so a status
+means one thing everywhere.
 """
 
 from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,13 +30,14 @@ import apsw
 import pluggy
 
 from ..app import RECALLED, AppProfile, Message
+from ..archive.manifest import Manifest
 from ..archive.plain import Archive
-from ..errors import CorruptObject
 from ..fsutil import private_dirs, private_opener
-from ..mirror.mirror import ROWID, Mirror, mirror_table, source_column
 from ..plugins import profile_for
-from ..readback.restore import read_manifest, reading
+from ..readback.restore import read_manifest
+from .changes import decode, encode, message_key, open_profile, walk
 from .model import DELETED, EDITED, RECALLED as RECALLED_STATUS, Annotations, MessageHistory
+from .working_copy import WorkingCopy
 
 NEW, EDIT, RECALL, DELETE = "new", "edit", "recall", "delete"
 
@@ -46,6 +47,7 @@ CREATE TABLE IF NOT EXISTS event(mkey TEXT NOT NULL, version INTEGER NOT NULL, t
                                  what TEXT NOT NULL, text TEXT, message TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS event_by_message ON event(mkey, version);
 CREATE INDEX IF NOT EXISTS event_by_what ON event(what, version);
+CREATE INDEX IF NOT EXISTS event_by_version ON event(version);
 """
 
 
@@ -55,24 +57,19 @@ def utc_z(time: str) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
-def _encode(message: Message) -> str:
-    return json.dumps(list(message), ensure_ascii=False, default=str)
-
-
-def _decode(text: str) -> Message:
-    fields = json.loads(text)
-    fields[7] = tuple(fields[7])  # media
-    return Message(*fields)
-
-
 class History:
-    """One source's history file."""
+    """One source's history file, and its working copy in the folder beside it (`<stem>.copy`)."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
+        self.copy_folder = self.path.parent / f"{self.path.stem}.copy"
         if not self.path.exists():
             open(self.path, "xb", opener=private_opener).close()  # 0600 before SQLite writes anything
         self.db = apsw.Connection(str(self.path))
+        # WAL (which takes the file's mode) and no fsync per commit: derived data, and a history whose last
+        # versions a power cut took is out of step with its working copy, so it is read anew (update).
+        self.db.execute("PRAGMA journal_mode=WAL").fetchall()
+        self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute(SCHEMA)
 
     def close(self) -> None:
@@ -82,9 +79,10 @@ class History:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return row[0] if row else None
 
-    def _reset(self) -> None:
+    def _reset(self, copy: WorkingCopy) -> None:
+        copy.clear()
         tables = [name for (name,) in self.db.execute("SELECT name FROM sqlite_schema WHERE type = 'table'"
-                                                      " AND name LIKE 't:%'")]
+                                                      " AND name LIKE 't:%'")]  # copies kept by older syncd
         with self.db:
             for table in tables:
                 self.db.execute(f"DROP TABLE {_quote(table)}")
@@ -92,131 +90,53 @@ class History:
 
     # -- keeping it up to date -----------------------------------------------------------
 
-    def update(self, archive: Archive, profile: AppProfile, scratch: Path) -> int:
-        """Read every version not read yet; returns the last version read."""
-        manifest = read_manifest(archive)
+    def update(self, archive: Archive, pm: pluggy.PluginManager, manifest: Manifest | None = None) -> int:
+        """Read every version not read yet (of `manifest`, the archive's as read); returns the last version read."""
+        manifest = manifest or read_manifest(archive)
         done = self._meta("version") or 0
-        if done and (done > len(manifest.versions) or manifest.version(done).hash != self._meta("hash")):
-            self._reset()  # the archive was rewritten (or is another one): read it anew
-            done = 0
-        tables = [t.table for t in profile.message_tables()]
-        for version in manifest.versions[done:]:
-            with reading(archive, version, scratch), tempfile.TemporaryDirectory(dir=scratch) as tmp:
-                with self.db:  # a version's events and copy change together, or not at all
-                    if version.base is not None:
-                        self._absorb_base(archive, version, profile, tables, Path(tmp))
-                    else:
-                        self._absorb_delta(archive, version, profile, tables, Path(tmp))
+        private_dirs(self.copy_folder)
+        copy = WorkingCopy(self.copy_folder)
+        try:
+            if done and (done > len(manifest.versions) or manifest.version(done).hash != self._meta("hash")
+                         or copy.version != done):
+                done = 0  # the archive was rewritten (or is another one), or the copy is out of step
+            if not done:
+                self._reset(copy)
+            for changes in walk(archive, manifest, pm, copy, done):
+                version = changes.version
+                time = utc_z(version.time)
+                with self.db:  # a version's events land together, or not at all (the copy then reads anew)
+                    self.db.executemany("INSERT INTO event VALUES (?, ?, ?, ?, ?, ?)",
+                                        _events(changes.pairs, version.number, time))
+                    if version.number == 1:
+                        self.db.execute("INSERT OR REPLACE INTO meta VALUES ('first_time', ?)", (time,))
                     self.db.execute("INSERT OR REPLACE INTO meta VALUES ('version', ?), ('hash', ?)",
                                     (version.number, version.hash))
+        finally:
+            copy.close()
         return len(manifest.versions)
 
-    def _absorb_base(self, archive, version, profile, tables, tmp: Path) -> None:
-        path = tmp / "base.db"
-        archive.fetch(version.base, path)
-        mirror = Mirror(path, untrusted=True)
-        try:
-            if mirror.version != version.number:
-                raise CorruptObject(f"the base of version {version.number} holds version {mirror.version}")
-            for table in tables:
-                self._compare_whole(mirror.db, table, version, profile)
-        finally:
-            mirror.close()
+    def profile(self, pm: pluggy.PluginManager) -> tuple[AppProfile | None, WorkingCopy]:
+        """The app profile on the working copy as of the last version read (close the copy after use)."""
+        copy = WorkingCopy(self.copy_folder)
+        return open_profile(pm, copy), copy
 
-    def _compare_whole(self, base: apsw.Connection, table: str, version, profile) -> None:
-        """Replace the copy of `table` by the base's, recording what changed for every row."""
-        name = mirror_table(table)
-        found = base.execute("SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = ?", (name,)).fetchone()
-        old_rows = {}
-        if self._has_table(name):
-            key = _key_columns(self.db, name)
-            old_columns = _columns(self.db, name)
-            for row in self.db.execute(f"SELECT * FROM {_quote(name)}"):
-                old_rows[tuple(row[i] for i in key)] = dict(zip(old_columns, row))
-            self.db.execute(f"DROP TABLE {_quote(name)}")
-        if found is not None:  # the mirror checked its tables' SQL when it opened (untrusted)
-            self.db.execute(found[0])
-            columns = _columns(self.db, name)  # the base's connection is guarded: read the copy's shape
-            key = _key_columns(self.db, name)
-            marks = ", ".join("?" * len(columns))
-            insert = f"INSERT INTO {_quote(name)} VALUES ({marks})"
-            for row in base.execute(f"SELECT {', '.join(map(_quote, columns))} FROM {_quote(name)}"):
-                self.db.execute(insert, row)
-                new = dict(zip(columns, row))
-                self._record(table, old_rows.pop(tuple(row[i] for i in key), None), new, version, profile)
-        for old in old_rows.values():
-            self._record(table, old, None, version, profile)
-
-    def _absorb_delta(self, archive, version, profile, tables, tmp: Path) -> None:
-        path = tmp / "delta"
-        archive.fetch(version.delta, path)
-        changeset = path.read_bytes()
-        wanted = {mirror_table(t): t for t in tables if self._has_table(mirror_table(t))}
-        keys: dict[str, set] = {name: set() for name in wanted}
-        for change in apsw.Changeset.iter(changeset):
-            if change.name in wanted:
-                values = change.new if change.op == "INSERT" else change.old
-                keys[change.name].add(tuple(values[i] for i in sorted(change.pk_columns)))
-        if not any(keys.values()):
-            return
-        before = {name: self._rows(name, found) for name, found in keys.items()}
-
-        def refuse(reason: int, change: apsw.TableChange) -> int:
-            return apsw.SQLITE_CHANGESET_ABORT
-
-        try:
-            apsw.Changeset.apply(changeset, self.db, filter=lambda name: name in wanted, conflict=refuse)
-        except apsw.AbortError:
-            raise CorruptObject("its changeset doesn't fit the version before it",
-                                hint="run `syncd verify` on the target") from None
-        for name, found in keys.items():
-            after = self._rows(name, found)
-            for key in found:
-                self._record(wanted[name], before[name].get(key), after.get(key), version, profile)
-
-    def _rows(self, name: str, keys: set) -> dict[tuple, dict]:
-        """The copy's rows of `name` with these keys, as column → value mappings."""
-        key = _key_columns(self.db, name)
-        columns = _columns(self.db, name)
-        where = " AND ".join(f"{_quote(columns[i])} IS ?" for i in key)
-        select = f"SELECT * FROM {_quote(name)} WHERE {where}"
-        found = {}
-        for wanted in keys:
-            for row in self.db.execute(select, wanted):
-                found[wanted] = dict(zip(columns, row))
-        return found
-
-    def _record(self, table: str, old: dict | None, new: dict | None, version, profile) -> None:
-        before = _message(profile, table, old)
-        after = _message(profile, table, new)
-        if before is None and after is None:
-            return
-        mkey = json.dumps([table, (after or before).id], default=str)
-        event = None
-        if before is None:
-            event = (NEW, None, after)
-        elif after is None:
-            event = (DELETE, None, before)
-        elif after.kind == RECALLED and before.kind != RECALLED:
-            event = (RECALL, before.text, after)
-        elif after.text != before.text and after.kind != RECALLED:
-            event = (EDIT, before.text, after)
-        if event is not None:
-            what, text, message = event
-            self.db.execute("INSERT INTO event VALUES (?, ?, ?, ?, ?, ?)",
-                            (mkey, version.number, utc_z(version.time), what, text, _encode(message)))
-
-    def _has_table(self, name: str) -> bool:
-        return self.db.execute("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?", (name,)).fetchone() \
-            is not None
+    def events(self, after: int) -> Iterator[tuple[str, int, str, Message]]:
+        """(mkey, version, what, message) of every event after version `after`, in the order they happened."""
+        for mkey, version, what, message in self.db.execute(
+                "SELECT mkey, version, what, message FROM event WHERE version > ? ORDER BY version, rowid", (after,)):
+            yield mkey, version, what, decode(message)
 
     # -- reading it ----------------------------------------------------------------------
 
-    def first_seen(self, table: str, message_id) -> tuple[int, str] | None:
-        """The version in which a message first appeared, and that version's time."""
-        return self.db.execute("SELECT version, time FROM event WHERE mkey = ? AND what = 'new'"
-                               " ORDER BY version LIMIT 1", (json.dumps([table, message_id], default=str),)
-                               ).fetchone()
+    def first_seen(self, number: int) -> tuple[dict[object, tuple[int, str]], tuple[int, str] | None]:
+        """When each message in version `number` was first seen: those first seen after version 1 by
+        id, and version 1's (version, time) for the rest (None before any version was read)."""
+        later = {json.loads(mkey): (version, time) for mkey, version, time in self.db.execute(
+            "SELECT mkey, max(version), time FROM event WHERE what = 'new' AND version BETWEEN 2 AND ?"
+            " GROUP BY mkey", (number,))}  # the latest `new`: a key reused after a delete is another message
+        first = self._meta("first_time")
+        return later, ((1, first) if first is not None else None)
 
     def annotations(self, number: int) -> Annotations:
         """Statuses and earlier texts as of version `number`: only messages something happened to are read."""
@@ -235,7 +155,24 @@ class History:
                 history[life.message.id] = MessageHistory(RECALLED_STATUS, tuple(life.earlier), life.recalled)
             elif life.earlier:
                 history[life.message.id] = MessageHistory(EDITED, tuple(life.earlier))
-        return Annotations(history, deleted)
+        later, first = self.first_seen(number)
+        return Annotations(history, deleted, later, first)
+
+
+def _events(pairs, number: int, time: str) -> Iterator[tuple]:
+    """The event rows for one version's (before, after) pairs: what each change means for a message's life."""
+    for before, after in pairs:
+        if before is None:
+            what, text, message = NEW, None, after
+        elif after is None:
+            what, text, message = DELETE, None, before
+        elif after.kind == RECALLED and before.kind != RECALLED:
+            what, text, message = RECALL, before.text, after
+        elif after.text != before.text and after.kind != RECALLED:
+            what, text, message = EDIT, before.text, after
+        else:
+            continue  # a change history doesn't tell (a status flag, a kind): nothing happened to the text
+        yield message_key(message.id), number, time, what, text, encode(message)
 
 
 class _Life:
@@ -267,56 +204,61 @@ def _lives(rows) -> Iterator[_Life]:
         elif what == RECALL:
             life.recalled = text
         elif what == DELETE:
-            life.deleted = _decode(message)
-        life.message = _decode(message)
+            life.deleted = decode(message)
+        life.message = decode(message)
     if life is not None and life.message is not None:
         yield life
-
-
-def _message(profile: AppProfile, table: str, row: Mapping | None) -> Message | None:
-    if row is None:
-        return None
-    return profile.message_from_row(table, {source_column(c): v for c, v in row.items() if c != ROWID})
 
 
 def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _columns(db: apsw.Connection, table: str) -> list[str]:
-    return [row[1] for row in db.execute("SELECT * FROM pragma_table_info(?)", (table,))]
-
-
-def _key_columns(db: apsw.Connection, table: str) -> list[int]:
-    """Positions of the primary key's columns, in table order (as a changeset's key is read)."""
-    return [cid for cid, pk in db.execute("SELECT cid, pk FROM pragma_table_info(?)", (table,)) if pk]
-
-
 # -- wiring for `syncd export` ------------------------------------------------------------------
 
 
 @contextmanager
+def derived_state(state: Path | None):
+    """Where derived data (history, the search index) lives: the state dir, or a private temp folder
+    removed afterwards (reading a target on a fresh machine rebuilds it from the target alone)."""
+    if state is not None:
+        yield Path(state)
+        return
+    with tempfile.TemporaryDirectory(prefix="syncd-history-") as tmp:  # 0700, like mkdtemp
+        yield Path(tmp)
+
+
+@contextmanager
 def history_annotations(pm: pluggy.PluginManager, state: Path | None):
-    """An `annotations(archive, version, db)` for export: the history file of each source kept in
+    """An `annotations(archive, version, db)` for export: the history of each source kept in
     `state/history/` (the local archive), or in a private temp folder removed afterwards (a target)."""
-    with tempfile.TemporaryDirectory(prefix="syncd-history-", dir=state) as tmp:
-        folder = Path(state) / "history" if state is not None else Path(tmp)
-        private_dirs(folder)
-
-        def annotations(archive: Archive, number: int, db: apsw.Connection) -> Annotations:
-            cls = profile_for(pm, db)
-            if cls is None:
-                return Annotations()
-            history = History(folder / f"{_file_name(archive.source)}.sqlite")
-            try:
-                history.update(archive, cls(db), Path(tmp))
-                return history.annotations(number)
-            finally:
-                history.close()
-
-        yield annotations
+    with derived_state(state) as root:
+        yield annotations_in(pm, history_folder(root))
 
 
-def _file_name(source: str) -> str:
-    """Source names are checked ([A-Za-z0-9._-]) when archived; a leading dot would hide the file."""
-    return source.lstrip(".") or "source"
+def annotations_in(pm: pluggy.PluginManager, folder: Path):
+    """An `annotations(archive, version, db)` reading the histories kept in `folder` (made 0700)."""
+    private_dirs(folder)
+
+    def annotations(archive: Archive, number: int, db: apsw.Connection) -> Annotations:
+        if profile_for(pm, db) is None:
+            return Annotations()  # no app reads it: no messages to follow (and no working copy to build)
+        history = open_history(folder, archive.source)
+        try:
+            history.update(archive, pm)
+            return history.annotations(number)
+        finally:
+            history.close()
+
+    return annotations
+
+
+def history_folder(state: Path) -> Path:
+    return Path(state) / "history"
+
+
+def open_history(folder: Path, source: str) -> History:
+    """The history of `source` in `folder` (0700, made by the caller).
+
+    Source names are checked ([A-Za-z0-9._-]) when archived; a leading dot would hide the file."""
+    return History(Path(folder) / f"{source.lstrip('.') or 'source'}.sqlite")

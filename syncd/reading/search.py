@@ -1,7 +1,9 @@
 """`syncd search`: every text every message ever had, in every source and version, Chinese included.
 
-The index is derived data in one SQLite file (`<state>/search/index.sqlite`, 0600) beside
-each source's working copy (`<state>/search/copies/<source>/`, see working_copy.py):
+The index is derived data in one SQLite file (`<state>/search/index.sqlite`, 0600), built
+from each source's history (`<state>/history/`, history.py): the events it recorded for
+each version (new, edit, recall, delete) are what the index adds, so a hit's status is
+the one an export gives the message.
 
 - `source(name, app, version, hash)`: the last version indexed and its chained hash: an
   archive rewritten (or another one under the same name) is indexed anew;
@@ -14,14 +16,14 @@ each source's working copy (`<state>/search/copies/<source>/`, see working_copy.
 - `text_fts`: a contentless FTS5 table over `text` (same rowids), segmented by segment.py;
 - `name`: conversation and participant names as of the last version.
 
-Version 1 is indexed whole; each later version costs what its delta changed: only the rows
-of the app's message tables its changeset touches are read and compared. Everything is
-rebuilt from a target alone when the state dir is new.
+Each version costs what its events hold, and history reads a version at the cost of its
+changeset (changes.py). Everything is rebuilt from a target alone when the state dir is new.
 """
 
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -33,11 +35,10 @@ from ..app import RECALLED as RECALLED_KIND, AppProfile, Message, time_range
 from ..archive.plain import Archive
 from ..errors import UsageError
 from ..fsutil import private_dirs, private_opener
-from ..plugins import profile_for
 from ..readback.restore import read_manifest
+from .history import DELETE, NEW, RECALL, history_folder, open_history
 from .model import DELETED, EDITED, PRESENT, RECALLED, IsoTime
 from .segment import TOKENIZER, fts_query, hit_spans, index_columns
-from .working_copy import Changed, WorkingCopy
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 10_000
@@ -77,6 +78,7 @@ class Hit:
     version: int  # the first version that held this text
     status: str  # as of the last version indexed: present, edited, recalled, deleted
     status_version: int | None  # the version in which it was edited, recalled or deleted
+    until: int | None  # the version whose edit replaced this text; None: the message's last text (kept if deleted)
     hits: tuple[tuple[int, int], ...]  # where the query occurs in `text`: (start, end) offsets
 
     def marked(self, start: str = "«", end: str = "»") -> str:
@@ -110,11 +112,14 @@ def indexable(message: Message | None) -> str | None:
 
 
 class SearchIndex:
-    """The search index in `folder` (created 0700), covering every source it was updated with."""
+    """The search index in `folder` (created 0700), covering every source it was updated with; built from
+    the sources' histories in `history` (default: `history/` beside `folder`, as `syncd export --state` keeps them)."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, history: Path | None = None):
         self.folder = Path(folder)
-        private_dirs(self.folder / "copies")
+        self.history_folder = Path(history) if history is not None else self.folder.parent / "history"
+        private_dirs(self.folder)
+        private_dirs(self.history_folder)
         path = self.folder / "index.sqlite"
         if not path.exists():
             open(path, "xb", opener=private_opener).close()  # 0600 before SQLite writes anything
@@ -128,62 +133,35 @@ class SearchIndex:
     # -- keeping it up to date -----------------------------------------------------------
 
     def update(self, archive: Archive, pm: pluggy.PluginManager) -> int:
-        """Index every version of `archive` not indexed yet; returns how many it indexed."""
+        """Bring the source's history up to date, then index its events not indexed yet; returns how
+        many versions that indexed."""
         source = archive.source
         manifest = read_manifest(archive)
         versions = manifest.versions
         found = self.db.execute("SELECT version, hash FROM source WHERE name = ?", (source,)).fetchone()
         done, chained = found or (0, None)
-        indexed = 0
-        copy_dir = self.folder / "copies" / (source.lstrip(".") or "source")
-        private_dirs(copy_dir)
-        copy = WorkingCopy(copy_dir)
+        history = open_history(self.history_folder, source)
         try:
-            if done and (done > len(versions) or versions[done - 1].hash != chained or copy.version != done):
-                self._forget(source)  # rewritten, another archive, or a copy out of step: index anew
+            history.update(archive, pm, manifest)
+            if done and (done > len(versions) or versions[done - 1].hash != chained):
+                self._forget(source)  # rewritten, or another archive under this name: index anew
                 done = 0
-            for version in versions[done:]:
-                if done == 0:
-                    copy.start(archive, manifest)
-                    changed = Changed(whole=True)
-                else:
-                    befores: dict[tuple[str, str], Message | None] = {}
-                    profile = self._profile(pm, copy)
-                    changed = copy.advance(archive, version,
-                                           before=lambda c: befores.update(self._messages(profile, copy, c)))
-                profile = self._profile(pm, copy)
+            if done == len(versions):
+                return 0
+            profile, copy = history.profile(pm)
+            try:
                 with self.db:
+                    for mkey, version, what, message in history.events(done):
+                        self._record(source, mkey, what, message, version)
                     if profile is not None:
-                        if changed.whole:
-                            self._absorb_whole(source, profile, version.number)
-                        else:
-                            after = dict(self._messages(profile, copy, changed))
-                            for key, message in after.items():
-                                self._record(source, befores.get(key), message, version.number)
                         self._names(source, profile)
                     self.db.execute("INSERT OR REPLACE INTO source VALUES (?, ?, ?, ?)",
-                                    (source, profile.app if profile else None, version.number, version.hash))
-                done = version.number
-                indexed += 1
+                                    (source, profile.app if profile else None, len(versions), versions[-1].hash))
+            finally:
+                copy.close()
         finally:
-            copy.close()
-        return indexed
-
-    @staticmethod
-    def _profile(pm: pluggy.PluginManager, copy: WorkingCopy) -> AppProfile | None:
-        cls = profile_for(pm, copy.db)
-        return cls(copy.db) if cls else None
-
-    @staticmethod
-    def _messages(profile: AppProfile | None, copy: WorkingCopy, changed: Changed) -> Iterator:
-        """((table, key), Message or None) for each changed row of a message table, as app.db holds it now."""
-        if profile is None:
-            return
-        for table in (t.table for t in profile.message_tables()):
-            for key in changed.rows.get(table, ()):
-                row = copy.row(table, key)
-                yield (table, json.dumps(list(key.values()), default=str)), (
-                    profile.message_from_row(table, row) if row is not None else None)
+            history.close()
+        return len(versions) - done
 
     def _forget(self, source: str) -> None:
         with self.db:
@@ -195,15 +173,16 @@ class SearchIndex:
             self.db.execute("DELETE FROM source WHERE name = ?", (source,))
 
     def _life(self, source: str, msg_id: str) -> tuple[int, str, str | None] | None:
-        """The current life of a message: (row id, status, its latest text)."""
-        return self.db.execute(
+        """The current life of a message (none after a delete): (row id, status, its latest text)."""
+        found = self.db.execute(
             "SELECT m.id, m.status, (SELECT text FROM text WHERE message = m.id ORDER BY id DESC LIMIT 1)"
             " FROM message m WHERE source = ? AND msg_id = ? ORDER BY id DESC LIMIT 1", (source, msg_id)).fetchone()
+        return None if found is None or found[1] == DELETED else found
 
-    def _new_life(self, source: str, m: Message, version: int) -> int:
+    def _new_life(self, source: str, msg_id: str, m: Message) -> int:
         self.db.execute("INSERT INTO message(source, msg_id, conversation, sender, from_me, time, kind, status)"
                         " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        (source, _id(m.id), m.conversation, m.sender, int(m.from_me), m.time, m.kind, PRESENT))
+                        (source, msg_id, m.conversation, m.sender, int(m.from_me), m.time, m.kind, PRESENT))
         return self.db.last_insert_rowid()
 
     def _add_text(self, life: int, text: str, version: int) -> None:
@@ -215,52 +194,26 @@ class SearchIndex:
     def _set_status(self, life: int, status: str, version: int) -> None:
         self.db.execute("UPDATE message SET status = ?, status_version = ? WHERE id = ?", (status, version, life))
 
-    def _record(self, source: str, before: Message | None, after: Message | None, version: int) -> None:
-        """What one changed row means for the index."""
-        if before is None and after is None:
+    def _record(self, source: str, msg_id: str, what: str, message: Message, version: int) -> None:
+        """What one history event means for the index: its statuses are history's."""
+        life = None if what == NEW else self._life(source, msg_id)
+        if what == DELETE or what == RECALL:
+            if life is not None and life[1] != DELETED:
+                self._set_status(life[0], DELETED if what == DELETE else RECALLED, version)
             return
-        msg_id = _id((after or before).id)
-        life = self._life(source, msg_id)
-        if life is not None and life[1] == DELETED:
-            life = None  # a key reused after a delete: another message
-        if after is None:
-            if life is not None:
-                self._set_status(life[0], DELETED, version)
-            return
-        text = indexable(after)
-        if life is None:
+        text = indexable(message)
+        if life is None:  # new, or an edit that gave a text to a message that had none
             if text is not None:
-                self._add_text(self._new_life(source, after, version), text, version)
+                self._add_text(self._new_life(source, msg_id, message), text, version)
             return
         rowid, status, last = life
         self.db.execute("UPDATE message SET conversation = ?, sender = ?, from_me = ?, time = ?, kind = ?"
-                        " WHERE id = ?", (after.conversation, after.sender, int(after.from_me), after.time,
-                                          after.kind, rowid))
-        if after.kind == RECALLED_KIND:
-            if status != RECALLED:
-                self._set_status(rowid, RECALLED, version)
-        elif text is not None and text != last:
+                        " WHERE id = ?", (message.conversation, message.sender, int(message.from_me), message.time,
+                                          message.kind, rowid))
+        if text is not None and text != last:
             self._add_text(rowid, text, version)
             if status == PRESENT:
                 self._set_status(rowid, EDITED, version)
-
-    def _absorb_whole(self, source: str, profile: AppProfile, version: int) -> None:
-        """A version read whole (the first, or one that changed the schema): compare every message."""
-        empty = self.db.execute("SELECT 1 FROM message WHERE source = ? LIMIT 1", (source,)).fetchone() is None
-        if empty:
-            for m in profile.messages():
-                text = indexable(m)
-                if text is not None:
-                    self._add_text(self._new_life(source, m, version), text, version)
-            return
-        seen = set()
-        for m in profile.messages():
-            seen.add(_id(m.id))
-            self._record(source, None, m, version)
-        gone = [(life,) for life, msg_id in self.db.execute(
-            "SELECT id, msg_id FROM message WHERE source = ? AND status != ?", (source, DELETED)) if msg_id not in seen]
-        for (life,) in gone:
-            self._set_status(life, DELETED, version)
 
     def _names(self, source: str, profile: AppProfile) -> None:
         self.db.execute("DELETE FROM name WHERE source = ?", (source,))
@@ -292,7 +245,9 @@ class SearchIndex:
         args.append(max(1, min(limit, MAX_LIMIT)))
         rows = self.db.execute(
             "SELECT m.source, s.app, m.msg_id, m.conversation, m.sender, m.from_me, m.time, m.kind, t.text,"
-            " t.version, m.status, m.status_version FROM text_fts JOIN text t ON t.id = text_fts.rowid"
+            " t.version, m.status, m.status_version,"
+            " (SELECT min(later.version) FROM text later WHERE later.message = t.message AND later.id > t.id)"
+            " FROM text_fts JOIN text t ON t.id = text_fts.rowid"
             " JOIN message m ON m.id = t.message JOIN source s ON s.name = m.source"
             f" WHERE {' AND '.join(where)} ORDER BY text_fts.rowid DESC LIMIT ?", args).fetchall()
         return list(self._hits(rows, query))
@@ -317,14 +272,31 @@ class SearchIndex:
                 names[source, kind, key] = found[0] if found else key
             return names[source, kind, key]
 
-        for source, app, msg_id, conv, sender, from_me, ms, kind, text, version, status, status_version in rows:
+        for source, app, msg_id, conv, sender, from_me, ms, kind, text, version, status, status_version, until in rows:
             yield Hit(source, app, json.loads(msg_id), conv, name(source, "c", conv) or conv, sender,
                       name(source, "p", sender), bool(from_me), iso(ms), kind, text, version, status,
-                      status_version, tuple(hit_spans(text, query)))
+                      status_version, until, tuple(hit_spans(text, query)))
 
 
 def _id(message_id: object) -> str:
     return json.dumps(message_id, ensure_ascii=False, default=str)
+
+
+@contextmanager
+def index_search(archives: Sequence[Archive], pm: pluggy.PluginManager, root: Path):
+    """A `search(source, query, limit)` over the index in `root/search` (histories in `root/history`),
+    which brings the source's index up to date first (a no-op when no version is new)."""
+    index = SearchIndex(Path(root) / "search", history_folder(root))
+    by_source = {a.source: a for a in archives}
+
+    def search(source: str, query: str, limit: int = DEFAULT_LIMIT) -> list[Hit]:
+        index.update(by_source[source], pm)
+        return index.search(query, sources=[source], limit=limit)
+
+    try:
+        yield search
+    finally:
+        index.close()
 
 
 def search_archives(archives: Sequence[Archive], query: str, *, pm: pluggy.PluginManager, state: Path,
@@ -334,7 +306,7 @@ def search_archives(archives: Sequence[Archive], query: str, *, pm: pluggy.Plugi
     if fts_query(query) is None:
         raise UsageError(f"{query!r} holds no word to search for", hint="search for words or characters, "
                          "e.g. syncd search --from T 微信")
-    index = SearchIndex(Path(state) / "search")
+    index = SearchIndex(Path(state) / "search", history_folder(state))
     try:
         for archive in archives:
             index.update(archive, pm)

@@ -1,6 +1,6 @@
 """A source's database kept current version by version, saying which rows each version changed.
 
-Derived readers (the search index) need a version's changed rows as whole rows of the app's
+Derived readers (history, through changes.py) need a version's changed rows as whole rows of the app's
 own tables, read through its app profile: a changeset carries only the changed columns of
 an UPDATE, and profiles look up other tables (iMessage's chat join, WhatsApp's media). So a
 working copy holds two files in a private folder:
@@ -75,12 +75,12 @@ class WorkingCopy:
         remove_database(self.mirror_path)
         remove_database(self.app_path)
 
-    def start(self, archive: Archive, manifest: Manifest) -> Version:
-        """Hold version 1 (from its base)."""
+    def start(self, archive: Archive, manifest: Manifest, number: int = 1) -> Version:
+        """Hold version `number`, rebuilt whole (from the base before it and the deltas since)."""
         self.clear()
-        self.mirror = build_mirror(archive, manifest, 1, self.mirror_path)
-        self._export(archive, manifest.version(1))
-        return manifest.version(1)
+        self.mirror = build_mirror(archive, manifest, number, self.mirror_path)
+        self._export(archive, manifest.version(number))
+        return manifest.version(number)
 
     def _export(self, archive: Archive, version: Version) -> None:
         assert self.mirror is not None
