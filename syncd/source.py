@@ -18,6 +18,9 @@ Contract (`syncd.testing.SourceKindContract` checks it):
   where it is plain (read, never written), or one it decrypted into `workdir`,
   a folder of the private state dir the pipeline gives it (made, when needed,
   with `syncd.fsutil.private_dirs`: 0700). Nothing decrypted goes anywhere else.
+- `media(db)`, where a kind has it, lists the database's media files with a
+  mark each; `SourceMedia.open` gives one's plain bytes (decrypted into
+  `workdir` if need be, gone once closed).
 - Nothing is ever written into the user's folder: no journal, no lock, no
   changed access time.
 - Keys and passwords come from `options` (files checked to be private); they
@@ -29,14 +32,15 @@ Contract (`syncd.testing.SourceKindContract` checks it):
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import stat
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, Protocol, runtime_checkable
+from typing import BinaryIO, ClassVar, Protocol, runtime_checkable
 
 from .errors import KeyProblem
 
@@ -59,6 +63,21 @@ class Database:
     # What restore needs to give the app its file back (kind, cipher settings; never a key):
     # recorded with each version, handed to the kind's `write_back`.
     origin: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SourceMedia:
+    """One media file a source holds for a database, as its kind lists it (see `SourceKind.media`)."""
+
+    path: str  # relative, `/`-separated, as the app keeps it: "Library/SMS/Attachments/0a/10/…/IMG_1.heic"
+    size: int  # its plain bytes
+    mtime_ns: int
+    # Changes whenever the bytes may have (an iOS backup's own record of the file): an unchanged
+    # mark means the file is not read again. A 63-bit number, so a scan stores it compactly.
+    mark: int
+    # Its plain bytes, as a readable binary stream the caller closes (decrypted, where the kind
+    # must, into its private workdir, and removed there when closed).
+    open: Callable[[], BinaryIO] = field(compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -115,9 +134,17 @@ class SourceKind(Protocol):
     # where this kind's sources usually are (on macOS, Linux or Windows); `syncd sources` looks there.
     # Optional: `watched()`, the files whose change means the source may have (the daemon's quiet
     # period waits for them to hold still); by default the path and its -wal and -journal.
+    # Optional: `media(db)`, the `SourceMedia` files the source holds for database `db` (an iOS
+    # backup's attachments of that app), listed cheaply from the source's own records: syncd
+    # stores them with the database's `--media` folders, reading only those whose mark changed.
     # Optional: `write_back(plain, out, origin, options)`, a classmethod that writes the plain
     # database `plain` to `out` as the app keeps it (re-encrypted with the key in `options`),
     # for `syncd restore --key-file`: migration back into the app.
+
+
+def media_mark(*parts: object) -> int:
+    """A `SourceMedia.mark` from what a kind knows of a file without reading it (its record)."""
+    return int.from_bytes(hashlib.sha256(repr(parts).encode()).digest()[:8], "big") >> 1
 
 
 def source_name_for(path: Path) -> str:

@@ -30,7 +30,7 @@ from .delivery.fanout import deliver_all
 from .fsutil import fsync_dir, fsync_file, private_opener
 from .archive.manifest import Manifest, Version
 from .plugins import open_backend, open_source
-from .source import Database, SourceKind, SourceOptions
+from .source import Database, SourceKind, SourceMedia, SourceOptions
 from .capture.snapshot import WAIT_HINT, Snapshot, SnapshotStore
 from .archive.state import SourceState, kind_workdir
 from .delivery.target import Target, as_target
@@ -156,24 +156,37 @@ def sync_database(source: SourceKind, db: Database, backends: dict[Target, Backe
     with state.locked():
         local = Archive(open_backend(pm, str(state.archive_dir)), name)
         manifest, created, plan = archive_locally(source, db, state, local, pm, full=full)
-        manifest, media_pass = archive_media(local, manifest, state, media)
+        listed = source.media(db) if hasattr(source, "media") else ()
+        manifest, media_pass = archive_media(local, manifest, state, media, listed=(source.kind, listed), pm=pm)
         reports = deliver_all([delivery_to(backend, t, local, manifest, state) for t, backend in backends.items()], pm)
         record_failures(state, [cursor_key(t, name, backend) for t, backend in backends.items()], reports)
     return SyncReport(name, created, manifest.head.number, reports, plan, media_pass)
 
 
-def archive_media(local: Archive, manifest: Manifest, state: SourceState,
-                  folders: Sequence[Path]) -> tuple[Manifest, MediaPass | None]:
-    """Store the media folders' new files in the local store and record their listing at the head:
-    the local commit of the media, as the manifest is the database's (files before the listing,
-    the listing before the manifest that names it)."""
-    if not folders or not manifest.head:
+def archive_media(local: Archive, manifest: Manifest, state: SourceState, folders: Sequence[Path],
+                  listed: tuple[str, Sequence[SourceMedia]] = ("", ()),
+                  pm: pluggy.PluginManager | None = None) -> tuple[Manifest, MediaPass | None]:
+    """Store the media folders' new files (and `listed`: a label and the media files the source kind
+    lists for the database, such as an iOS backup's attachments) in the local store and record their
+    listing at the head: the local commit of the media, as the manifest is the database's (files
+    before the listing, the listing before the manifest that names it). With `pm`, the app profile
+    reading the database gives its messages' media references, and those naming no file are listed
+    as absent."""
+    label, files = listed
+    if not (folders or files) or not manifest.head:
         return manifest, None
-    from .media.backup import back_up_folders, labelled
+    from .media.backup import ListedMedia, back_up_folders, labelled
+    from .media.references import media_references
     from .delivery.media import local_area
 
+    origins: dict = labelled(folders)
+    if files:
+        while label in origins:
+            label += "-source"
+        origins[label] = ListedMedia(f"{label}:{local.source}", files)
     try:
-        done = back_up_folders(local_area(local), labelled(folders), state.root)
+        references = partial(media_references, pm, state.staging, state.root / "media") if pm else tuple
+        done = back_up_folders(local_area(local), origins, state.root, references)
     except OSError as e:
         full_disk = no_space(e, state.root)
         if full_disk is not None:

@@ -24,6 +24,13 @@ FIXED_PLACES = {
     ("AppDomainGroup-group.net.whatsapp.WhatsAppSMB.shared", "ChatStorage.sqlite"):
         ("whatsapp-business", "whatsapp-business"),
 }
+# Where each app keeps its media (domain, relativePath prefix), from ../shared/sources.md "Attachments".
+MEDIA_PLACES = {
+    "imessage": [("MediaDomain", "Library/SMS/Attachments/")],
+    "whatsapp": [("AppDomainGroup-group.net.whatsapp.WhatsApp.shared", "Message/Media/")],
+    "whatsapp-business": [("AppDomainGroup-group.net.whatsapp.WhatsAppSMB.shared", "Message/Media/")],
+}
+WECHAT_MEDIA = ("Img", "Audio", "Video")  # under Documents/<md5 of the account>/, listed with its MM.sqlite
 WECHAT_PLACE = re.compile(r"Documents/(?P<account>[0-9a-f]{32})/DB/(?P<db>MM|WCDB_Contact|message_[0-9]{1,5})\.sqlite")
 WECHAT_ACCOUNT_CHARS = 8  # of the account folder's md5, in names when a backup holds several accounts
 
@@ -80,3 +87,14 @@ def chat_files(rows: list[Row]) -> list[ChatFile]:
                 if owner is not None:
                     owner.companions[suffix] = row
     return sorted(found.values(), key=lambda chat: chat.part)
+
+
+def media_places(chat: ChatFile) -> list[tuple[str, str]]:
+    """Where the app of `chat` keeps the media its messages name: (domain, relativePath prefix).
+    WeChat's account media goes with the account's MM.sqlite alone, so it is listed once."""
+    if chat.app != "wechat":
+        return MEDIA_PLACES.get(chat.app, [])
+    m = WECHAT_PLACE.fullmatch(chat.row.relative_path)
+    if m is None or m["db"] != "MM":
+        return []
+    return [(WECHAT_DOMAIN, f"Documents/{m['account']}/{folder}/") for folder in WECHAT_MEDIA]

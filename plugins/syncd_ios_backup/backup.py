@@ -7,25 +7,32 @@ backup, each database's decryption only when its record changed.
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import io
 import json
 import os
 import shutil
 import stat
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+from typing import BinaryIO
 
 from syncd.errors import SourceError
 from syncd.fsutil import private_dirs
+from syncd.source import SourceMedia, media_mark
 
-from .apps import ChatFile, Row, chat_files
+from .apps import ChatFile, Row, chat_files, media_places
 from .decrypt import decrypt_file
 from .keybag import class_keys, parse_keybag, unwrap_file_key
-from .manifest import chat_rows, marks, private_manifest
+from .manifest import MANIFEST_DB, chat_rows, marks, media_rows, private_manifest
+from .reading import open_in_backup
 from .plists import FINISHED, DeviceInfo, Encryption, device_info, encryption, snapshot_state
 
 DAMAGED = "the backup may be damaged; make a new one"
 OPENED = "opened"  # where decrypted databases go, inside the device's work folder
+MEDIA_OPENED = "media-opened"  # where a media file is decrypted, to be read once and gone when closed
 
 
 class Backup:
@@ -39,6 +46,7 @@ class Backup:
         self._keys: dict[int, bytes] | None = None
         self._keybag_of_keys: bytes | None = None  # which keybag `_keys` came from
         self._info: DeviceInfo | None = None
+        self._media: dict[tuple, list[SourceMedia]] = {}  # by places, while the list files are as `_seen`
 
     def state(self) -> str | None:
         return snapshot_state(self.folder) if (self.folder / "Status.plist").exists() else None
@@ -63,8 +71,48 @@ class Backup:
             self._password()  # an encrypted backup needs its password file, even on a pass that derives nothing
         private_dirs(self.workdir)
         copy = private_manifest(self.folder, self.workdir, self._manifest_key if self.encrypted else None)
-        self._chats, self._seen = chat_files(chat_rows(copy)), now
+        self._chats, self._seen, self._media = chat_files(chat_rows(copy)), now, {}
         return self._chats
+
+    def media(self, chat: ChatFile) -> list[SourceMedia]:
+        """The media files the backup holds for `chat`'s app, from its own records (Manifest.db): an
+        unchanged record is an unchanged file, so nothing is read or decrypted to tell."""
+        places = tuple(media_places(chat))
+        if not places:
+            return []
+        self.chats()  # the list files as they are now
+        if places not in self._media:
+            copy = self.workdir / MANIFEST_DB
+            self._media[places] = [self._media_file(row) for row in media_rows(copy, list(places))]
+        return self._media[places]
+
+    def _media_file(self, row: Row) -> SourceMedia:
+        r = row.record
+        return SourceMedia(row.relative_path, r.size, r.mtime * 1_000_000_000,
+                           media_mark(row.file_id, r.size, r.mtime, r.protection_class, r.wrapped_key),
+                           partial(self.open_media, row))
+
+    def open_media(self, row: Row) -> BinaryIO:
+        """A media file's plain bytes: the backup's own file, or one decrypted into the private work
+        folder and unlinked at once (its bytes live on disk only while the stream is open)."""
+        what = f"{row.domain} {row.relative_path}"
+        if self._stat(row, required=False) is None:
+            raise FileNotFoundError(errno.ENOENT, "listed but not in the backup", what)
+        if not self.encrypted:
+            return os.fdopen(open_in_backup(self.stored(row)), "rb")
+        if row.record.wrapped_key is None:
+            if row.record.size:
+                raise SourceError(f"{what} has no key in an encrypted backup", hint=DAMAGED)
+            return io.BytesIO(b"")
+        folder = self.workdir / MEDIA_OPENED
+        private_dirs(folder)
+        key = unwrap_file_key(self._class_keys(), row.record.protection_class, row.record.wrapped_key, what)
+        out = folder / row.file_id
+        decrypt_file(self.stored(row), key, row.record.size, out, what)
+        try:
+            return open(out, "rb")
+        finally:
+            out.unlink()
 
     def signature(self, chat: ChatFile) -> str:
         """The backup's own record of the database and its companions, and their files' sizes and times."""
@@ -124,8 +172,10 @@ class Backup:
         return out
 
     def forget_opened(self) -> None:
-        """Remove the decrypted databases (the plain list copy stays: it spares the next pass a decryption)."""
+        """Remove the decrypted databases and any media a crash left (the plain list copy stays: it
+        spares the next pass a decryption)."""
         shutil.rmtree(self.workdir / OPENED, ignore_errors=True)
+        shutil.rmtree(self.workdir / MEDIA_OPENED, ignore_errors=True)
 
     def _class_keys(self) -> dict[int, bytes]:
         """The keybag's class keys: derived from the password once per object (and per keybag)."""

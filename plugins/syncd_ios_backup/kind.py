@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from syncd.errors import SourceError
-from syncd.source import Database, Place, SourceOptions
+from syncd.source import Database, Place, SourceMedia, SourceOptions
 
 if TYPE_CHECKING:  # the reading itself is imported on use: every syncd command loads this plugin
     from .apps import ChatFile
@@ -71,6 +71,14 @@ class IOSBackup:
             raise SourceError(f"{db.name} is not in {self.path} any more", hint="run it again")
         backup, chat = self._listed[db.name]
         return backup.decrypt(chat, backup.workdir / OPENED / db.name)
+
+    def media(self, db: Database) -> list[SourceMedia]:
+        """The app's media files in the backup (iMessage attachments, WhatsApp's Message/Media,
+        WeChat's Img, Audio and Video with the account's MM.sqlite), listed from Manifest.db."""
+        if db.name not in self._listed:
+            raise SourceError(f"{db.name} is not in {self.path} any more", hint="run it again")
+        backup, chat = self._listed[db.name]
+        return backup.media(chat)
 
     def watched(self) -> list[Path]:
         """What a backup rewrites when it ends (its list of files, its status), and a parent folder

@@ -15,11 +15,13 @@ token nor cookie is refused with 403.
 from __future__ import annotations
 
 import hmac
+from pathlib import PurePosixPath
 from urllib.parse import quote, urlencode
 
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
+from werkzeug.wsgi import wrap_file
 
 from ..errors import SyncdError, UsageError
 from . import pages
@@ -32,6 +34,10 @@ POLICY = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'se
 HEADERS = {"Content-Security-Policy": POLICY, "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
            "Cache-Control": "no-store", "X-Frame-Options": "DENY"}
 MAX_VERSION_DIGITS = 9
+# Media shown in the page rather than downloaded: types a browser renders without running anything.
+INLINE_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".gif": "image/gif",
+                ".webp": "image/webp", ".heic": "image/heic", ".mp4": "video/mp4", ".mov": "video/quicktime",
+                ".m4a": "audio/mp4", ".mp3": "audio/mpeg", ".opus": "audio/ogg", ".caf": "audio/x-caf"}
 
 ROUTES = Map([
     Rule("/", endpoint="sources", methods=["GET"]),
@@ -39,6 +45,7 @@ ROUTES = Map([
     Rule("/s/<source>/", endpoint="conversations", methods=["GET"]),
     Rule("/s/<source>/chat", endpoint="chat", methods=["GET"]),
     Rule("/s/<source>/search", endpoint="search", methods=["GET"]),
+    Rule("/s/<source>/media/<int:number>/<path:path>", endpoint="media", methods=["GET"]),
 ], strict_slashes=True)
 
 
@@ -100,6 +107,21 @@ class Browser:
             opened = self.shelf.open(source, _version(request))
             found = find(opened, query, self.shelf.search) if query.strip() else []
             return _html(pages.search_page(opened, self.shelf.versions(source), query, found))
+
+
+    def media(self, request: Request, source: str, number: int, path: str) -> Response:
+        """A message's media file as that version holds it (original bytes). Shown inline only as an
+        image, a video or a sound of a type on the list; anything else is a download, never a page."""
+        with self.shelf.lock:
+            restored = self.shelf.media_file(source, number, path)
+        if restored is None:
+            raise NotFound()
+        kind = INLINE_TYPES.get(PurePosixPath(path).suffix.lower())
+        headers = dict(HEADERS)
+        if kind is None:
+            headers["Content-Disposition"] = "attachment"
+        return Response(wrap_file(request.environ, restored), mimetype=kind or "application/octet-stream",
+                        headers=headers, direct_passthrough=True)
 
 
 def _version(request: Request) -> int | None:

@@ -100,7 +100,9 @@ def chat_page(opened: Opened, versions: Sequence[Version], conversation: str, pa
              f'{to("older", "before", page.older, "k")}{to("newer", "after", page.newer, "j")}'
              f'<a href="{link(here, c=conversation, v=number)}">newest</a></nav>')
     iso = IsoTime()
-    rows = "".join(message_html(m, reading.history_of(m), reading.names, iso) for m in page.messages)
+    media = f"{source_path(opened.source)}media/{number}/"  # the app's route serving this version's files
+    rows = "".join(message_html(m, reading.history_of(m), reading.names, iso, reading.media, media)
+                   for m in page.messages)
     body = rows or "<p>No messages here.</p>"
     return shell(f"{name}: version {number}", f"{_top(opened, versions, chat=conversation)}<h1>{escape(name)}</h1>"
                  f"\n{pager}\n<main>{body}</main>\n{pager}")

@@ -18,6 +18,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import apsw
 import pluggy
@@ -25,7 +26,9 @@ import pluggy
 from ..archive.manifest import Version
 from ..archive.plain import Archive
 from ..errors import UsageError
-from ..readback.restore import read_manifest, restore
+from ..media.links import MediaLinks
+from ..media.restore import restore_media
+from ..readback.restore import read_manifest, reading_area, restore
 from ..reading.model import Annotations, Reading, open_database
 
 KEEP_OPEN = 4  # restored versions kept at once: a 1 M-message database is ~300 MB on disk
@@ -57,6 +60,7 @@ class Shelf:
         self.lock = threading.RLock()
         self._folder = Path(tempfile.mkdtemp(prefix="syncd-browse-", dir=scratch))  # 0700
         self._open: OrderedDict[tuple[str, int], Opened] = OrderedDict()
+        self._restored = 0  # media files restored so far, each into a folder of its own
 
     def close(self) -> None:
         with self.lock:
@@ -99,6 +103,8 @@ class Shelf:
         db = open_database(path)
         notes = self.annotations(archive, version.number, db) if self.annotations else Annotations()
         reading = Reading(db, source, self.pm, annotations=notes)
+        if (listing := manifest.media_at(version.number)) is not None and reading.profile is not None:
+            reading.media = MediaLinks(reading_area(archive), listing)
         deleted: dict[str, list] = {}
         for message in notes.deleted:
             deleted.setdefault(message.conversation, []).append(message)
@@ -107,6 +113,21 @@ class Shelf:
         opened = Opened(source, version, reading, path, deleted)
         self._open[key] = opened
         return opened
+
+    def media_file(self, source: str, number: int, path: str) -> BinaryIO | None:
+        """One media file of a version, restored (its bytes checked) into the private folder and
+        opened there, its folder already removed (the bytes go when the file is closed); None if
+        the version lists no such file. Call under `lock`."""
+        links = self.open(source, number).reading.media
+        if links is None or path not in links.files:
+            return None
+        self._restored += 1
+        dest = self._folder / f"media-{self._restored}"  # names from us, not the archive
+        try:
+            restore_media(links.area, links.listing, dest, only={path})
+            return open(dest / path, "rb")
+        finally:
+            shutil.rmtree(dest, ignore_errors=True)
 
     def _archive(self, source: str) -> Archive:
         found = self.archives.get(source)

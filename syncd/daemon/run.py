@@ -388,8 +388,8 @@ class Daemon:
         with state.locked():
             local = Archive(open_backend(self.pm, str(state.archive_dir)), db.name)
             recorded = self._record(run, db, state, local) if snapshot else True
-            if snapshot and run.config.media:
-                self._record_media(run, db.name, state, local, alone)
+            if snapshot and (run.config.media or hasattr(run.source, "media")):  # an iOS backup lists its own
+                self._record_media(run, db, state, local, alone)
             manifest = local.manifest()
             # Until a first version exists (the source's error is logged) there is nothing to deliver.
             if manifest is not None and manifest.head is not None and due and not self.stopping:
@@ -421,17 +421,22 @@ class Daemon:
                 schedule.behind = True
         return True
 
-    def _record_media(self, run: SourceRun, name: str, state: SourceState, local: Archive, alone: bool) -> None:
-        """Store the source's media folders' new files locally, and their listing at the head."""
-        if not alone:  # as `syncd sync --media` refuses it: media belongs to one database
+    def _record_media(self, run: SourceRun, db: Database, state: SourceState, local: Archive, alone: bool) -> None:
+        """Store the new files of the source's media folders (and of the media its kind lists for the
+        database) locally, and their listing at the head."""
+        name, folders = db.name, run.config.media
+        if folders and not alone:  # as `syncd sync --media` refuses it: media belongs to one database
             self.errors.error(f"{name}:media", f"{name}: media folders belong to a source of one database; "
                                                f"{run.config.path} holds several")
-            return
+            folders = []
         manifest = local.manifest()
         if manifest is None or manifest.head is None:
             return
         try:
-            updated, done = archive_media(local, manifest, state, run.config.media)
+            listed = run.source.media(db) if hasattr(run.source, "media") else ()
+            if not (folders or listed):
+                return
+            updated, done = archive_media(local, manifest, state, folders, listed=(run.source.kind, listed), pm=self.pm)
         except SourceError as e:
             run.media_pending = True  # tried again at the next event or rescan
             self.errors.error(f"{name}:media", f"{name}: {describe(e)}")

@@ -41,7 +41,7 @@ def deliver_media(local: Archive, manifest: Manifest, target: Archive, state: So
     return copy_store(local_area(local), target.media_area(TargetAreas(state)))
 
 
-def copy_store(local: Area, target: Area) -> int:
+def copy_store(local: PlainArea, target: Area) -> int:
     """Copy what `target` lacks (or holds damaged, as far as a listing shows) of `local`; the bytes sent."""
     sent = 0
     for kind in KINDS:
@@ -50,7 +50,7 @@ def copy_store(local: Area, target: Area) -> int:
             key = target.key(name)
             if key in there and target.holds_whole(there[key], size):
                 continue
-            sent += target.write(kind, name, local.read(kind, name, size))
+            sent += target.copy_from(local, kind, name, size)
     return sent
 
 

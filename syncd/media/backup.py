@@ -1,5 +1,11 @@
 """One pass over media folders: scan them, store what the store lacks, write the version's listing.
 
+Media comes from a folder on disk (`--media DIR`, FolderMedia) or from the files a source kind lists
+for a database (an iOS backup's attachments, ListedMedia; see syncd.source.SourceMedia). Each origin
+gives a key naming its last scan in the state dir, a scan (each file with its last hash while its
+marks still match, so it is not read), and a way to read one file into the store that refuses a
+file that changed while it was read.
+
 A pass with nothing new opens no file and writes nothing: every file keeps its hash from the last
 scan (size, mtime and inode unchanged), the store's index comes from a cache that one listing of its
 index objects proves current, and the listing of the last pass is named again, not rewritten.
@@ -9,19 +15,25 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from ..backend import Backend
+from ..errors import SourceError
 from ..fsutil import atomic_write, open_untouched, private_dirs
+from ..source import SourceMedia
 from .area import Area, as_area
 from .codec import MAX_META, is_hash
-from .listing import MediaFile, write_listing
+from .listing import MediaFile, safe_path, write_listing
+from .match import MediaIndex
 from .scan import Seen, load_scan, save_scan, scan
-from .store import CHUNK_SIZE, SMALL_FILE, MediaStore, load_index, new_file_hash
+from .store import MediaStore, load_index
 
+log = logging.getLogger(__name__)
 INDEX_CACHE = "index-cache.json"
 LAST_LISTING = "last-listing.json"
 
@@ -34,11 +46,12 @@ class MediaPass:
     changed_while_read: int  # left for the next pass
     bytes_sent: int
     objects_sent: int
+    absent: int = 0  # media references of the database's messages naming no file the listing holds
 
 
-def scan_state_file(state_dir: Path, folder: Path) -> Path:
-    key = hashlib.sha256(str(Path(folder).resolve()).encode()).hexdigest()[:16]
-    return Path(state_dir) / "media" / f"scan-{key}.json"
+def scan_state_file(state_dir: Path, origin: MediaOrigin | Path) -> Path:
+    key = origin.key if not isinstance(origin, (str, Path)) else str(Path(origin).resolve())
+    return Path(state_dir) / "media" / f"scan-{hashlib.sha256(key.encode()).hexdigest()[:16]}.bin"
 
 
 def back_up(backend: Backend | Area, folder: Path, state_dir: Path) -> MediaPass:
@@ -59,57 +72,72 @@ def labelled(folders: Sequence[Path]) -> dict[str, Path]:
     return labels
 
 
-def back_up_folders(store: Backend | Area, folders: Mapping[str, Path], state_dir: Path) -> MediaPass:
-    """Like `back_up`, for several folders, each listed under its label (`label/path`; "" for none)."""
+def back_up_folders(store: Backend | Area, folders: Mapping[str, Path | MediaOrigin], state_dir: Path,
+                    references: Callable[[], Sequence[str]] = tuple) -> MediaPass:
+    """Like `back_up`, for several folders (or other origins: a source kind's listed media), each
+    listed under its label (`label/path`; "" for none). `references` gives the media references of
+    the database's messages: those naming no listed file are listed as absent."""
     area, media_state = as_area(store), Path(state_dir) / "media"
+    origins = {label: FolderMedia(f) if isinstance(f, (str, Path)) else f for label, f in folders.items()}
     known = IndexCache(area, media_state / INDEX_CACHE)
     writer: MediaStore | None = None
     kept, read, moved, same = [], 0, 0, True
-    for label, folder in sorted(folders.items()):
-        state = scan_state_file(state_dir, folder)
-        previous = load_scan(state)
-        current = scan(folder, previous)
-        unchanged = len(current) == len(previous)
-        folder_kept = []
-        for seen in current:
-            if seen.hash is None or seen.hash not in known.hashes():
-                unchanged = False
-                read += 1
-                writer = writer or MediaStore(area, known.files())
-                seen = ingest(writer, folder, seen)
-                if seen is None:
-                    moved += 1
-                    continue
-            folder_kept.append(seen)
+    try:
+        for label, origin in sorted(origins.items()):
+            state = scan_state_file(state_dir, origin)
+            previous = load_scan(state)
+            current = origin.scan(previous)
+            unchanged = len(current) == len(previous)
+            folder_kept = []
+            for seen in current:
+                if seen.hash is None or seen.hash not in known.hashes():
+                    unchanged = False
+                    read += 1
+                    writer = writer or MediaStore(area, known.files())
+                    seen = origin.ingest(writer, seen)
+                    if seen is None:
+                        moved += 1
+                        continue
+                folder_kept.append(seen)
+            if writer is not None:
+                writer.commit()  # objects, then the index, then the listings that name them
+            if not unchanged:  # an unchanged folder's scan is on disk already
+                save_scan(state, folder_kept)
+            same &= unchanged
+            kept.append((label, folder_kept))
+    finally:
         if writer is not None:
-            writer.commit()  # objects, then the index, then the listings that name them
-        if not unchanged:  # an unchanged folder's scan is on disk already
-            save_scan(state, folder_kept)
-        same &= unchanged
-        kept.append((label, folder_kept))
+            writer.close()  # no writer thread outlives a pass that failed
     if writer is not None:
         known.update(writer.files)
     last = media_state / LAST_LISTING
-    labels = sorted(f"{label}\0{Path(folder).resolve()}" for label, folder in folders.items())
-    listing = _last_listing(last, labels) if same else None
+    wanted = references()
+    labels = sorted(f"{label}\0{origin.key}" for label, origin in origins.items())
+    said = {"folders": labels, "references": hashlib.sha256("\0".join(wanted).encode()).hexdigest()}
+    listing, absent_count = _last_listing(last, said) if same else (None, 0)
     count = sum(len(seen) for _, seen in kept)
     if listing is None:
-        listing = write_listing(area, [MediaFile(f"{label}/{s.path}" if label else s.path, s.hash, s.size, s.mtime_ns)
-                                       for label, seen in kept for s in seen])
+        files = [MediaFile(f"{label}/{s.path}" if label else s.path, s.hash, s.size, s.mtime_ns)
+                 for label, seen in kept for s in seen]
+        absent = MediaIndex(f.path for f in files).absent(wanted) if wanted else []
+        listing, absent_count = write_listing(area, files, absent), len(absent)
         private_dirs(media_state)
-        atomic_write(last, json.dumps({"folders": labels, "listing": listing}).encode())
+        atomic_write(last, json.dumps({**said, "listing": listing, "absent": absent_count}).encode())
     sent = (writer.bytes_sent, writer.objects_sent) if writer else (0, 0)
-    return MediaPass(listing, count, read, moved, *sent)
+    return MediaPass(listing, count, read, moved, *sent, absent=absent_count)
 
 
-def _last_listing(path: Path, labels: list[str]) -> str | None:
-    """The listing the last pass wrote, if it was of the same folders."""
+def _last_listing(path: Path, said: dict) -> tuple[str | None, int]:
+    """The listing the last pass wrote and how many absent files it names, if it was of the same
+    folders and message references."""
     try:
         with open(path, "rb") as f:
             last = json.loads(f.read(MAX_META))
-        return last["listing"] if last["folders"] == labels and is_hash(last["listing"]) else None
+        same = all(last.get(key) == value for key, value in said.items())
+        absent = last.get("absent", 0)
+        return (last["listing"], absent) if same and is_hash(last["listing"]) and type(absent) is int else (None, 0)
     except (OSError, ValueError, KeyError, TypeError):
-        return None
+        return None, 0
 
 
 class IndexCache:
@@ -158,29 +186,66 @@ class IndexCache:
         atomic_write(self.path, json.dumps({"names": self._names, "hashes": sorted(self._hashes)}).encode())
 
 
-def ingest(store: MediaStore, folder: Path, seen: Seen) -> Seen | None:
-    """Read one file into the store; it with its hash, or None if it changed while being read."""
-    fd = open_untouched(folder / seen.path)
-    with os.fdopen(fd, "rb", buffering=0) as f:
-        before = os.fstat(fd)
-        if (before.st_size, before.st_mtime_ns, before.st_ino) != seen.key:
+class MediaOrigin(Protocol):
+    key: str  # names the origin's last scan in the state dir
+
+    def scan(self, previous: dict[str, tuple[int, int, int, str]]) -> list[Seen]: ...
+
+    def ingest(self, store: MediaStore, seen: Seen) -> Seen | None: ...
+
+
+class FolderMedia:
+    """A media folder: files marked by (size, mtime, inode), read without moving their access time."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+        self.key = str(self.folder.resolve())
+
+    def scan(self, previous: dict[str, tuple[int, int, int, str]]) -> list[Seen]:
+        return scan(self.folder, previous)
+
+    def ingest(self, store: MediaStore, seen: Seen) -> Seen | None:
+        """Read one file into the store; it with its hash, or None if it changed while being read."""
+        try:
+            fd = open_untouched(self.folder / seen.path)
+        except FileNotFoundError:  # deleted since the scan: the next pass lists the folder as it is then
             return None
-        file_hash, size = new_file_hash(), 0
-        if seen.size < SMALL_FILE:
-            data = f.read(SMALL_FILE)
-            file_hash.update(data)
-            size = len(data)
-        else:
-            pieces = []
-            while block := f.read(CHUNK_SIZE):
-                file_hash.update(block)
-                size += len(block)
-                pieces.append(store.add_chunk(block))
-        after = os.fstat(fd)
-    if size != seen.size or (after.st_size, after.st_mtime_ns, after.st_ino) != seen.key:
-        return None
-    if seen.size < SMALL_FILE:
-        store.add_small(file_hash.hexdigest(), data)
-    else:
-        store.add_large(file_hash.hexdigest(), pieces)
-    return replace(seen, hash=file_hash.hexdigest())
+        with os.fdopen(fd, "rb", buffering=0) as f:
+            if _marks(fd) != seen.key:
+                return None
+            file_hash = store.add_stream(f, seen.size, lambda: _marks(fd) == seen.key)
+        return None if file_hash is None else seen._replace(hash=file_hash)
+
+
+def _marks(fd: int) -> tuple[int, int, int]:
+    info = os.fstat(fd)
+    return (info.st_size, info.st_mtime_ns, info.st_ino)
+
+
+class ListedMedia:
+    """Media a source kind lists, marked by the kind's own record: an unchanged mark is not read."""
+
+    def __init__(self, key: str, files: Sequence[SourceMedia]):
+        self.key = key
+        # A path that would leave the folder it is restored into is not the app's: never listed.
+        self.files = {f.path: f for f in files if safe_path(f.path)}
+
+    def scan(self, previous: dict[str, tuple[int, int, int, str]]) -> list[Seen]:
+        seen = []
+        for path, f in sorted(self.files.items()):
+            before = previous.get(path)
+            same = before is not None and before[:3] == (f.size, f.mtime_ns, f.mark)
+            seen.append(Seen(path, f.size, f.mtime_ns, f.mark, before[3] if same else None))
+        return seen
+
+    def ingest(self, store: MediaStore, seen: Seen) -> Seen | None:
+        try:
+            stream = self.files[seen.path].open()
+        except FileNotFoundError:  # listed, but gone (or never there): the next pass looks again
+            return None
+        except SourceError as e:  # one damaged file holds back neither the others nor the database
+            log.warning("%s: left out of this pass: %s", seen.path, e)
+            return None
+        with stream:
+            file_hash = store.add_stream(stream, seen.size)
+        return None if file_hash is None else seen._replace(hash=file_hash)

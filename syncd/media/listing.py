@@ -1,7 +1,8 @@
 """One version's media: every file the folder held then (path, hash, size, mtime), one compact object.
 
 A listing is never changed or deleted, so a file deleted from the phone stays restorable from the
-listings that held it."""
+listings that held it. It also names, as `absent`, the references of the version's messages to files
+no folder held then (never downloaded, expired, in iCloud): a later listing holds them once they appear."""
 
 from __future__ import annotations
 
@@ -25,12 +26,18 @@ class MediaFile:
     mtime_ns: int
 
 
-def write_listing(store: Backend | Area, files: list[MediaFile]) -> str:
+def write_listing(store: Backend | Area, files: list[MediaFile], absent: list[str] = ()) -> str:
     rows = [[f.path, f.hash, f.size, f.mtime_ns] for f in sorted(files, key=lambda f: f.path)]
-    return put_meta(as_area(store), "listings", {"format": LISTING_FORMAT, "files": rows})
+    value = {"format": LISTING_FORMAT, "files": rows} | ({"absent": sorted(absent)} if absent else {})
+    return put_meta(as_area(store), "listings", value)
 
 
 def read_listing(store: Backend | Area, name: str) -> list[MediaFile]:
+    return read_listing_whole(store, name)[0]
+
+
+def read_listing_whole(store: Backend | Area, name: str) -> tuple[list[MediaFile], list[str]]:
+    """A listing's files and the references it records as absent, every entry checked."""
     value = get_meta(as_area(store), "listings", name)
     if not isinstance(value, dict) or value.get("format") != LISTING_FORMAT or not isinstance(value.get("files"), list):
         raise CorruptObject(f"media listing {name} is not a listing syncd wrote", hint="run `syncd verify` on the target")
@@ -41,7 +48,10 @@ def read_listing(store: Backend | Area, name: str) -> list[MediaFile]:
             raise CorruptObject(f"media listing {name}: a damaged or unsafe entry", hint="run `syncd verify` on the target")
         paths.add(row[0])
         files.append(MediaFile(*row))
-    return files
+    absent = value.get("absent", [])
+    if not (isinstance(absent, list) and all(isinstance(r, str) for r in absent)):
+        raise CorruptObject(f"media listing {name}: a damaged list of absent files", hint="run `syncd verify` on the target")
+    return files, absent
 
 
 def safe_path(path: object) -> bool:

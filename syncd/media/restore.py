@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Collection
 from pathlib import Path
 
 from ..backend import Backend
@@ -18,13 +19,16 @@ from .listing import read_listing
 from .store import load_index, new_file_hash, read_object
 
 
-def restore_media(store: Backend | Area, listing: str, dest: Path) -> int:
-    """Write the files of `listing` under `dest` (absent or an empty folder); how many."""
+def restore_media(store: Backend | Area, listing: str, dest: Path, only: Collection[str] | None = None) -> int:
+    """Write the files of `listing` (those whose paths are in `only`, if given) under `dest` (absent
+    or an empty folder); how many."""
     dest = Path(dest)
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise UsageError(f"{dest} is not an empty folder", hint="restore media into a new or empty folder")
     area = as_area(store)
     files = read_listing(area, listing)
+    if only is not None:
+        files = [f for f in files if f.path in only]
     index = load_index(area)
     missing = [f.path for f in files if f.hash not in index]
     if missing:

@@ -4,12 +4,18 @@ Small files are packed into objects of about PACK_SIZE, so a target never fills 
 stickers and thumbnails; large files are cut into CHUNK_SIZE chunks, each its own object, so an
 upload that dies midway resumes with the chunks the target lacks. Every object is named by the hash
 of its bytes and written once; the index that says where each file lies is written after them.
+
+Objects are written by a few threads while the pass reads and hashes the next files (hashlib and
+file writes release the GIL): at most WRITES_IN_FLIGHT objects wait, which bounds memory.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import BinaryIO
 
 from ..backend import Backend
 from ..errors import CorruptObject
@@ -22,6 +28,8 @@ CHUNK_SIZE = 8 << 20
 MAX_OBJECT = max(PACK_SIZE + SMALL_FILE, CHUNK_SIZE)
 OBJECTS, INDEX = "media/objects/", "media/index/"
 INDEX_FORMAT = 1
+WRITERS = 2  # threads writing objects while the pass hashes on: a write's fsync waits on the disk, not the CPU
+WRITES_IN_FLIGHT = 3  # objects handed to the writers and not yet written: ~3 x PACK_SIZE of memory at most
 
 # Where a piece of a file lies: (object hash, object size, offset, length).
 Piece = tuple[str, int, int, int]
@@ -46,6 +54,8 @@ class MediaStore:
         self._pack = bytearray()
         self._packed: dict[str, tuple[int, int]] = {}  # file hash -> (offset, length) in the open pack
         self._new: dict[str, list[Piece]] = {}
+        self._writers: ThreadPoolExecutor | None = None
+        self._writing: deque[Future] = deque()
         self.bytes_sent = self.objects_sent = 0
 
     @property
@@ -70,9 +80,41 @@ class MediaStore:
         self._packed[file_hash] = (len(self._pack), len(data))
         self._pack += data
 
-    def add_chunk(self, data: bytes) -> Piece:
-        """Store one chunk of a large file (unless the target has it); where it lies."""
-        return (self._put(data), len(data), 0, len(data))
+    def add_stream(self, stream: BinaryIO, size: int, unchanged: Callable[[], bool] = lambda: True) -> str | None:
+        """Store the file `stream` holds, `size` bytes as listed; its hash, or None if it is not that
+        size or `unchanged()` says it changed while read (the pass leaves it to the next). Chunks
+        read before that showed may be stored, named by no index: harmless, and reused later."""
+        if size < SMALL_FILE:
+            data = stream.read(SMALL_FILE)
+            file_hash = digest(data)
+        elif size <= CHUNK_SIZE:  # one chunk: its name is the file's hash, computed once
+            data = stream.read(CHUNK_SIZE + 1)
+            file_hash = digest(data)
+            pieces = [self.add_chunk(data, file_hash)] if len(data) == size else []
+        else:
+            pieces, data, whole = [], b"", new_file_hash()
+            read = 0
+            while read <= size and (block := stream.read(CHUNK_SIZE)):
+                name = self.hash_later(block)  # the chunk's hash beside the file's, on another core
+                whole.update(block)
+                read += len(block)
+                pieces.append(self.add_chunk(block, name.result()))
+            file_hash = whole.hexdigest()
+        if (read if size > CHUNK_SIZE else len(data)) != size or not unchanged():
+            return None
+        if size < SMALL_FILE:
+            self.add_small(file_hash, data)
+        else:
+            self.add_large(file_hash, pieces)
+        return file_hash
+
+    def add_chunk(self, data: bytes, name: str | None = None) -> Piece:
+        """Store one chunk of a large file (unless the target has it), `name` its hash if known; where it lies."""
+        return (self._put(data, name), len(data), 0, len(data))
+
+    def hash_later(self, data: bytes) -> Future:
+        """The SHA-256 name of `data`, computed in a writer thread (beside the caller's own hashing)."""
+        return self._pool().submit(digest, data)
 
     def add_large(self, file_hash: str, pieces: list[Piece]) -> None:
         if not self.has(file_hash):
@@ -82,6 +124,7 @@ class MediaStore:
         """Seal the open pack, then write the index of this pass's files after the objects it names."""
         if self._pack:
             self._seal_pack()
+        self.close()  # every object written (or its error raised) before the index names it
         if self._new:
             put_meta(self.area, "index", {"format": INDEX_FORMAT, "files": self._new})
             self.files.update(self._new)
@@ -94,10 +137,27 @@ class MediaStore:
             self._new[file_hash] = [(name, len(pack), offset, length)]
         self._pack, self._packed = bytearray(), {}
 
-    def _put(self, data: bytes) -> str:
-        name = digest(data)
+    def close(self) -> None:
+        """Wait for the objects being written; the first write's error, if any, is raised."""
+        try:
+            while self._writing:
+                self._writing.popleft().result()
+        finally:
+            if self._writers is not None:
+                self._writers.shutdown(cancel_futures=True)
+                self._writers = None
+
+    def _pool(self) -> ThreadPoolExecutor:
+        if self._writers is None:
+            self._writers = ThreadPoolExecutor(WRITERS, thread_name_prefix="media-write")
+        return self._writers
+
+    def _put(self, data: bytes, name: str | None = None) -> str:
+        name = name or digest(data)
         if self.objects.get(name) != len(data):
-            self.area.write("objects", name, data)
+            while len(self._writing) >= WRITES_IN_FLIGHT:
+                self._writing.popleft().result()
+            self._writing.append(self._pool().submit(self.area.write, "objects", name, data))
             self.objects[name] = len(data)
             self.bytes_sent += len(data)
             self.objects_sent += 1

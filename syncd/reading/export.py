@@ -23,13 +23,15 @@ import pluggy
 
 from ..archive.plain import Archive
 from ..errors import SyncdError, UsageError, no_space
-from ..readback.restore import choose_version, read_manifest, restore
+from ..media.links import MediaLinks
+from ..readback.restore import choose_version, read_manifest, reading_area, restore
 from .model import Annotations, Filters, Reading, open_database
 from .render_html import write_html
 from .render_jsonl import write_jsonl
 from .render_text import write_text
 
 FORMATS = ("jsonl", "html", "txt")
+MEDIA_FOLDER = "media"  # beside chats/ in an HTML export: the files its messages link to (render_html.MEDIA_PREFIX)
 STDOUT = "-"
 
 
@@ -82,6 +84,8 @@ def _read_each(archives, pm, number, at, filters, scratch, annotations):
             try:
                 notes = annotations(archive, version.number, db) if annotations else Annotations()
                 reading = Reading(db, archive.source, pm, filters, notes)
+                if (listing := manifest.media_at(version.number)) is not None and reading.profile is not None:
+                    reading.media = MediaLinks(reading_area(archive), listing)
                 yield reading, version
             finally:
                 db.close()
@@ -123,6 +127,8 @@ def _folder(archives, out, fmt, pm, number, at, filters, scratch, stdout, annota
             into = tmp if len(archives) == 1 else tmp / _folder_name(reading.source)
             into.mkdir(mode=0o700, exist_ok=True)
             count = render(reading, into)
+            if fmt == "html" and reading.media is not None:
+                reading.media.restore_used(into / MEDIA_FOLDER)  # inside the folder renamed into place whole
             done.append(Exported(reading.source, reading.app, version.number, version.time, count))
         if path.is_dir():
             path.rmdir()  # it was empty: checked by _new_path

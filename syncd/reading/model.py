@@ -19,6 +19,7 @@ import pluggy
 
 from ..app import AppProfile, Conversation, Message, quote, table_names, text_or_none
 from ..errors import ArchiveError
+from ..media.links import MediaLinks
 from ..plugins import profile_for
 
 PRESENT, EDITED, RECALLED, DELETED = "present", "edited", "recalled", "deleted"
@@ -82,6 +83,7 @@ class Reading:
     def __init__(self, db: apsw.Connection, source: str, pm: pluggy.PluginManager, filters: Filters = Filters(),
                  annotations: Annotations = Annotations()):
         self.db, self.source, self.filters, self.annotations = db, source, filters, annotations
+        self.media: MediaLinks | None = None  # the version's media listing, when one was archived (set by export)
         cls = profile_for(pm, db)
         self.profile: AppProfile | None = cls(db) if cls else None
         self.app = cls.app if cls else None

@@ -3,18 +3,22 @@
 No script, no external asset: the style is inline, and each page's Content-Security-Policy
 forbids scripts, so a message that holds markup stays text even if escaping were missed.
 Every value from the database is escaped (`html.escape`, quotes included). File names are
-numbers, never a conversation's id or name (those come from the archive).
+numbers, never a conversation's id or name (those come from the archive). A message's media links
+to its file under `media/`, restored from the version's listing with its original bytes.
 """
 
 from __future__ import annotations
 
 from html import escape
 from pathlib import Path
+from urllib.parse import quote
 
 from ..app import Message
 from ..fsutil import private_opener
+from ..media.links import MediaLinks
 from .model import PRESENT, IsoTime, MessageHistory, Reading, display_text
 
+MEDIA_PREFIX = "../media/"  # from chats/NNNN.html to the media restored beside them
 POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'"
 STYLE = """body{font:15px/1.45 system-ui,sans-serif;max-width:50em;margin:2em auto;padding:0 1em;color:#222}
 a{color:#0a58ca}.m{margin:.35em 0;padding:.35em .6em;border-radius:.5em;background:#f1f3f5}
@@ -32,7 +36,18 @@ def page(title: str, body: str) -> str:
             f"<style>{STYLE}</style></head><body>\n{body}\n</body></html>\n")
 
 
-def message_html(m: Message, history: MessageHistory, names: dict, iso: IsoTime) -> str:
+def media_html(reference: str, links: MediaLinks | None, prefix: str) -> str:
+    """A message's media: a link to the file restored beside the export (`prefix` + its listed
+    path), or the app's reference as text when no listed file matches it."""
+    found = links.find(reference) if links is not None else None
+    if found is None:
+        return f'<div class="media">{escape(reference)}</div>'
+    href = escape(prefix + quote(found.path))
+    return f'<div class="media"><a href="{href}">{escape(reference)}</a></div>'
+
+
+def message_html(m: Message, history: MessageHistory, names: dict, iso: IsoTime,
+                 links: MediaLinks | None = None, prefix: str = MEDIA_PREFIX) -> str:
     who = "me" if m.from_me else names.get(m.sender, m.sender) if m.sender else "system"
     text = display_text(m, history)
     body = (f'<div class="text">{escape(text)}</div>' if text is not None
@@ -40,7 +55,7 @@ def message_html(m: Message, history: MessageHistory, names: dict, iso: IsoTime)
     badge = f' <span class="badge">{escape(history.status)}</span>' if history.status != PRESENT else ""
     earlier = "".join(f'<div class="hist">earlier (version {escape(str(h.get("version")))}): '
                       f'{escape(str(h.get("text")))}</div>' for h in history.earlier)
-    media = "".join(f'<div class="media">{escape(ref)}</div>' for ref in m.media)
+    media = "".join(media_html(ref, links, prefix) for ref in m.media)
     mine = " me" if m.from_me else ""
     return (f'<div class="m{mine} {escape(history.status)}" id="m-{escape(str(m.id))}"><span class="who">'
             f'{escape(who)}</span> <span class="t">{iso(m.time)}</span>{badge}{body}{earlier}{media}</div>\n')
@@ -61,7 +76,7 @@ def write_html(reading: Reading, folder: Path) -> int:
             out.write(page(conversation.name, "").split("\n</body>")[0])
             out.write(f'<p><a href="../index.html">all conversations</a></p><h1>{escape(conversation.name)}</h1>\n')
             for m in reading.messages(conversation.id):
-                out.write(message_html(m, reading.history_of(m), reading.names, iso))
+                out.write(message_html(m, reading.history_of(m), reading.names, iso, reading.media))
                 written += 1
             out.write("</body></html>\n")
         group = " (group)" if conversation.is_group else ""

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from itertools import islice
 from typing import TextIO
 
+from ..media.links import MediaLinks
 from .model import DELETED_HISTORY, PRESENT, IsoTime, Reading
 
 ENCODE = json.JSONEncoder(ensure_ascii=False, check_circular=False, separators=(",", ":")).encode
@@ -31,7 +32,7 @@ def jsonl_lines(reading: Reading) -> Iterator[str]:
         yield from (line + "\n" for line in _table_lines(reading))
         return
     head = f'{{"source":{ENCODE(reading.source)},"app":{ENCODE(reading.app)},"id":'
-    names, iso = reading.names, IsoTime()
+    names, iso, links = reading.names, IsoTime(), reading.media
     annotations = reading.annotations
     history = annotations.history
     deleted = set(annotations.deleted)
@@ -42,6 +43,7 @@ def jsonl_lines(reading: Reading) -> Iterator[str]:
     sender_parts: dict[str | None, str] = {}
     kind_parts: dict[str, str] = {}
     present = f',"status":"{PRESENT}","history":[]'
+    plain_extra = f',"media":[]{media_files((), links)},"reply_to":null,"server_id":'
     string, encode, clock = STRING, ENCODE, iso  # locals: read a million times
     for m in reading.messages():
         mid, conversation, who, from_me, ms, kind, text, media, reply, sid = m
@@ -66,10 +68,10 @@ def jsonl_lines(reading: Reading) -> Iterator[str]:
         if kind_part is None:
             kind_part = kind_parts[kind] = f'","kind":{encode(kind)},"text":'
         if media or reply is not None:
-            extra = (f',"media":{_strings(media)},"reply_to":'
+            extra = (f',"media":{_strings(media)}{media_files(media, links)},"reply_to":'
                      f'{"null" if reply is None else string(reply) if type(reply) is str else encode(reply)},"server_id":')
         else:
-            extra = ',"media":[],"reply_to":null,"server_id":'
+            extra = plain_extra
         seen = first_seen.get(mid) if first_seen else None
         end = first_default if seen is None else f',"first_seen":{_first_seen(seen)}}}\n'
         yield (f'{head}{mid if type(mid) is int else encode(mid)}{chat}{sender}'
@@ -88,6 +90,16 @@ def _strings(values: tuple) -> str:
 def _first_seen(seen: tuple[int, str] | None) -> str:
     """{"version": N, "time": "…Z"}, or null when no history is known."""
     return "null" if seen is None else f'{{"version":{int(seen[0])},"time":{ENCODE(seen[1])}}}'
+
+
+def media_files(references: tuple[str, ...], links: MediaLinks | None) -> str:
+    """Where the version's media listing holds each reference's file (its listed path and SHA-256;
+    nulls when it holds none): a `media_files` field, only where media was archived."""
+    if links is None:
+        return ""
+    found = [(r, links.find(r)) for r in references]
+    return ',"media_files":' + ENCODE([{"reference": r, "path": f.path if f else None, "hash": f.hash if f else None}
+                                       for r, f in found])
 
 
 def _plain(value):

@@ -17,6 +17,7 @@ Following SQLite's advice for untrusted databases (https://sqlite.org/security.h
 from __future__ import annotations
 
 from contextlib import contextmanager
+from pathlib import Path
 
 import apsw
 
@@ -137,3 +138,15 @@ class Guard:
 def altered(message: str) -> CorruptObject:
     """Archive content that syncd never writes: someone changed it."""
     return CorruptObject(message, hint="the archive on this target was altered; restore from another target")
+
+
+def open_read_only(path: Path) -> apsw.Connection:
+    """A read-only connection to syncd's own private copy of a database (a replica) that writes
+    nothing beside it and runs nothing its schema holds (no triggers, no untrusted functions)."""
+    db = apsw.Connection(Path(path).absolute().as_uri() + "?mode=ro&immutable=1",
+                         flags=apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI)
+    for option, value in ((apsw.SQLITE_DBCONFIG_DEFENSIVE, 1), (apsw.SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0),
+                          (apsw.SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 0), (apsw.SQLITE_DBCONFIG_ENABLE_TRIGGER, 0)):
+        db.config(option, value)
+    return db
+
