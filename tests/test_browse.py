@@ -28,7 +28,8 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from selenium.webdriver.support.ui import Select
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from syncd.browse.timeline import PAGE
 from syncd.cli import main
@@ -45,6 +46,15 @@ def cli(*args):
     result = CliRunner().invoke(main, [str(a) for a in args])
     assert result.exit_code == 0, result.output
     return result
+
+
+def follow(driver, action) -> None:
+    """Do what leads to another page (a click, an Enter), then wait until that page has replaced this
+    one: looking sooner could find an element of the page being left."""
+    old = driver.find_element(By.TAG_NAME, "html")
+    action()
+    WebDriverWait(driver, 60).until(expected_conditions.staleness_of(old))
+    WebDriverWait(driver, 60).until(lambda d: d.execute_script("return document.readyState") == "complete")
 
 
 @pytest.fixture(scope="module")
@@ -180,7 +190,7 @@ def test_conversations_are_listed_and_tab_reaches_them(signed_in, archived, tmp_
     driver, base = signed_in
     driver.get(base)
     assert "token" not in driver.current_url  # the redirect took it out of the address bar
-    driver.find_element(By.LINK_TEXT, "wechat").click()
+    follow(driver, lambda: driver.find_element(By.LINK_TEXT, "wechat").click())
     shown = [e.text for e in driver.find_elements(By.CSS_SELECTOR, "a.chat")]
     expected = {r["conversation_name"] for r in exported(archived["root"])}
     assert sorted(shown) == sorted(expected)
@@ -196,7 +206,7 @@ def test_conversations_are_listed_and_tab_reaches_them(signed_in, archived, tmp_
             if len(reached) == 2:
                 break
     assert reached[:2] == shown[:2]
-    driver.switch_to.active_element.send_keys(Keys.ENTER)  # and Enter opens it
+    follow(driver, lambda: driver.switch_to.active_element.send_keys(Keys.ENTER))  # and Enter opens it
     assert driver.find_element(By.TAG_NAME, "h1").text == shown[1]
 
 
@@ -212,13 +222,13 @@ def test_a_chat_opens_at_its_newest_page_and_pages_by_keyset(signed_in, archived
     assert len(ids) > 2 * PAGE
     driver.get(base + "s/wechat/")
     name = next(r["conversation_name"] for r in records if r["conversation"] == talker)
-    driver.find_element(By.LINK_TEXT, name).click()
+    follow(driver, lambda: driver.find_element(By.LINK_TEXT, name).click())
     assert shown_ids(driver) == ids[-PAGE:]
-    driver.find_element(By.LINK_TEXT, "older").click()
+    follow(driver, lambda: driver.find_element(By.LINK_TEXT, "older").click())
     assert shown_ids(driver) == ids[-2 * PAGE:-PAGE]
-    driver.find_element(By.LINK_TEXT, "newer").click()
+    follow(driver, lambda: driver.find_element(By.LINK_TEXT, "newer").click())
     assert shown_ids(driver) == ids[-PAGE:]
-    driver.find_element(By.LINK_TEXT, "oldest").click()
+    follow(driver, lambda: driver.find_element(By.LINK_TEXT, "oldest").click())
     assert shown_ids(driver) == ids[:PAGE]
     seen = []
     while True:
@@ -226,7 +236,7 @@ def test_a_chat_opens_at_its_newest_page_and_pages_by_keyset(signed_in, archived
         more = driver.find_elements(By.CSS_SELECTOR, "nav.pager a[accesskey=j]")
         if not more:
             break
-        more[0].click()
+        follow(driver, lambda: more[0].click())
     assert seen == ids  # every message once, in order, to the newest
 
 
@@ -235,7 +245,7 @@ def test_a_recalled_message_shows_its_badge_and_earlier_text_and_the_version_pic
     driver, base = signed_in
     talker, recalled = archived["recalled_talker"], archived["recalled"]
     driver.get(base + "s/wechat/")
-    driver.find_element(By.CSS_SELECTOR, f'a.chat[href*="c={talker}"]').click()
+    follow(driver, lambda: driver.find_element(By.CSS_SELECTOR, f'a.chat[href*="c={talker}"]').click())
     message = driver.find_element(By.ID, f"m-{recalled}")
     assert "recalled" in message.get_attribute("class")
     assert message.find_element(By.CLASS_NAME, "badge").text == "recalled"
@@ -249,13 +259,13 @@ def test_a_recalled_message_shows_its_badge_and_earlier_text_and_the_version_pic
     if not docs.exists():  # the README's picture, kept once (regenerate by deleting it)
         image.save(docs)
     Select(driver.find_element(By.ID, "version")).select_by_value("1")
-    driver.find_element(By.XPATH, "//form[.//select[@id='version']]//button").click()
+    follow(driver, lambda: driver.find_element(By.XPATH, "//form[.//select[@id='version']]//button").click())
     assert "v=1" in driver.current_url
     first = driver.find_element(By.ID, f"m-{recalled}")
     assert "recalled" not in first.get_attribute("class") and not first.find_elements(By.CLASS_NAME, "badge")
     assert first.find_element(By.CLASS_NAME, "text").text == before.split(":\n", 1)[-1]
     Select(driver.find_element(By.ID, "version")).select_by_value("2")
-    driver.find_element(By.XPATH, "//form[.//select[@id='version']]//button").click()
+    follow(driver, lambda: driver.find_element(By.XPATH, "//form[.//select[@id='version']]//button").click())
     assert driver.find_element(By.ID, f"m-{recalled}").find_element(By.CLASS_NAME, "badge").text == "recalled"
 
 
@@ -268,11 +278,11 @@ def test_search_finds_a_chinese_word(signed_in, archived):
     expected = sum(word in t for t in texts)
     driver.get(base + "s/wechat/")
     box = driver.find_element(By.ID, "q")
-    box.send_keys(word, Keys.ENTER)
+    follow(driver, lambda: box.send_keys(word, Keys.ENTER))
     hits = driver.find_elements(By.CSS_SELECTOR, "li.hit .text")
     assert len(hits) == expected and all(word in h.text for h in hits)
     assert driver.find_element(By.TAG_NAME, "h1").text.startswith(f"{expected} found")
-    hits[0].find_element(By.XPATH, "../div[@class='where']/a").click()  # a hit leads into its chat
+    follow(driver, lambda: hits[0].find_element(By.XPATH, "../div[@class='where']/a").click())  # a hit leads into its chat
     assert any(word in e.text for e in driver.find_elements(By.CSS_SELECTOR, "main .m .text"))
 
 
@@ -280,10 +290,10 @@ def test_markup_in_a_message_stays_text(signed_in, archived):
     driver, base = signed_in
     msg_id, talker = archived["hostile"]
     driver.get(base + "s/wechat/")
-    driver.find_element(By.CSS_SELECTOR, f'a.chat[href*="c={talker}"]').click()
-    driver.find_element(By.LINK_TEXT, "oldest").click()
+    follow(driver, lambda: driver.find_element(By.CSS_SELECTOR, f'a.chat[href*="c={talker}"]').click())
+    follow(driver, lambda: driver.find_element(By.LINK_TEXT, "oldest").click())
     while not driver.find_elements(By.ID, f"m-{msg_id}"):
-        driver.find_element(By.CSS_SELECTOR, "nav.pager a[accesskey=j]").click()
+        follow(driver, lambda: driver.find_element(By.CSS_SELECTOR, "nav.pager a[accesskey=j]").click())
     message = driver.find_element(By.ID, f"m-{msg_id}")
     assert message.find_element(By.CLASS_NAME, "text").text == HOSTILE
     assert not message.find_elements(By.TAG_NAME, "img") and not message.find_elements(By.TAG_NAME, "script")
