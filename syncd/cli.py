@@ -393,17 +393,12 @@ def _archives(pm, target: str | None, state: Path | None, source: str | None, id
 def log(target, source, as_json, identity):
     """List the versions a target holds, oldest first (of every source, unless --source picks one)."""
     from .archive.claims import mode_warning
-    from .plugins import open_backend, plugin_manager
-    from .readback.restore import open_archive, open_archives, read_manifest
+    from .plugins import plugin_manager
+    from .readback.restore import read_manifest
 
-    identities = _identities(identity)
-    backend = open_backend(plugin_manager(), target)
-    try:
-        archives = [open_archive(backend, source, identities)] if source else open_archives(backend, identities)
+    with _archives(plugin_manager(), target, None, source, identity) as archives:
         manifests = [read_manifest(archive) for archive in archives]
         warning = mode_warning(archives[0])
-    finally:
-        backend.close()
     if warning:
         click.echo(f"warning: {warning}", err=True)
     if as_json:

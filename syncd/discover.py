@@ -16,7 +16,7 @@ from pathlib import Path
 import pluggy
 
 from .fsutil import read_head
-from .plugins import source_kinds
+from .plugins import recognised_by, source_kinds
 
 # macOS keeps ~/Library/Messages, Mail and Safari data behind Full Disk Access (TCC): even the
 # owner's own processes get EPERM there until the app running them is granted it.
@@ -64,7 +64,7 @@ def _look(cls, place) -> Found:
         return Found(place.path, cls.kind, place.name, place.app, False, "permission denied", hint)
     except OSError as e:
         return Found(place.path, cls.kind, place.name, place.app, False, e.strerror or str(e))
-    if not cls.recognises(place.path):
+    if not recognised_by(cls, place.path):
         return Found(place.path, cls.kind, place.name, place.app, False, f"not a {cls.kind} source",
                      "it may be empty, or from an app version syncd doesn't know")
     return Found(place.path, cls.kind, place.name, place.app, True)

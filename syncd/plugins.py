@@ -266,7 +266,7 @@ def open_source(pm: pluggy.PluginManager, path: Path, options: SourceOptions, wo
                              hint=f"kinds installed: {', '.join(by_name) or 'none'} (`syncd plugins` lists them)")
         chosen = by_name[kind]
     else:
-        chosen = next((cls for cls in kinds if _recognises(cls, path)), None)
+        chosen = next((cls for cls in kinds if recognised_by(cls, path)), None)
         if chosen is None and path.is_dir():
             raise SourceError(f"{path} is not a file, nor a folder any source kind recognises",
                               hint="give a database file, or an iOS backup folder (the one holding Manifest.db)")
@@ -276,7 +276,7 @@ def open_source(pm: pluggy.PluginManager, path: Path, options: SourceOptions, wo
     return chosen(path, options, workdir(chosen.kind))
 
 
-def _recognises(cls: type[SourceKind], path: Path) -> bool:
+def recognised_by(cls: type[SourceKind], path: Path) -> bool:
     """Asked of every kind in turn: one that fails while looking is taken not to recognise the path."""
     try:
         return bool(cls.recognises(path))
