@@ -8,10 +8,12 @@ from pathlib import Path
 
 import apsw
 import pytest
+from click.testing import CliRunner
 from hypothesis import HealthCheck, settings
 
 from logical import logical_state
 from syncd.archive.plain import Archive
+from syncd.cli import main
 from syncd.plugins import open_backend, plugin_manager
 from syncd.readback.restore import restore
 from syncd.sync import sync
@@ -29,6 +31,13 @@ pytest_plugins = ("servers",)
 SHARED_FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
 # Property tests run hundreds of syncs, each with a dozen fsyncs: on tmpfs those cost nothing.
 SCRATCH = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+
+
+def cli(*args, code=0):
+    """`syncd ARGS…` through click's runner, expected to exit with `code`; the result."""
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    assert result.exit_code == code, result.output
+    return result
 
 
 def scratch_dir() -> tempfile.TemporaryDirectory:

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import json
 import random
-from pathlib import Path
 
 import apsw
 import pytest
-from click.testing import CliRunner
 
 from syncd.app import RECALLED
-from syncd.cli import main
+from conftest import cli
 from syncd.plugins import open_backend, plugin_manager
 from syncd.readback.restore import open_archive, read_manifest
 from syncd.reading.changes import walk
@@ -20,10 +18,6 @@ from syncd.reading.working_copy import WorkingCopy
 from syncd.samples import create_wechat, wechat_new_messages, wechat_recall
 
 
-def cli(*args, code=0):
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    assert result.exit_code == code, result.output
-    return result
 
 
 @pytest.fixture(scope="module")

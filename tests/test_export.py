@@ -11,10 +11,9 @@ from pathlib import Path
 
 import apsw
 import pytest
-from click.testing import CliRunner
 
 from syncd.app import RECALLED, Message
-from syncd.cli import main
+from conftest import cli
 from syncd.plugins import plugin_manager
 from syncd.reading.model import Annotations, Filters, MessageHistory, Reading, open_database
 from syncd.reading.render_html import write_html
@@ -27,10 +26,6 @@ FIELDS = {"source", "app", "id", "conversation", "conversation_name", "sender", 
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 
 
-def cli(*args, code=0):
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    assert result.exit_code == code, result.output
-    return result
 
 
 @pytest.fixture(scope="module")

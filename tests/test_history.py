@@ -10,19 +10,14 @@ from pathlib import Path
 
 import apsw
 import pytest
-from click.testing import CliRunner
 
 from syncd.app import RECALLED
-from syncd.cli import main
+from conftest import cli
 from syncd.samples import create_wechat, wechat_delete_chat, wechat_new_messages, wechat_recall
 
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 
-def cli(*args, code=0):
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    assert result.exit_code == code, result.output
-    return result
 
 
 def export(root: Path, name: str, *where) -> dict:

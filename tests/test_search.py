@@ -13,6 +13,7 @@ import apsw
 import pytest
 from click.testing import CliRunner
 
+from conftest import cli
 from syncd.cli import main
 from syncd.reading.segment import SEPARATOR, fts_query, hit_spans, index_columns, pieces
 from syncd.samples import create_wechat, wechat_new_messages, wechat_recall
@@ -31,10 +32,6 @@ PLANTED = {
 }
 
 
-def cli(*args, code=0):
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    assert result.exit_code == code, result.output
-    return result
 
 
 def hits(*args) -> list[dict]:
