@@ -40,6 +40,7 @@ from ..delivery.retry import target_backoff
 from .logs import LOGGER, RepeatFilter
 from ..archive.manifest import Manifest
 from .notify import notify, watchdog_interval
+from ..capture.snapshot import companions_of
 from ..plugins import open_backend, open_source
 from ..archive.state import SourceState, kind_workdir
 from ..source import Database, SourceKind, stat_signature
@@ -103,8 +104,7 @@ class SourceRun:
         watched = getattr(self.source, "watched", None)
         if watched is not None:
             return list(watched())
-        path = self.config.path
-        return [path, Path(f"{path}-wal"), Path(f"{path}-journal")]
+        return [self.config.path, *companions_of(self.config.path).values()]
 
     def signature(self) -> str:
         return stat_signature(*self.watched())
