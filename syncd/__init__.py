@@ -20,7 +20,7 @@ its own package and from layers below it, never from a peer or a layer above
     sqlite/                          schema reading, hardened connections
     backend, source, app, plugins,   ground: the public plugin API (storage, sources, app profiles),
     errors                           stable paths for plugin authors
-    fsutil, redact, samples          ground every layer may use
+    fsutil, log, redact, samples     ground every layer may use
 """
 
 __version__ = "0.1.0"

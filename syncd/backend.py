@@ -8,8 +8,7 @@ compaction, encryption, retries) lives in the core. Backends come from plugins
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import BinaryIO, ClassVar, Protocol, runtime_checkable
+from typing import BinaryIO, ClassVar, NamedTuple, Protocol, runtime_checkable
 
 from .errors import TooLarge
 
@@ -21,8 +20,9 @@ DEADLINE_BASE = 120.0
 DEADLINE_MIN_RATE = 16 << 10  # bytes per second
 
 
-@dataclass(frozen=True)
-class ObjectInfo:
+class ObjectInfo(NamedTuple):
+    """One object a backend lists: its name and size in bytes."""
+
     name: str
     size: int
 

@@ -16,7 +16,7 @@ two can never disagree about where a secret ends.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 from urllib.parse import quote
 
 from .errors import UsageError
@@ -40,8 +40,7 @@ def is_secret(name: str) -> bool:
     return bool(SECRET_NAME.search(name))
 
 
-@dataclass(frozen=True)
-class Remote:
+class Remote(NamedTuple):
     """A parsed `NAME,key=value,…` (a remote defined on the fly is named `:TYPE`)."""
 
     name: str

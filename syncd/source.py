@@ -40,7 +40,7 @@ import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, ClassVar, Protocol, runtime_checkable
+from typing import BinaryIO, ClassVar, NamedTuple, Protocol, runtime_checkable
 
 from .errors import KeyProblem
 
@@ -103,8 +103,7 @@ class SourceOptions:
         return read_secret_file(self.password_file, "password file")
 
 
-@dataclass(frozen=True)
-class Place:
+class Place(NamedTuple):
     """Where a kind's source usually is on a machine (for `syncd sources`)."""
 
     path: Path

@@ -9,7 +9,6 @@ only means the next pass finds the same changes on the phone again.
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -25,6 +24,7 @@ from .archive.plain import Archive, check_source_name
 from .backend import Backend
 from .capture.detect import Plan, plan_changes
 from .errors import CorruptObject, SourceError, UsageError, no_space
+from .log import get_logger
 from .delivery.deliver import TargetReport, cursor_key, delivery_to, open_target, record_failures
 from .delivery.fanout import deliver_all
 from .fsutil import fsync_dir, fsync_file, private_opener
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 # the target claims are imported where a change or a repair needs them): issue 11 holds it to
 # within 50 ms of `syncd --version`.
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 # A restore applies at most this many deltas after a base…
 BASE_MAX_CHAIN = 32
@@ -53,6 +53,8 @@ BASE_DELTA_RATIO = 1.0
 
 @dataclass
 class SyncReport:
+    """What one pass did for one database: the version it made, and each target's delivery."""
+
     source: str
     version: Version | None  # the version this pass created; None when nothing changed
     head: int  # the latest version archived

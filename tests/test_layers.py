@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # except in the ground, whose modules every layer (and each other) may use.
 LAYERS = [
     # the ground and the public plugin API (syncd.backend, .source, .app, .errors, .plugins)
-    {"syncd", "syncd.errors", "syncd.fsutil", "syncd.redact", "syncd.backend", "syncd.source", "syncd.app",
+    {"syncd", "syncd.errors", "syncd.fsutil", "syncd.log", "syncd.redact", "syncd.backend", "syncd.source", "syncd.app",
      "syncd.plugins", "syncd.samples"},
     {"syncd.sqlite"},
     {"syncd.capture"},

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from syncd.errors import SourceError
+from syncd.log import get_logger
 from syncd.source import Database, Place, SourceMedia, SourceOptions
 
 if TYPE_CHECKING:  # the reading itself is imported on use: every syncd command loads this plugin
@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # the reading itself is imported on use: every syncd command 
 BACKUP_RECORDS = ("Manifest.db", "Manifest.plist", "Status.plist")
 MAX_CHILDREN = 1024  # entries of a parent folder looked at for device backups
 DEVICE_PART_MAX = 64
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 class IOSBackup:

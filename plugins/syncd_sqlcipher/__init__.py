@@ -14,13 +14,17 @@ import os
 import re
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from syncd.errors import KeyProblem, SourceError
 from syncd.fsutil import copy_untouched, open_untouched, private_dirs
 from syncd.plugins import hookimpl
 from syncd.source import Database, Place, SourceOptions, stat_signature
 
-from . import apps, cipher
+from . import apps
+
+if TYPE_CHECKING:  # the cipher settings are imported on use: every syncd command asks this kind
+    from .cipher import CipherSettings
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 HEAD_BYTES = 1024
@@ -76,6 +80,8 @@ class SQLCipherSource:
         settings = options.settings
         self.app = ("signal" if self.signal else
                     "wechat" if apps.is_wechat(self.file) or "uin" in settings else settings.get("app"))
+        from . import cipher
+
         self.settings = cipher.settings_from(settings, self.app)
 
     def databases(self) -> list[Database]:
@@ -106,13 +112,16 @@ class SQLCipherSource:
     @classmethod
     def write_back(cls, plain: Path, out: Path, origin: dict, options: SourceOptions) -> None:
         """Write `plain` to `out` encrypted as the app keeps it: the recorded settings, the given key."""
+        from . import cipher, codec
+
         app = origin.get("app")
         settings = cipher.settings_from(origin, app)
-        from . import codec
 
         codec.encrypt(Path(plain), Path(out), _given_key(options, app, out), settings)
 
-    def _key(self) -> tuple[str, cipher.CipherSettings]:
+    def _key(self) -> tuple[str, CipherSettings]:
+        from . import cipher
+
         if self.options.key_file is not None or self.signal is None:
             key = _given_key(self.options, self.app, self.file)
         else:
@@ -127,7 +136,7 @@ class SQLCipherSource:
             return self.app
         return NAME_UNSAFE.sub("-", self.file.stem).strip("-._") or "sqlcipher"
 
-    def _signature(self, settings: cipher.CipherSettings) -> str:
+    def _signature(self, settings: CipherSettings) -> str:
         files = [self.file] + [Path(f"{self.file}{suffix}") for suffix in COMPANIONS]
         if self.signal:
             files.append(self.signal / apps.SIGNAL_CONFIG)
@@ -159,6 +168,8 @@ def _given_key(options: SourceOptions, app: str | None, what: Path) -> str:
     if options.key_file is not None:
         return options.key()
     if "uin" in options.settings:
+        from . import cipher
+
         return cipher.wechat_key(options.settings.get("imei", cipher.WECHAT_DEFAULT_IMEI),
                                  options.settings["uin"])
     hint = "give --key-file FILE (one line, mode 0600) to decrypt it"

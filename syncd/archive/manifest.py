@@ -105,6 +105,8 @@ class ObjectRef:
 
 @dataclass(frozen=True)
 class Version:
+    """One archived version: its rows' counts, its stored content, and its place in the hash chain."""
+
     number: int
     time: str  # UTC, ISO 8601, when the change was archived
     parent: str | None
@@ -161,6 +163,8 @@ class Version:
 
 @dataclass(frozen=True)
 class Manifest:
+    """A source's history on one archive: every version, oldest first, and what rides beside the chain."""
+
     source: str
     versions: tuple[Version, ...] = field(default_factory=tuple)
     origin: tuple[tuple[str, str], ...] = ()  # sorted (key, value) pairs; see ORIGIN_KEY

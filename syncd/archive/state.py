@@ -25,7 +25,6 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
-import logging
 import os
 import stat
 from contextlib import contextmanager
@@ -34,6 +33,7 @@ from pathlib import Path
 
 from ..errors import SyncdError
 from ..fsutil import PRIVATE_DIR, PRIVATE_FILE, atomic_write, fsync_dir, private_dirs, private_opener, sweep_temps
+from ..log import get_logger
 
 WRITTEN, WRITING, UPLOADED = "written", "writing", "uploaded"
 WRITER_ID = "writer-id"
@@ -41,7 +41,7 @@ WRITER_ID_HEX = 32
 SCRATCH_PREFIX = "tmp"  # tempfile.TemporaryDirectory(dir=<state>/sources/<name>) of a pass
 SCRATCH_SUFFIX = ".stored"  # Archive.store's encoded copy, when its scratch is the source's folder
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 def default_state_dir() -> Path:

@@ -33,6 +33,8 @@ Range = tuple[int | None, int | None]
 
 @dataclass
 class Plan:
+    """Which comparison a pass runs, why, and (for an incremental one) where to look."""
+
     path: str  # "unchanged", "incremental" or "full"
     reason: str
     ranges: dict[str, list[Range]] = field(default_factory=dict)  # rowid tables: the ranges to compare

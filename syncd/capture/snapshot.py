@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import apsw
-import xxhash
 
 from ..errors import SourceError
 from ..fsutil import atomic_write, open_untouched, private_dirs, private_opener
@@ -316,7 +315,10 @@ class _Scan:
     are written to the replica here and then."""
 
     def __init__(self, src: int, rep: int, digests: bytes, compared_up_to: int):
+        import xxhash  # here, not at the top: a pass that finds the source untouched never scans
+
         self.src, self.rep, self.digests, self.compared_up_to = src, rep, digests, compared_up_to
+        self.digest_of = xxhash.xxh3_128_digest
         # One block-sized buffer per thread, reused: allocating per read cost more than reading,
         # and a buffer that stays in the CPU's cache while it is digested reads the file about
         # three times as fast as one the size of a chunk (measured: 40 vs 130 ms for 274 MiB).
@@ -331,7 +333,7 @@ class _Scan:
             block = memoryview(buffer)[:os.preadv(self.src, [buffer], where)]
             if not block:
                 break
-            digest = xxhash.xxh3_128_digest(block)
+            digest = self.digest_of(block)
             found.append(digest)
             first = where // BLOCK * DIGEST_SIZE
             if self.digests[first:first + DIGEST_SIZE] != digest:

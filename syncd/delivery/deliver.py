@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 
 @dataclass
 class TargetReport:
+    """How one target's delivery went, as `sync --json` and `syncd status` show it."""
+
     location: str
     ok: bool
     version: int | None  # the latest version the target holds, when known

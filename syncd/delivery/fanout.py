@@ -13,7 +13,6 @@ hooks go through `HeldHooks`, and the caller applies results once all are back.
 
 from __future__ import annotations
 
-import logging
 import signal
 import threading
 from collections.abc import Callable, Sequence
@@ -23,9 +22,10 @@ from typing import TypeVar
 import pluggy
 
 from ..errors import SyncdError
+from ..log import get_logger
 from .deliver import TargetReport
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 # Signals whose Python handlers must run promptly: Python runs handlers in the main
 # thread only, and only a signal delivered to it interrupts the call it is blocked in.

@@ -14,13 +14,13 @@ error, not a storm of failed logins that may lock the account.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
 from typing import BinaryIO, TypeVar
 
 from ..backend import Backend, ObjectInfo
 from ..errors import TransientError
+from ..log import get_logger
 
 # Tries per operation, the first one included.
 RETRY_ATTEMPTS = 5
@@ -29,7 +29,7 @@ RETRY_ATTEMPTS = 5
 RETRY_BASE_DELAY = 0.5
 RETRY_MAX_DELAY = 30.0
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 T = TypeVar("T")
 
 
