@@ -87,9 +87,11 @@ KEY_FILE_HELP = ("A file (mode 0600) holding the source's key on one line: a SQL
 
 
 def _identities(identity: Path | None) -> list:
-    from .archive.crypto import load_identities
+    if identity is None:
+        return []
+    from .archive.crypto import load_identities  # loads age: only for an identity given
 
-    return load_identities(identity) if identity else []
+    return load_identities(identity)
 
 
 def _state(state: Path | None) -> Path:

@@ -21,13 +21,14 @@ import json
 import re
 import time
 from dataclasses import dataclass
-from typing import Callable, Sequence
-
-from pyrage import x25519
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from .plain import MANIFEST_GAP_RETRIES, MANIFEST_GAP_WAIT
 from ..backend import Backend
 from ..errors import AlreadyExists, ArchiveError, CorruptObject, NotFound, TooLarge, UsageError
+
+if TYPE_CHECKING:
+    from pyrage import x25519
 
 RECORDS = "_syncd/"
 MARK = RECORDS + "target.json"

@@ -7,7 +7,6 @@ every source the state dir holds and every target it has delivered to, as a user
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import pluggy
@@ -15,12 +14,13 @@ import pluggy
 from ..archive.plain import Archive
 from .config import Config, TargetConfig
 from ..errors import SyncdError
+from ..log import get_logger
 from ..archive.manifest import Manifest, Version
 from ..plugins import open_backend
 from ..archive.state import SourceState, known_sources
 from ..delivery.deliver import cursor_key
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 def status(config: Config | None, pm: pluggy.PluginManager, state_dir: Path | None = None) -> dict:

@@ -10,24 +10,24 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Sequence
 
 import apsw
-from pyrage import x25519
 
 from ..archive.plain import Archive, choose_source, list_sources
 from ..backend import Backend
 from ..errors import ArchiveError, CorruptObject, SyncdError, UsageError, no_space
 from ..archive.manifest import Manifest, Version
-from ..archive.sealed import SealedArchive, no_identity, open_all_sealed, open_sealed, sealed_folders
-from ..media.area import Area, PlainArea, SealedArea, read_media_key
-from ..media.restore import restore_media
 
 # (plain database, where to write the app's file, the origin its source kind recorded)
 WriteBack = Callable[[Path, Path, Mapping[str, str]], None]
 
 if TYPE_CHECKING:
+    from pyrage import x25519
+
+    from ..archive.sealed import SealedArchive
+    from ..media.area import Area
     from ..mirror.mirror import Mirror
 
-# `syncd log` reads only a manifest: what rebuilds rows (the mirror, export, scratch files) is
-# imported by the functions that rebuild them.
+# `syncd log` reads only a manifest: what rebuilds rows (the mirror, export, scratch files), opens
+# an encrypted archive or reads media is imported by the functions that do it.
 
 
 def build_mirror(archive: Archive, manifest: Manifest, number: int, path: Path) -> Mirror:
@@ -89,7 +89,9 @@ def reading(archive: Archive, version: Version, folder: Path):
 def open_archive(backend: Backend, source: str | None, identities: Sequence[x25519.Identity] = ()) -> Archive:
     """The archive of `source` (or the only one) on `backend`: plain, or encrypted if `identities` are given."""
     plain = list_sources(backend)
-    if source not in plain and (identities or not plain) and sealed_folders(backend):
+    if source not in plain and (identities or not plain) and _holds_sealed(backend):
+        from ..archive.sealed import no_identity, open_sealed
+
         if not identities:
             raise no_identity(backend.location)
         return open_sealed(backend, identities, source)
@@ -98,11 +100,19 @@ def open_archive(backend: Backend, source: str | None, identities: Sequence[x255
     return Archive(backend, choose_source(plain, source, backend.location))
 
 
+def _holds_sealed(backend: Backend) -> bool:
+    from ..archive.sealed import sealed_folders  # loads age: only where plain archives don't answer
+
+    return bool(sealed_folders(backend))
+
+
 def open_archives(backend: Backend, identities: Sequence[x25519.Identity] = ()) -> list[Archive]:
     """Every source's archive on `backend`, by name: the plain ones, and the encrypted ones
     `identities` open (an iOS backup gives a target one source per app)."""
     archives = {name: Archive(backend, name) for name in list_sources(backend)}
-    if identities and sealed_folders(backend):
+    if identities and _holds_sealed(backend):
+        from ..archive.sealed import open_all_sealed
+
         archives.update(open_all_sealed(backend, identities))
     elif not archives:
         open_archive(backend, None, identities)  # raises what is missing: an archive, or an identity
@@ -162,6 +172,8 @@ def restore(archive: Archive, output: Path, *, number: int | None = None, at: da
             write_back(restored, Path(tmp, "app.db"), dict(manifest.origin))
             restored = Path(tmp, "app.db")
         if listing is not None:  # all of it renamed into place, or nothing
+            from ..media.restore import restore_media
+
             restore_media(reading_area(archive), listing, Path(media))
         remove_database(output)
         os.replace(restored, output)
@@ -186,10 +198,13 @@ class ReadingAreas:
     """Where a target's media is read, per layout (see syncd.archive.plain.MediaAreas)."""
 
     def plain(self, archive: Archive) -> Area:
+        from ..media.area import PlainArea
+
         return PlainArea(archive.backend)
 
     def sealed(self, archive: SealedArchive) -> Area:
         from ..archive import crypto
+        from ..media.area import SealedArea, read_media_key
 
         identities = archive.identities
         unseal = lambda data, where: crypto.open_bytes(data, identities, where)  # noqa: E731
