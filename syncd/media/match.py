@@ -48,3 +48,25 @@ class MediaIndex:
     def absent(self, references: Iterable[str]) -> list[str]:
         """The references that name a path (two parts or more) no listed file ends with, sorted."""
         return sorted({r for r in references if len(parts(r)) >= 2 and self.find(r) is None})
+
+
+class Absent:
+    """The references naming no listed file, found as the listing's paths stream by (in any order)
+    without holding them: a reference of two parts or more names a file whose last two parts are
+    its own (its last three too, if it has them: the same paths, see MediaIndex.find)."""
+
+    def __init__(self, references: Iterable[str]):
+        self._open: dict[str, list[str]] = {}
+        for reference in references:
+            split = parts(reference)
+            if len(split) >= 2:
+                self._open.setdefault("/".join(split[-2:]), []).append(reference)
+
+    def seen(self, path: str) -> None:
+        """A listed path: the references it answers are not absent."""
+        if self._open:
+            self._open.pop("/".join(path.split("/")[-2:]), None)
+
+    def references(self) -> list[str]:
+        """The references no path seen so far answers, sorted."""
+        return sorted({r for found in self._open.values() for r in found})
