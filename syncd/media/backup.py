@@ -219,11 +219,10 @@ class ListedMedia:
         for f in self.listed:
             if not safe_path(f.path):  # a path that would leave the folder it is restored into: not the app's
                 continue
-            if last is not None and f.path <= last:
-                if f.path == last:  # the same path twice (in two domains): the first is kept
-                    continue
-                raise SourceError(f"media of {self.key} are not listed in path order ({f.path} after {last})",
-                                  hint="a source kind's media(db) must list files sorted by path")
+            if last is not None and f.path <= last:  # twice (in two domains), or out of order: not listed
+                if f.path != last:
+                    log.warning("%s: left out: the source lists its media out of path order", f.path)
+                continue
             last = f.path
             yield Seen(f.path, f.size, f.mtime_ns, f.mark, None), f
 
