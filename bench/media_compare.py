@@ -1,13 +1,16 @@
 """syncd's media archiving beside `cp -r`, `rsync -a` and `restic backup`, side by side in one run.
 
     python bench/media_compare.py [--gib 2] [--work DIR] [--restic PATH]
+    python bench/media_compare.py --memory 50000,100000,200000   (peak memory by tree size only)
 
 A generated tree (a few large videos, hundreds of photos, thousands of stickers and thumbnails, some
 duplicates) is archived by each tool to the same disk: the first pass, a pass after 20 new files,
 and a pass with nothing new over 20,000 small files. syncd runs as the real command
 (`syncd sync chat.db --media TREE --to TARGET`), so its times include start-up and the database.
 restic is a Go binary: Debian's package (`apt-get download restic`, then `dpkg -x`) is enough.
-Prints a Markdown table; every figure comes from this run.
+Prints a Markdown table; every figure comes from this run. `--memory N,…` instead measures syncd's
+peak memory (GNU time) and time in a first pass and a pass with nothing new over trees of N tiny
+files each (a few bytes, to spare the disk): it must not grow with N.
 """
 
 from __future__ import annotations
@@ -65,13 +68,50 @@ def timed_peak(args: list, **kwargs) -> tuple[float, float, subprocess.Completed
         return seconds, int(report.read().split()[-1]) / 1024, done
 
 
+def write_tiny(root: Path, count: int, rnd: random.Random) -> None:
+    """`count` files of a few bytes each, 1,000 to a folder (a WhatsApp tree holds 100,000 and more)."""
+    for i in range(count):
+        folder = root / f"{i // 1000:04d}"
+        if i % 1000 == 0:
+            folder.mkdir(parents=True)
+        (folder / f"IMG-{i:07d}.jpg").write_bytes(rnd.randbytes(rnd.randrange(4, 40)))
+
+
+def memory_by_size(work: Path, counts: list[int], env: dict) -> None:
+    """Peak memory and time of a first pass and a no-change pass, by the number of files."""
+    rnd = random.Random(14)
+    db = work / "chat.db"
+    con = apsw.Connection(str(db))
+    con.execute("CREATE TABLE message(id INTEGER PRIMARY KEY, text TEXT); INSERT INTO message VALUES (1, 'hi')")
+    con.close()
+    print("\n| files | first pass | peak memory | nothing new | peak memory |")
+    print("|---:|---:|---:|---:|---:|")
+    for count in counts:
+        tree, target, state = work / f"tiny-{count}", work / f"t-{count}", work / f"state-{count}"
+        write_tiny(tree, count, rnd)
+        target.mkdir()
+        cmd = [sys.executable, "-m", "syncd", "sync", db, "--media", tree, "--to", target, "--state", state, "--json"]
+        subprocess.run(["sync"], check=True)
+        first, first_peak, _ = timed_peak(cmd, env=env)
+        again, again_peak, _ = min(timed_peak(cmd, env=env) for _ in range(3))
+        print(f"| {count:,} | {first:.2f} s | {first_peak:.0f} MiB | {again:.2f} s | {again_peak:.0f} MiB |", flush=True)
+        for done in (tree, target, state):
+            shutil.rmtree(done)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--gib", type=float, default=2.0)
     parser.add_argument("--work", type=Path, default=None)
     parser.add_argument("--restic", default=shutil.which("restic") or "/tmp/restic-pkg/x/usr/bin/restic")
+    parser.add_argument("--memory", default=None, help="only peak memory by tree size: file counts, as 50000,100000")
     opts = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="syncd-media-bench-", dir=opts.work))
+    if opts.memory:
+        memory_by_size(work, [int(n) for n in opts.memory.split(",")],
+                       {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"})
+        shutil.rmtree(work)
+        return
     rnd = random.Random(14)
     tree = work / "Media"
     size = write_tree(tree, int(opts.gib * (1 << 30)), rnd)

@@ -106,6 +106,16 @@ class LimitedStream:
     def readable(self) -> bool:
         return True
 
+    def seekable(self) -> bool:
+        return bool(getattr(self.inner, "seekable", lambda: False)())
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        """Move to `offset` from the start (a ranged read of a seekable stream); never past `limit`."""
+        if whence != 0 or not 0 <= offset <= self.limit:
+            raise ValueError("a LimitedStream seeks from its start, within its limit")
+        self.seen = self.inner.seek(offset)
+        return self.seen
+
     def close(self) -> None:
         self.inner.close()
 

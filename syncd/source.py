@@ -136,6 +136,7 @@ class SourceKind(Protocol):
     # Optional: `media(db)`, the `SourceMedia` files the source holds for database `db` (an iOS
     # backup's attachments of that app), listed cheaply from the source's own records: syncd
     # stores them with the database's `--media` folders, reading only those whose mark changed.
+    # A list, or an iterator in path order, which syncd streams through without holding it.
     # Optional: `write_back(plain, out, origin, options)`, a classmethod that writes the plain
     # database `plain` to `out` as the app keeps it (re-encrypted with the key in `options`),
     # for `syncd restore --key-file`: migration back into the app.

@@ -10,7 +10,8 @@ only means the next pass finds the same changes on the phone again.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from itertools import chain
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
@@ -166,7 +167,7 @@ def sync_database(source: SourceKind, db: Database, backends: dict[Target, Backe
 
 
 def archive_media(local: Archive, manifest: Manifest, state: SourceState, folders: Sequence[Path],
-                  listed: tuple[str, Sequence[SourceMedia]] = ("", ()),
+                  listed: tuple[str, Iterable[SourceMedia]] = ("", ()),
                   pm: pluggy.PluginManager | None = None) -> tuple[Manifest, MediaPass | None]:
     """Store the media folders' new files (and `listed`: a label and the media files the source kind
     lists for the database, such as an iOS backup's attachments) in the local store and record their
@@ -175,6 +176,7 @@ def archive_media(local: Archive, manifest: Manifest, state: SourceState, folder
     reading the database gives its messages' media references, and those naming no file are listed
     as absent."""
     label, files = listed
+    files = _nonempty(files)
     if not (folders or files) or not manifest.head:
         return manifest, None
     from .media.backup import ListedMedia, back_up_folders, labelled
@@ -199,6 +201,15 @@ def archive_media(local: Archive, manifest: Manifest, state: SourceState, folder
     if updated is not manifest:
         local.write_manifest(updated)  # the local commit point of this media listing
     return updated, done
+
+
+def _nonempty(files: Iterable[SourceMedia]) -> Iterable[SourceMedia]:
+    """`files` as given, or () if it has none: a kind's media may be an iterator, true even when empty."""
+    if isinstance(files, Sequence):
+        return files
+    files = iter(files)
+    first = next(files, None)
+    return () if first is None else chain([first], files)
 
 
 def archive_locally(source: SourceKind, db: Database, state: SourceState, local: Archive,

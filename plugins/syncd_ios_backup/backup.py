@@ -14,7 +14,7 @@ import json
 import os
 import shutil
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 from typing import BinaryIO
@@ -46,7 +46,6 @@ class Backup:
         self._keys: dict[int, bytes] | None = None
         self._keybag_of_keys: bytes | None = None  # which keybag `_keys` came from
         self._info: DeviceInfo | None = None
-        self._media: dict[tuple, list[SourceMedia]] = {}  # by places, while the list files are as `_seen`
 
     def state(self) -> str | None:
         return snapshot_state(self.folder) if (self.folder / "Status.plist").exists() else None
@@ -71,20 +70,19 @@ class Backup:
             self._password()  # an encrypted backup needs its password file, even on a pass that derives nothing
         private_dirs(self.workdir)
         copy = private_manifest(self.folder, self.workdir, self._manifest_key if self.encrypted else None)
-        self._chats, self._seen, self._media = chat_files(chat_rows(copy)), now, {}
+        self._chats, self._seen = chat_files(chat_rows(copy)), now
         return self._chats
 
-    def media(self, chat: ChatFile) -> list[SourceMedia]:
-        """The media files the backup holds for `chat`'s app, from its own records (Manifest.db): an
-        unchanged record is an unchanged file, so nothing is read or decrypted to tell."""
-        places = tuple(media_places(chat))
+    def media(self, chat: ChatFile) -> Iterator[SourceMedia]:
+        """The media files the backup holds for `chat`'s app, from its own records (Manifest.db), in
+        path order: an unchanged record is an unchanged file, so nothing is read or decrypted to tell.
+        They stream from the private copy of Manifest.db as they are asked for: none is held."""
+        places = media_places(chat)
         if not places:
-            return []
+            return
         self.chats()  # the list files as they are now
-        if places not in self._media:
-            copy = self.workdir / MANIFEST_DB
-            self._media[places] = [self._media_file(row) for row in media_rows(copy, list(places))]
-        return self._media[places]
+        for row in media_rows(self.workdir / MANIFEST_DB, places):
+            yield self._media_file(row)
 
     def _media_file(self, row: Row) -> SourceMedia:
         r = row.record

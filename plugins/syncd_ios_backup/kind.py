@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
@@ -72,7 +73,7 @@ class IOSBackup:
         backup, chat = self._listed[db.name]
         return backup.decrypt(chat, backup.workdir / OPENED / db.name)
 
-    def media(self, db: Database) -> list[SourceMedia]:
+    def media(self, db: Database) -> Iterator[SourceMedia]:
         """The app's media files in the backup (iMessage attachments, WhatsApp's Message/Media,
         WeChat's Img, Audio and Video with the account's MM.sqlite), listed from Manifest.db."""
         if db.name not in self._listed:

@@ -13,7 +13,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import apsw
@@ -31,7 +31,6 @@ MANIFEST_FILES = (MANIFEST_DB, f"{MANIFEST_DB}-wal", "Manifest.plist")  # what a
 MANIFEST_DB_MAX_BYTES = 8 << 30
 COPY_CHUNK = 1 << 20
 MAX_CHAT_ROWS = 10_000  # rows of chat databases and companions; a few dozen in a real backup
-MAX_MEDIA_ROWS = 500_000  # media files of one app (WhatsApp's 7.6 GB: ~100,000), held a few hundred bytes each
 MAX_TEXT = 4096  # characters of a domain or a relative path
 BLOB_LIMIT = 64 << 10
 FILE_ID = re.compile(r"[0-9a-f]{40}")
@@ -110,8 +109,19 @@ def chat_rows(copy: Path) -> list[Row]:
 
 
 def _select(copy: Path, where: str, bindings: tuple, most: int, what: str) -> list[Row]:
-    """The plain files among the rows of `Files` matching `where`, each checked as it is read (not all
-    held at once: an app's media is up to `most` rows)."""
+    """The plain files among the rows of `Files` matching `where`, each checked."""
+    found, count = [], 0
+    for row in _rows(copy, f"{where} LIMIT ?", bindings + (most + 1,)):
+        count += 1
+        if row is not None:
+            found.append(row)
+    if count > most:
+        raise SourceError(f"Manifest.db lists more than {most:,} {what}", hint=DAMAGED)
+    return found
+
+
+def _rows(copy: Path, where: str, bindings: tuple) -> Iterator[Row | None]:
+    """The rows of `Files` matching `where` (None for a folder or a symlink), each checked as it is read."""
     try:
         db = apsw.Connection(str(copy))
     except apsw.Error as e:
@@ -122,31 +132,28 @@ def _select(copy: Path, where: str, bindings: tuple, most: int, what: str) -> li
         kind = db.execute("SELECT type FROM sqlite_schema WHERE name = 'Files'").fetchall()
         if kind != [("table",)]:
             raise SourceError("Manifest.db has no Files table", hint=DAMAGED)
-        found, count = [], 0
         for values in db.execute(
                 "SELECT fileID, domain, relativePath, flags, CASE WHEN length(file) <= ? THEN file END "
-                f"FROM Files WHERE {where} LIMIT ?", (BLOB_LIMIT,) + bindings + (most + 1,)):
-            count += 1
-            if (row := _checked(values)) is not None:
-                found.append(row)
+                f"FROM Files WHERE {where}", (BLOB_LIMIT,) + bindings):
+            yield _checked(values)
     except apsw.NotADBError:
         raise SourceError("Manifest.db is not a database (a wrong key, or damage)", hint=DAMAGED) from None
     except apsw.Error as e:
         raise SourceError(f"Manifest.db can't be read: {type(e).__name__}", hint=DAMAGED) from None
     finally:
         db.close()
-    if count > most:
-        raise SourceError(f"Manifest.db lists more than {most:,} {what}", hint=DAMAGED)
-    return found
 
 
-def media_rows(copy: Path, places: list[tuple[str, str]]) -> list[Row]:
-    """The `Files` rows of plain files under the (domain, relativePath prefix) `places`, each checked."""
+def media_rows(copy: Path, places: list[tuple[str, str]]) -> Iterator[Row]:
+    """The `Files` rows of plain files under the (domain, relativePath prefix) `places`, each checked,
+    streamed in relativePath order (an app's media is 100,000 files and more: none is held)."""
     if not places:
-        return []
+        return
     where = " OR ".join("(domain = ? AND substr(relativePath, 1, ?) = ?)" for _ in places)
     bindings = tuple(v for domain, prefix in places for v in (domain, len(prefix), prefix))
-    return _select(copy, f"flags = 1 AND ({where})", bindings, MAX_MEDIA_ROWS, "media files")
+    for row in _rows(copy, f"flags = 1 AND ({where}) ORDER BY relativePath, domain", bindings):
+        if row is not None:
+            yield row
 
 
 def _checked(values: tuple) -> Row | None:

@@ -26,8 +26,9 @@ import pluggy
 from ..archive.manifest import Version
 from ..archive.plain import Archive
 from ..errors import UsageError
+from ..fsutil import private_opener
 from ..media.links import MediaLinks
-from ..media.restore import restore_media
+from ..media.restore import write_media_file
 from ..readback.restore import read_manifest, reading_area, restore
 from ..reading.model import Annotations, Reading, open_database
 
@@ -123,11 +124,16 @@ class Shelf:
             return None
         self._restored += 1
         dest = self._folder / f"media-{self._restored}"  # names from us, not the archive
+        out = open(dest, "w+b", opener=private_opener)
         try:
-            restore_media(links.area, links.listing, dest, only={path})
-            return open(dest / path, "rb")
+            write_media_file(links.area, links.files[path], out)  # only its bytes of a pack are read
+            out.seek(0)
+            return out
+        except BaseException:
+            out.close()
+            raise
         finally:
-            shutil.rmtree(dest, ignore_errors=True)
+            dest.unlink(missing_ok=True)
 
     def _archive(self, source: str) -> Archive:
         found = self.archives.get(source)

@@ -29,6 +29,7 @@ HEX = re.compile(r"[0-9a-f]{64}")
 SEAL_SLACK = 64 << 10
 MEDIA_KEY_BYTES = 32
 KEY_OBJECT = "key.age"
+SKIP_BLOCK = 1 << 20  # a stream that can't seek is read past in blocks of this, not held
 DAMAGED_HINT = "the target holds damaged or forged media; run `syncd verify` on it"
 
 
@@ -86,6 +87,25 @@ class PlainArea:
         """Whether an object listed at `stored` bytes may be whole, its plain bytes `plain` long."""
         return stored == plain
 
+    def read_range(self, kind: str, key: str, size: int, offset: int, length: int) -> bytes:
+        """Bytes `offset` to `offset + length` of the object stored under `key`, `size` bytes long:
+        only that range is read (skipped to, where the stream can't seek). Not checked against the
+        key (that needs every byte): the caller checks them against the hash of the file they are."""
+        where = f"{self.location}: {self.path(kind, key)}"
+        if not 0 <= offset <= offset + length <= size:
+            raise CorruptObject(f"media object {where}: a range beyond its end", hint=DAMAGED_HINT)
+        try:
+            with self.backend.open(self.path(kind, key), size) as f:
+                _skip(f, offset)
+                data = _read_exactly(f, length)
+        except NotFound:
+            raise CorruptObject(f"{where} is missing", hint="run `syncd verify` on the target") from None
+        except TooLarge:
+            data = b""
+        if len(data) != length:
+            raise CorruptObject(f"media object {where} is shorter than its index says", hint=DAMAGED_HINT)
+        return data
+
     def read(self, kind: str, key: str, limit: int) -> bytes:
         """The plain bytes stored under `key`, at most `limit` of them, checked against the key."""
         where = f"{self.location}: {self.path(kind, key)}"
@@ -101,6 +121,22 @@ class PlainArea:
         if len(plain) > limit or self.key(digest(plain)) != key:
             raise CorruptObject(f"media object {where} does not match its name", hint=DAMAGED_HINT)
         return plain
+
+
+def _skip(stream, count: int) -> None:
+    if getattr(stream, "seekable", lambda: False)():
+        stream.seek(count)
+        return
+    while count and (block := stream.read(min(count, SKIP_BLOCK))):
+        count -= len(block)
+
+
+def _read_exactly(stream, length: int) -> bytes:
+    parts, got = [], 0
+    while got < length and (block := stream.read(length - got)):
+        parts.append(block)
+        got += len(block)
+    return b"".join(parts)
 
 
 class SealedArea(PlainArea):
@@ -130,6 +166,14 @@ class SealedArea(PlainArea):
 
     def stored_limit(self, limit: int) -> int:
         return limit + SEAL_SLACK + limit // 1024
+
+    def read_range(self, kind: str, key: str, size: int, offset: int, length: int) -> bytes:
+        # age (through pyrage) decrypts a whole object, not a range of it: the object is read whole,
+        # bounded by its size, and checked against its key.
+        data = self.read(kind, key, size)
+        if not 0 <= offset <= offset + length <= len(data) == size:
+            raise CorruptObject(f"media object {self.path(kind, key)}: a range beyond its end", hint=DAMAGED_HINT)
+        return data[offset:offset + length]
 
     def holds_whole(self, stored: int, plain: int) -> bool:
         # A sealed object's size differs by age's random header: its presence is what a listing shows.

@@ -7,8 +7,9 @@ marks still match, so it is not read), and a way to read one file into the store
 file that changed while it was read.
 
 A pass with nothing new opens no file and writes nothing: every file keeps its hash from the last
-scan (size, mtime and inode unchanged), the store's index comes from a cache that one listing of its
-index objects proves current, and the listing of the last pass is named again, not rewritten.
+scan (size, mtime and inode unchanged), the store's files are asked of a table (syncd.media.known)
+that one listing of its index objects proves current, and the listing of the last pass is named
+again, not rewritten. Files stream through in path order, so a pass holds no list of them.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..backend import Backend
 from ..errors import SourceError
@@ -29,12 +30,13 @@ from ..source import SourceMedia
 from .area import Area, as_area
 from .codec import MAX_META, is_hash
 from .listing import MediaFile, safe_path, write_listing
-from .match import MediaIndex
-from .scan import Seen, load_scan, save_scan, scan
-from .store import MediaStore, load_index
+from .known import FILE as KNOWN_FILES
+from .known import KnownFiles
+from .match import Absent
+from .scan import HEADER, LastScan, Matched, ScanWriter, Seen, scan
+from .store import MediaStore
 
 log = logging.getLogger(__name__)
-INDEX_CACHE = "index-cache.json"
 LAST_LISTING = "last-listing.json"
 
 
@@ -76,55 +78,80 @@ def back_up_folders(store: Backend | Area, folders: Mapping[str, Path | MediaOri
                     references: Callable[[], Sequence[str]] = tuple) -> MediaPass:
     """Like `back_up`, for several folders (or other origins: a source kind's listed media), each
     listed under its label (`label/path`; "" for none). `references` gives the media references of
-    the database's messages: those naming no listed file are listed as absent."""
+    the database's messages: those naming no listed file are listed as absent.
+
+    Every file streams by once, in path order (scan, last scan, store, new scan): what the pass holds
+    does not grow with the number of files."""
     area, media_state = as_area(store), Path(state_dir) / "media"
     origins = {label: FolderMedia(f) if isinstance(f, (str, Path)) else f for label, f in folders.items()}
-    known = IndexCache(area, media_state / INDEX_CACHE)
+    known = KnownFiles(area, media_state / KNOWN_FILES)
     writer: MediaStore | None = None
-    kept, read, moved, same = [], 0, 0, True
+    read = moved = count = 0
+    same = True
     try:
         for label, origin in sorted(origins.items()):
             state = scan_state_file(state_dir, origin)
-            previous = load_scan(state)
-            current = origin.scan(previous)
-            unchanged = len(current) == len(previous)
-            folder_kept = []
-            for seen in current:
-                if seen.hash is None or seen.hash not in known.hashes():
-                    unchanged = False
-                    read += 1
-                    writer = writer or MediaStore(area, known.files())
-                    seen = origin.ingest(writer, seen)
-                    if seen is None:
-                        moved += 1
+            last = LastScan(state)
+            # The last scan's hashes were all in the store's table then; the same tag: they are now.
+            trusted = last.tag == known.tag
+            scanned = Matched(origin.files(), last)
+            kept: ScanWriter | None = None  # written from the first file that differs from the last scan
+            same_so_far, prefix = 0, HEADER.size
+            try:
+                for seen, handle in scanned:
+                    stored = seen.hash is not None and (trusted and scanned.same or seen.hash in known)
+                    if not stored:
+                        read += 1
+                        writer = writer or MediaStore(area, known)
+                        seen = origin.ingest(writer, seen, handle)
+                        if seen is None:
+                            moved += 1
+                    if kept is None and stored and scanned.same and not scanned.dropped:
+                        same_so_far, prefix = same_so_far + 1, last.position
                         continue
-                folder_kept.append(seen)
-            if writer is not None:
-                writer.commit()  # objects, then the index, then the listings that name them
-            if not unchanged:  # an unchanged folder's scan is on disk already
-                save_scan(state, folder_kept)
-            same &= unchanged
-            kept.append((label, folder_kept))
+                    kept = kept or ScanWriter(state, known.tag, last, same_so_far, prefix)
+                    if seen is not None:
+                        kept.add(seen)
+                if writer is not None:
+                    writer.commit()  # objects, then the index, then the listings that name them
+                if kept is None and scanned.dropped:
+                    kept = ScanWriter(state, known.tag, last, same_so_far, prefix)
+                if kept is not None:
+                    kept.commit()  # else every file is as the last scan on disk says
+            except BaseException:
+                if kept is not None:
+                    kept.discard()
+                raise
+            count += kept.count if kept else same_so_far
+            same &= kept is None
     finally:
         if writer is not None:
             writer.close()  # no writer thread outlives a pass that failed
     if writer is not None:
-        known.update(writer.files)
+        known.seal()
+    known.close()
     last = media_state / LAST_LISTING
     wanted = references()
     labels = sorted(f"{label}\0{origin.key}" for label, origin in origins.items())
     said = {"folders": labels, "references": hashlib.sha256("\0".join(wanted).encode()).hexdigest()}
     listing, absent_count = _last_listing(last, said) if same else (None, 0)
-    count = sum(len(seen) for _, seen in kept)
     if listing is None:
-        files = [MediaFile(f"{label}/{s.path}" if label else s.path, s.hash, s.size, s.mtime_ns)
-                 for label, seen in kept for s in seen]
-        absent = MediaIndex(f.path for f in files).absent(wanted) if wanted else []
-        listing, absent_count = write_listing(area, files, absent), len(absent)
+        absent = Absent(wanted)
+        listing = write_listing(area, _listed(origins, state_dir, absent), absent.references)
+        absent_count = len(absent.references())
         private_dirs(media_state)
         atomic_write(last, json.dumps({**said, "listing": listing, "absent": absent_count}).encode())
     sent = (writer.bytes_sent, writer.objects_sent) if writer else (0, 0)
     return MediaPass(listing, count, read, moved, *sent, absent=absent_count)
+
+
+def _listed(origins: Mapping[str, MediaOrigin], state_dir: Path, absent: Absent) -> Iterator[MediaFile]:
+    """The files the pass kept, read back from the scans it saved, in path order (`label/path`)."""
+    for label, origin in sorted(origins.items(), key=lambda item: item[0] + "/"):
+        for seen in LastScan(scan_state_file(state_dir, origin)):
+            path = f"{label}/{seen.path}" if label else seen.path
+            absent.seen(path)
+            yield MediaFile(path, seen.hash, seen.size, seen.mtime_ns)
 
 
 def _last_listing(path: Path, said: dict) -> tuple[str | None, int]:
@@ -140,58 +167,14 @@ def _last_listing(path: Path, said: dict) -> tuple[str | None, int]:
         return None, 0
 
 
-class IndexCache:
-    """The store's index, kept in the state dir beside the names of the index objects it was read
-    from: one listing of them proves it current, instead of reading every index object each pass."""
-
-    def __init__(self, area: Area, path: Path):
-        self.area, self.path = area, path
-        self._names: list[str] | None = None
-        self._files: dict | None = None
-        self._hashes: set[str] | None = None
-
-    def hashes(self) -> set[str]:
-        if self._hashes is None:
-            self._names = sorted(self.area.names("index"))
-            cached = self._load()
-            if cached is not None and cached.get("names") == self._names and isinstance(cached.get("hashes"), list):
-                self._hashes = set(cached["hashes"])
-            else:
-                self._files = load_index(self.area)
-                self._hashes = set(self._files)
-                self._save()
-        return self._hashes
-
-    def files(self) -> dict:
-        """The whole index (read from the store only when a new file is to be stored)."""
-        if self._files is None:
-            self._files = load_index(self.area)
-        return self._files
-
-    def update(self, files: dict) -> None:
-        self._files, self._hashes = files, set(files)
-        self._names = sorted(self.area.names("index"))
-        self._save()
-
-    def _load(self) -> dict | None:
-        try:
-            with open(self.path, "rb") as f:
-                value = json.loads(f.read(MAX_META))
-            return value if isinstance(value, dict) else None
-        except (OSError, ValueError):
-            return None
-
-    def _save(self) -> None:
-        private_dirs(self.path.parent)
-        atomic_write(self.path, json.dumps({"names": self._names, "hashes": sorted(self._hashes)}).encode())
-
-
 class MediaOrigin(Protocol):
     key: str  # names the origin's last scan in the state dir
 
-    def scan(self, previous: dict[str, tuple[int, int, int, str]]) -> list[Seen]: ...
+    def files(self) -> Iterable[tuple[Seen, Any]]:
+        """Its files in path order (no hash), each with what `ingest` needs to read it."""
 
-    def ingest(self, store: MediaStore, seen: Seen) -> Seen | None: ...
+    def ingest(self, store: MediaStore, seen: Seen, handle: Any) -> Seen | None:
+        """Read one file into `store`: it with its hash, or None if it changed while read (or went)."""
 
 
 class FolderMedia:
@@ -201,11 +184,10 @@ class FolderMedia:
         self.folder = Path(folder)
         self.key = str(self.folder.resolve())
 
-    def scan(self, previous: dict[str, tuple[int, int, int, str]]) -> list[Seen]:
-        return scan(self.folder, previous)
+    def files(self) -> Iterator[tuple[Seen, None]]:
+        return scan(self.folder)
 
-    def ingest(self, store: MediaStore, seen: Seen) -> Seen | None:
-        """Read one file into the store; it with its hash, or None if it changed while being read."""
+    def ingest(self, store: MediaStore, seen: Seen, handle: None = None) -> Seen | None:
         try:
             fd = open_untouched(self.folder / seen.path)
         except FileNotFoundError:  # deleted since the scan: the next pass lists the folder as it is then
@@ -223,24 +205,30 @@ def _marks(fd: int) -> tuple[int, int, int]:
 
 
 class ListedMedia:
-    """Media a source kind lists, marked by the kind's own record: an unchanged mark is not read."""
+    """Media a source kind lists, marked by the kind's own record: an unchanged mark is not read.
 
-    def __init__(self, key: str, files: Sequence[SourceMedia]):
+    The kind's listing streams through (an iterator in path order, as an iOS backup's Manifest.db
+    gives it); a list is sorted first."""
+
+    def __init__(self, key: str, files: Iterable[SourceMedia]):
         self.key = key
-        # A path that would leave the folder it is restored into is not the app's: never listed.
-        self.files = {f.path: f for f in files if safe_path(f.path)}
+        self.listed = sorted(files, key=lambda f: f.path) if isinstance(files, Sequence) else files
 
-    def scan(self, previous: dict[str, tuple[int, int, int, str]]) -> list[Seen]:
-        seen = []
-        for path, f in sorted(self.files.items()):
-            before = previous.get(path)
-            same = before is not None and before[:3] == (f.size, f.mtime_ns, f.mark)
-            seen.append(Seen(path, f.size, f.mtime_ns, f.mark, before[3] if same else None))
-        return seen
+    def files(self) -> Iterator[tuple[Seen, SourceMedia]]:
+        last = None
+        for f in self.listed:
+            if not safe_path(f.path):  # a path that would leave the folder it is restored into: not the app's
+                continue
+            if last is not None and f.path <= last:  # twice (in two domains), or out of order: not listed
+                if f.path != last:
+                    log.warning("%s: left out: the source lists its media out of path order", f.path)
+                continue
+            last = f.path
+            yield Seen(f.path, f.size, f.mtime_ns, f.mark, None), f
 
-    def ingest(self, store: MediaStore, seen: Seen) -> Seen | None:
+    def ingest(self, store: MediaStore, seen: Seen, handle: SourceMedia) -> Seen | None:
         try:
-            stream = self.files[seen.path].open()
+            stream = handle.open()
         except FileNotFoundError:  # listed, but gone (or never there): the next pass looks again
             return None
         except SourceError as e:  # one damaged file holds back neither the others nor the database

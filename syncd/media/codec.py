@@ -14,6 +14,7 @@ from .area import HEX, Area, PlainArea, digest
 # ~850 MB/s here (tests/benchmarks/test_media_bench.py), faster than the disks and links media travels
 # over; blake3 (~2.3 GB/s here) would add a compiled dependency for no gain a user would see.
 HASH_NAME = "sha256"
+COMPRESSION = 1  # zlib's level: a no-change pass spends its time here
 MAX_META = 64 << 20  # an index or a listing, compressed or not: 20,000 files need under 2 MiB
 
 
@@ -22,12 +23,16 @@ def is_hash(value: object) -> bool:
 
 
 def encode_meta(value: object) -> bytes:
-    return zlib.compress(json.dumps(value, separators=(",", ":")).encode(), 1)  # 1: a no-change pass spends its time here
+    return zlib.compress(json.dumps(value, separators=(",", ":")).encode(), COMPRESSION)
 
 
 def put_meta(area: Area, kind: str, value: object) -> str:
     """Write `value` as a metadata object of `kind` in `area`; its name (the hash of its plain bytes)."""
-    data = encode_meta(value)
+    return put_encoded(area, kind, encode_meta(value))
+
+
+def put_encoded(area: Area, kind: str, data: bytes) -> str:
+    """Write a metadata object already encoded (compressed JSON); its name."""
     name = digest(data)
     area.write(kind, name, data)
     return name

@@ -6,16 +6,20 @@ no folder held then (never downloaded, expired, in iCloud): a later listing hold
 
 from __future__ import annotations
 
+import json
+import zlib
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from ..backend import Backend
 from ..errors import CorruptObject
 from .area import Area, as_area
-from .codec import get_meta, is_hash, put_meta
+from .codec import COMPRESSION, get_meta, is_hash, put_encoded
 
 LISTINGS = "media/listings/"
 LISTING_FORMAT = 1
+LISTING_BATCH = 1000  # files encoded at a time
 
 
 @dataclass(frozen=True)
@@ -26,10 +30,29 @@ class MediaFile:
     mtime_ns: int
 
 
-def write_listing(store: Backend | Area, files: list[MediaFile], absent: list[str] = ()) -> str:
-    rows = [[f.path, f.hash, f.size, f.mtime_ns] for f in sorted(files, key=lambda f: f.path)]
-    value = {"format": LISTING_FORMAT, "files": rows} | ({"absent": sorted(absent)} if absent else {})
-    return put_meta(as_area(store), "listings", value)
+def write_listing(store: Backend | Area, files: Iterable[MediaFile],
+                  absent: Sequence[str] | Callable[[], Sequence[str]] = ()) -> str:
+    """Write a listing of `files` (a list, or an iterable in path order, streamed) and the `absent`
+    references (a callable is asked once every file has gone by); its name."""
+    if isinstance(files, Sequence):
+        files = sorted(files, key=lambda f: f.path)
+    # Encoded and compressed as the files stream by: only the compressed listing (~50 bytes a file) is held.
+    deflate, out, batch = zlib.compressobj(COMPRESSION), [], []
+    text = '{"format":%d,"files":[' % LISTING_FORMAT
+    for f in files:
+        batch.append([f.path, f.hash, f.size, f.mtime_ns])
+        if len(batch) == LISTING_BATCH:
+            out.append(deflate.compress((text + _rows(batch)).encode()))
+            text, batch = ",", []
+    text += _rows(batch) + "]"
+    absent = sorted(absent() if callable(absent) else absent)
+    text += (',"absent":' + json.dumps(absent, separators=(",", ":")) if absent else "") + "}"
+    out += [deflate.compress(text.encode()), deflate.flush()]
+    return put_encoded(as_area(store), "listings", b"".join(out))
+
+
+def _rows(rows: list) -> str:
+    return json.dumps(rows, separators=(",", ":"))[1:-1]
 
 
 def read_listing(store: Backend | Area, name: str) -> list[MediaFile]:

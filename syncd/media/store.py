@@ -30,6 +30,11 @@ OBJECTS, INDEX = "media/objects/", "media/index/"
 INDEX_FORMAT = 1
 WRITERS = 2  # threads writing objects while the pass hashes on: a write's fsync waits on the disk, not the CPU
 WRITES_IN_FLIGHT = 3  # objects handed to the writers and not yet written: ~3 x PACK_SIZE of memory at most
+# What a pass holds of its new files is bounded however many there are: a pack is sealed at PACK_FILES
+# files (tiny stickers fill 16 MiB only by the hundred thousand), and the index of the files stored so
+# far is written every INDEX_FILES, after the objects it names.
+PACK_FILES = 10_000
+INDEX_FILES = 10_000
 
 # Where a piece of a file lies: (object hash, object size, offset, length).
 Piece = tuple[str, int, int, int]
@@ -73,9 +78,9 @@ class MediaStore:
         if self.has(file_hash):
             return
         if not data:  # an empty file lies nowhere: no pieces
-            self._new[file_hash] = []
+            self.add_large(file_hash, [])
             return
-        if self._pack and len(self._pack) + len(data) > PACK_SIZE:
+        if self._pack and (len(self._pack) + len(data) > PACK_SIZE or len(self._packed) >= PACK_FILES):
             self._seal_pack()
         self._packed[file_hash] = (len(self._pack), len(data))
         self._pack += data
@@ -119,12 +124,20 @@ class MediaStore:
     def add_large(self, file_hash: str, pieces: list[Piece]) -> None:
         if not self.has(file_hash):
             self._new[file_hash] = pieces
+            if len(self._new) >= INDEX_FILES:
+                self._write_index()
 
     def commit(self) -> None:
         """Seal the open pack, then write the index of this pass's files after the objects it names."""
         if self._pack:
             self._seal_pack()
         self.close()  # every object written (or its error raised) before the index names it
+        self._write_index()
+
+    def _write_index(self) -> None:
+        """Write the index of the files stored since the last one, once the objects it names are."""
+        while self._writing:
+            self._writing.popleft().result()
         if self._new:
             put_meta(self.area, "index", {"format": INDEX_FORMAT, "files": self._new})
             self.files.update(self._new)
@@ -136,6 +149,8 @@ class MediaStore:
         for file_hash, (offset, length) in self._packed.items():
             self._new[file_hash] = [(name, len(pack), offset, length)]
         self._pack, self._packed = bytearray(), {}
+        if len(self._new) >= INDEX_FILES:
+            self._write_index()
 
     def close(self) -> None:
         """Wait for the objects being written; the first write's error, if any, is raised."""
@@ -169,14 +184,18 @@ def load_index(store: Backend | Area) -> dict[str, list[Piece]]:
     area = as_area(store)
     files: dict[str, list[Piece]] = {}
     for key in sorted(area.names("index")):
-        name = key[:16] + "…"
-        value = get_meta(area, "index", "", key=key)
-        if not isinstance(value, dict) or value.get("format") != INDEX_FORMAT or not isinstance(value.get("files"), dict):
-            raise CorruptObject(f"media index {name} is not an index syncd wrote",
-                                hint="run `syncd verify` on the target")
-        for file_hash, pieces in value["files"].items():
-            files[file_hash] = checked_pieces(name, file_hash, pieces)
+        files.update(read_index(area, key))
     return files
+
+
+def read_index(area: Area, key: str) -> dict[str, list[Piece]]:
+    """The files one index object (stored under `key`) says where they lie, every entry checked."""
+    name = key[:16] + "…"
+    value = get_meta(area, "index", "", key=key)
+    if not isinstance(value, dict) or value.get("format") != INDEX_FORMAT or not isinstance(value.get("files"), dict):
+        raise CorruptObject(f"media index {name} is not an index syncd wrote",
+                            hint="run `syncd verify` on the target")
+    return {file_hash: checked_pieces(name, file_hash, pieces) for file_hash, pieces in value["files"].items()}
 
 
 def checked_pieces(index: str, file_hash: object, pieces: object) -> list[Piece]:

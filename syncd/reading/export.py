@@ -31,7 +31,7 @@ from .render_jsonl import write_jsonl
 from .render_text import write_text
 
 FORMATS = ("jsonl", "html", "txt")
-MEDIA_FOLDER = "media"  # beside chats/ in an HTML export: the files its messages link to (render_html.MEDIA_PREFIX)
+MEDIA_FOLDER = "media"  # beside chats/ in an HTML or text export: the files its messages link to (MEDIA_PREFIX)
 STDOUT = "-"
 
 
@@ -127,7 +127,7 @@ def _folder(archives, out, fmt, pm, number, at, filters, scratch, stdout, annota
             into = tmp if len(archives) == 1 else tmp / _folder_name(reading.source)
             into.mkdir(mode=0o700, exist_ok=True)
             count = render(reading, into)
-            if fmt == "html" and reading.media is not None:
+            if reading.media is not None:  # the files the pages (html) or lines (text) link to
                 reading.media.restore_used(into / MEDIA_FOLDER)  # inside the folder renamed into place whole
             done.append(Exported(reading.source, reading.app, version.number, version.time, count))
         if path.is_dir():
