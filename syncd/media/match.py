@@ -60,12 +60,6 @@ class MediaIndex:
                 return found
         return (self._by_name.get(split[-1]) or None) if len(split) == 1 else None
 
-    def absent(self, references: Iterable[str]) -> list[str]:
-        """The references that name a path (two parts or more) no listed file ends with, sorted
-        (bare names aside: a pass judges them too, see Absent)."""
-        return sorted({r for r in references if len(parts(r)) >= 2 and self.find(r) is None})
-
-
 class Absent:
     """The references naming no listed file, found as the listing's paths stream by (in any order)
     without holding them: a reference of two parts or more names a file whose last two parts are
