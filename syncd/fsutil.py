@@ -5,6 +5,7 @@ and what syncd creates is its user's alone (folders 0700, files 0600) whatever t
 from __future__ import annotations
 
 import errno
+import io
 import os
 import time
 from pathlib import Path
@@ -131,6 +132,8 @@ def atomic_write(path: Path, data: bytes | BinaryIO) -> int:
         with os.fdopen(fd, "wb") as out:
             if isinstance(data, (bytes, bytearray, memoryview)):
                 out.write(data)
+            elif isinstance(data, io.BytesIO):  # in one write: read() hands over the bytes it wraps, no copy
+                out.write(data.read())
             else:
                 copy_stream(data, out)
             out.flush()

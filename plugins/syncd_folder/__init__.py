@@ -31,6 +31,9 @@ STALE_TEMP_AGE = 15 * 60
 TRANSIENT_ERRNOS = {errno.EAGAIN, errno.EINTR, errno.EBUSY, errno.ETIMEDOUT, errno.ESTALE, errno.EIO}
 # Not following a symlink, and not waiting for a FIFO's writer: what is opened is then checked.
 READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+# Why a hard link can't be made where a copy still can: another filesystem, a filesystem without
+# links (FAT, some shares), too many links to one file, or a kernel that refuses (protected_hardlinks).
+LINK_REFUSED = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS}
 
 
 class FolderBackend:
@@ -116,6 +119,39 @@ class FolderBackend:
         except OSError as e:
             raise _classify(e, self.root) from None
         self._sweep(path)
+
+    def link(self, name: str, source: object, source_name: str) -> bool:
+        """Store `name` as a hard link of object `source_name` of `source`, another folder: no second
+        copy of its bytes on one filesystem. Only for an object that is never rewritten in place
+        (syncd replaces files by rename, so the shared file stays as it was). False, with nothing
+        written, where a link can't be made (`source` isn't a folder, or LINK_REFUSED): the caller copies.
+
+        As durable as `write`: the source was fsynced when written, the new name is by the folder's fsync.
+        """
+        if not isinstance(source, FolderBackend):
+            return False
+        self._check_root()
+        original, path = source._path(source_name), self._path(name)
+        try:
+            if not stat.S_ISREG(original.lstat().st_mode):
+                return False  # syncd links only the regular files it wrote
+            private_dirs(path.parent)
+            temp = path.with_name(f".{path.name}.{os.getpid()}.{id(path)}.link{TEMP_SUFFIX}")
+            try:
+                os.link(original, temp, follow_symlinks=False)
+            except OSError as e:
+                if e.errno in LINK_REFUSED:
+                    return False
+                raise
+            try:
+                os.replace(temp, path)  # over a damaged object, if any: never into it
+            finally:
+                temp.unlink(missing_ok=True)  # left by a rename between two names of one file
+            fsync_dir(path.parent)
+        except OSError as e:
+            raise _classify(e, self.root) from None
+        self._sweep(path)
+        return True
 
     def _sweep(self, written: Path) -> None:
         """Once per folder written to: remove the temporary files of writes that died there.

@@ -66,8 +66,13 @@ class PlainArea:
 
     def copy_from(self, local: PlainArea, kind: str, name: str, size: int) -> int:
         """Store object `name` of `local` (syncd's own store in the state dir, its bytes named when
-        written there) here; the plain bytes written. In the clear it is streamed, not held: in the
-        kernel (sendfile) from one folder to another."""
+        written there) here; the plain bytes written. In the clear, a folder on the local store's
+        filesystem gets a hard link (the object is immutable and named by its bytes, as `git clone
+        --local` links objects); otherwise it is streamed, not held: in the kernel (sendfile) from one
+        folder to another."""
+        link = getattr(self.backend, "link", None)
+        if link is not None and link(self.path(kind, self.key(name)), local.backend, local.path(kind, local.key(name))):
+            return size
         with local.backend.open(local.path(kind, local.key(name))) as stream:
             self.backend.write(self.path(kind, self.key(name)), stream)
         return size

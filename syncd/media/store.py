@@ -84,11 +84,11 @@ class MediaStore:
         """Store the file `stream` holds, `size` bytes as listed; its hash, or None if it is not that
         size or `unchanged()` says it changed while read (the pass leaves it to the next). Chunks
         read before that showed may be stored, named by no index: harmless, and reused later."""
-        if size < SMALL_FILE:
-            data = stream.read(SMALL_FILE)
+        if size < SMALL_FILE:  # read as listed, and one byte more to see it grew: no buffer larger than the file
+            data = stream.read(size + 1)
             file_hash = digest(data)
         elif size <= CHUNK_SIZE:  # one chunk: its name is the file's hash, computed once
-            data = stream.read(CHUNK_SIZE + 1)
+            data = stream.read(size + 1)
             file_hash = digest(data)
             pieces = [self.add_chunk(data, file_hash)] if len(data) == size else []
         else:
