@@ -20,7 +20,7 @@ from urllib.parse import unquote, urlsplit
 
 from syncd.backend import ObjectInfo, bounded, too_large
 from syncd.errors import AlreadyExists, NotFound, PermanentError, TransientError
-from syncd.fsutil import TEMP_SUFFIX, atomic_write, fsync_dir, private_dirs, sweep_temps
+from syncd.fsutil import TEMP_SUFFIX, SyncedTogether, atomic_write, fsync_dir, private_dirs, sweep_temps
 from syncd.plugins import hookimpl
 
 # A temporary file untouched this long belongs to a write that died: atomic_write touches its
@@ -153,6 +153,10 @@ class FolderBackend:
         self._sweep(path)
         return True
 
+    def batch(self) -> FolderBatch:
+        """Writes that are durable and named only once `commit` returns (see syncd.fsutil.SyncedTogether)."""
+        return FolderBatch(self)
+
     def _sweep(self, written: Path) -> None:
         """Once per folder written to: remove the temporary files of writes that died there.
 
@@ -193,6 +197,34 @@ class FolderBackend:
 
     def close(self) -> None:
         pass
+
+
+class FolderBatch:
+    """Objects written to a folder target and committed together: `write` as the backend's, but the
+    objects are listed (and durable) only once `commit` returned; `discard` drops what wasn't."""
+
+    def __init__(self, backend: FolderBackend):
+        self.backend, self.files = backend, SyncedTogether()
+
+    def write(self, name: str, data: BinaryIO) -> None:
+        self.backend._check_root()
+        path = self.backend._path(name)
+        try:
+            private_dirs(path.parent)
+            self.files.write(path, data)
+        except OSError as e:
+            raise _classify(e, self.backend.root) from None
+
+    def commit(self) -> None:
+        try:
+            written = self.files.commit()
+        except OSError as e:
+            raise _classify(e, self.backend.root) from None
+        for path in written:
+            self.backend._sweep(path)  # once per folder: what writes that died there left
+
+    def discard(self) -> None:
+        self.files.discard()
 
 
 def _not_a_file(root: Path, name: str) -> PermanentError:

@@ -107,7 +107,7 @@ def back_up_folders(store: Backend | Area, folders: Mapping[str, Path | MediaOri
             kept.append((label, folder_kept))
     finally:
         if writer is not None:
-            writer.close()  # no writer thread outlives a pass that failed
+            writer.discard()  # no writer thread outlives a pass that failed, nor its uncommitted objects
     if writer is not None:
         known.update(writer.files)
     last = media_state / LAST_LISTING

@@ -19,7 +19,7 @@ from typing import BinaryIO
 
 from ..backend import Backend
 from ..errors import CorruptObject
-from .area import DAMAGED_HINT, Area, as_area
+from .area import DAMAGED_HINT, Area, Batch, as_area
 from .codec import MAX_META, digest, get_meta, is_hash, put_meta
 
 SMALL_FILE = 1 << 20  # below this a file is packed with others
@@ -28,8 +28,11 @@ CHUNK_SIZE = 8 << 20
 MAX_OBJECT = max(PACK_SIZE + SMALL_FILE, CHUNK_SIZE)
 OBJECTS, INDEX = "media/objects/", "media/index/"
 INDEX_FORMAT = 1
-WRITERS = 2  # threads writing objects while the pass hashes on: a write's fsync waits on the disk, not the CPU
-WRITES_IN_FLIGHT = 3  # objects handed to the writers and not yet written: ~3 x PACK_SIZE of memory at most
+WRITERS = 4  # threads writing objects (a direct write waits on the disk) and hashing chunks while the pass hashes on
+# Objects written to a folder are fsynced together, about this many bytes at a time, not one wait on
+# the disk per object (see syncd.fsutil.SyncedTogether); all of a pass's before its index.
+BATCH_BYTES = 256 << 20
+WRITES_IN_FLIGHT = 4  # objects handed to the writers and not yet written: ~4 x PACK_SIZE of memory at most
 
 # Where a piece of a file lies: (object hash, object size, offset, length).
 Piece = tuple[str, int, int, int]
@@ -56,6 +59,8 @@ class MediaStore:
         self._new: dict[str, list[Piece]] = {}
         self._writers: ThreadPoolExecutor | None = None
         self._writing: deque[Future] = deque()
+        self._batch: Batch | None = None  # this pass's objects, durable together before the index (a folder's)
+        self._batched = 0  # bytes written through the batch
         self.bytes_sent = self.objects_sent = 0
 
     @property
@@ -125,6 +130,9 @@ class MediaStore:
         if self._pack:
             self._seal_pack()
         self.close()  # every object written (or its error raised) before the index names it
+        if self._batch is not None:
+            self._batch.commit()  # and durable under its name
+            self._batch = None
         if self._new:
             put_meta(self.area, "index", {"format": INDEX_FORMAT, "files": self._new})
             self.files.update(self._new)
@@ -142,26 +150,65 @@ class MediaStore:
         try:
             while self._writing:
                 self._writing.popleft().result()
+        except BaseException:
+            self._keep_written()
+            raise
         finally:
             if self._writers is not None:
                 self._writers.shutdown(cancel_futures=True)
                 self._writers = None
+
+    def discard(self) -> None:
+        """After a pass that failed: no writer left running, and the objects it wrote whole kept (no
+        index names them; the next pass finds them there, as an interrupted upload's chunks)."""
+        try:
+            self.close()
+        finally:
+            self._keep_written()
+
+    def _keep_written(self) -> None:
+        if self._writers is not None:
+            self._writers.shutdown(wait=True, cancel_futures=True)  # no write lands after this
+            self._writers = None
+        batch, self._batch = self._batch, None
+        if batch is not None:
+            try:
+                batch.commit()
+            except Exception:  # the disk that failed the pass: what isn't durable isn't named
+                batch.discard()
 
     def _pool(self) -> ThreadPoolExecutor:
         if self._writers is None:
             self._writers = ThreadPoolExecutor(WRITERS, thread_name_prefix="media-write")
         return self._writers
 
+    def _checkpoint(self) -> None:
+        """Commit the objects written so far, in a writer thread once their writes are done, and go
+        on in a new batch: a pass killed midway loses at most BATCH_BYTES of written objects."""
+        batch, self._batch = self._batch, None
+        self._writing.append(self._pool().submit(_commit_after, batch, list(self._writing)))
+
     def _put(self, data: bytes, name: str | None = None) -> str:
         name = name or digest(data)
         if self.objects.get(name) != len(data):
             while len(self._writing) >= WRITES_IN_FLIGHT:
                 self._writing.popleft().result()
-            self._writing.append(self._pool().submit(self.area.write, "objects", name, data))
+            if self._batch is None:
+                self._batch, self._batched = self.area.batch(), 0
+            self._writing.append(self._pool().submit(self.area.write, "objects", name, data, self._batch))
+            self._batched += len(data)
+            if self._batch is not None and self._batched >= BATCH_BYTES:
+                self._checkpoint()
             self.objects[name] = len(data)
             self.bytes_sent += len(data)
             self.objects_sent += 1
         return name
+
+
+def _commit_after(batch: Batch, writes: list[Future]) -> None:
+    for write in writes:
+        write.result()
+    batch.commit()
 
 
 def load_index(store: Backend | Area) -> dict[str, list[Piece]]:
