@@ -6,7 +6,9 @@ upload that dies midway resumes with the chunks the target lacks. Every object i
 of its bytes and written once; the index that says where each file lies is written after them.
 
 Objects are written by a few threads while the pass reads and hashes the next files (hashlib and
-file writes release the GIL): at most WRITES_IN_FLIGHT objects wait, which bounds memory.
+file writes release the GIL): at most WRITES_IN_FLIGHT objects wait, which bounds memory. In a
+folder (the local store in the state dir) they go through a batch: written direct, durable and named
+together every BATCH_BYTES and before the index (syncd.fsutil.SyncedTogether), not one wait per object.
 """
 
 from __future__ import annotations
