@@ -11,6 +11,10 @@ restic is a Go binary: Debian's package (`apt-get download restic`, then `dpkg -
 Prints a Markdown table; every figure comes from this run. `--memory N,…` instead measures syncd's
 peak memory (GNU time) and time in a first pass and a pass with nothing new over trees of N tiny
 files each (a few bytes, to spare the disk): it must not grow with N.
+
+syncd's target and its state dir lie on one filesystem here, so the target's media objects are hard
+links of the local store's (see README, Performance, Media): "on disk" counts each file once. The
+machine is shared: run it when nothing else does, or read every row as inflated alike (`uptime`).
 """
 
 from __future__ import annotations
@@ -51,6 +55,17 @@ def write_tree(root: Path, total: int, rnd: random.Random) -> int:
 
 def du(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def on_disk(*paths: Path) -> int:
+    """Bytes of the files below `paths`, each file (inode) counted once however many names it has."""
+    seen = {}
+    for path in paths:
+        for p in path.rglob("*"):
+            if p.is_file():
+                info = p.stat()
+                seen[(info.st_dev, info.st_ino)] = info.st_size
+    return sum(seen.values())
 
 
 def timed(args: list, **kwargs) -> tuple[float, subprocess.CompletedProcess]:
@@ -179,7 +194,8 @@ def main() -> None:
     print(f"\ntree: {size / (1 << 30):.2f} GiB, {files} files (videos, photos, stickers, 10% of photos twice); "
           f"20 new files: {new_bytes / MiB:.1f} MiB")
     print(f"stored: syncd {du(work / 't-syncd') / (1 << 30):.2f} GiB on the target "
-          f"(and {du(work / 'state') / (1 << 30):.2f} GiB in its local store), cp -r {du(work / 't-cp') / (1 << 30):.2f} GiB"
+          f"(and {du(work / 'state') / (1 << 30):.2f} GiB in its local store; both together on disk "
+          f"{on_disk(work / 't-syncd', work / 'state') / (1 << 30):.2f} GiB), cp -r {du(work / 't-cp') / (1 << 30):.2f} GiB"
           + (f", restic {du(work / 't-restic') / (1 << 30):.2f} GiB" if have_restic else ""))
     print("\n| tool | first pass | MB/s | after 20 new files | shipped vs their bytes | stored by that pass |")
     print("|---|---|---|---|---|---|")

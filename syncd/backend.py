@@ -54,6 +54,10 @@ class Backend(Protocol):
       free, atomically against a concurrent `create`, and raises
       `syncd.errors.AlreadyExists` otherwise. Without it, syncd claims a source
       by check, write and read back (see syncd.archive.claims), which a race can beat.
+    - Optionally, `link(name, source, source_name)` stores `name` as the same file as object
+      `source_name` of backend `source` (a hard link between two folders on one filesystem),
+      durable like `write`, and returns False, writing nothing, where it can't; syncd asks it only
+      for immutable, content-addressed media objects (see syncd.media.area.PlainArea.copy_from).
     - Every failure MUST be a `TransientError` (worth retrying) or a
       `PermanentError`, with a message that names the target but holds no secret.
     - `from_url(url, **options)` MUST only parse: no network, no access to the

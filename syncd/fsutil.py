@@ -5,7 +5,10 @@ and what syncd creates is its user's alone (folders 0700, files 0600) whatever t
 from __future__ import annotations
 
 import errno
+import io
 import os
+import sys
+import threading
 import time
 from pathlib import Path
 from typing import BinaryIO
@@ -131,6 +134,8 @@ def atomic_write(path: Path, data: bytes | BinaryIO) -> int:
         with os.fdopen(fd, "wb") as out:
             if isinstance(data, (bytes, bytearray, memoryview)):
                 out.write(data)
+            elif isinstance(data, io.BytesIO):  # in one write: read() hands over the bytes it wraps, no copy
+                out.write(data.read())
             else:
                 copy_stream(data, out)
             out.flush()
@@ -142,6 +147,118 @@ def atomic_write(path: Path, data: bytes | BinaryIO) -> int:
         raise
     fsync_dir(path.parent)
     return size
+
+
+class SyncedTogether:
+    """Files written now and made durable together by `commit`, for a pass that names them all at
+    once afterwards (the media store's objects, then its index): instead of one wait on the disk per
+    file in the pass's way, each file's writeback starts as it is written and `commit` waits once.
+
+    Until `commit` a file lies under a temporary name (`.<name>.<random>.tmp`, what `sweep_temps`
+    removes after a crash), so a name never shows a file that isn't whole on disk: `commit` fsyncs
+    every file, then renames each to its name, then fsyncs each folder once. `write` may be called
+    from several threads.
+    """
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[str, Path]] = []
+
+    def write(self, path: Path, data: bytes | BinaryIO) -> None:
+        import tempfile
+
+        fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                data = data if isinstance(data, (bytes, bytearray, memoryview)) else data.read()
+                if not write_direct(out.fileno(), data):
+                    out.write(data)
+                    out.flush()
+                    start_writeback(out.fileno())
+        except BaseException:
+            Path(temp).unlink(missing_ok=True)
+            raise
+        self.pending.append((temp, path))  # whole: `commit` may name it
+
+    def commit(self) -> list[Path]:
+        """Make every file written durable under its name; those names (nothing is left pending)."""
+        pending, self.pending = self.pending, []
+        try:
+            for temp, _ in pending:
+                fsync_file(Path(temp))
+            for temp, path in pending:
+                os.replace(temp, path)
+        except BaseException:
+            self.pending = pending
+            self.discard()
+            raise
+        for folder in dict.fromkeys(path.parent for _, path in pending):
+            fsync_dir(folder)
+        return [path for _, path in pending]
+
+    def discard(self) -> None:
+        """Remove the files not committed (a pass that failed): none of them is named."""
+        pending, self.pending = self.pending, []
+        for temp, _ in pending:
+            Path(temp).unlink(missing_ok=True)
+
+
+DIRECT_BLOCK = 4096  # O_DIRECT's alignment of memory, length and offset on the filesystems syncd meets
+DIRECT_PIECE = 4 << 20  # written through each thread's aligned buffer of this size
+_direct = threading.local()  # each writer thread's aligned buffer, kept: no page faults per object
+
+
+def write_direct(fd: int, data: bytes | bytearray | memoryview) -> bool:
+    """Write `data` to the empty file `fd` bypassing the page cache (O_DIRECT); False, with nothing
+    written, where the OS or filesystem doesn't take it (tmpfs, macOS): the caller writes as usual.
+
+    Why: on the machines measured a buffered write costs the CPU about 4 s a GiB in the kernel, a
+    direct one a tenth of that, and the media pass is bound by its 2 cores (hashing besides). The
+    bytes are copied into an aligned buffer, the last block written whole and the file cut back to
+    its length; the fsync at commit then has only metadata left to wait for.
+    """
+    flag = getattr(os, "O_DIRECT", 0)
+    if not flag or not data:
+        return False
+    import fcntl
+    import mmap
+
+    buffer = getattr(_direct, "buffer", None)
+    if buffer is None:
+        buffer = _direct.buffer = mmap.mmap(-1, DIRECT_PIECE)  # page-aligned
+    flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+    try:
+        fcntl.fcntl(fd, fcntl.F_SETFL, flags | flag)
+    except OSError:
+        return False
+    view, source = memoryview(buffer), memoryview(data)
+    try:
+        for start in range(0, len(data), DIRECT_PIECE):
+            piece = source[start:start + DIRECT_PIECE]
+            padded = -(-len(piece) // DIRECT_BLOCK) * DIRECT_BLOCK
+            view[:len(piece)] = piece
+            view[len(piece):padded] = bytes(padded - len(piece))
+            written = 0
+            while written < padded:
+                try:
+                    written += os.write(fd, view[written:padded])
+                except OSError as e:
+                    if e.errno != errno.EINVAL or start or written:
+                        raise
+                    return False  # the filesystem refuses direct writes
+        os.ftruncate(fd, len(data))
+        return True
+    finally:
+        view.release()
+        source.release()
+        fcntl.fcntl(fd, fcntl.F_SETFL, flags)
+
+
+def start_writeback(fd: int) -> None:
+    """Ask the kernel to start writing a file's dirty pages now, without waiting: its fsync later
+    finds them (mostly) written. On Linux POSIX_FADV_DONTNEED starts that writeback (and drops only
+    clean pages, none yet); elsewhere a no-op, and the fsync does it all."""
+    if hasattr(os, "posix_fadvise") and sys.platform.startswith("linux"):
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
 
 
 def copy_untouched(src: Path, dst: Path) -> bool:

@@ -20,7 +20,7 @@ from urllib.parse import unquote, urlsplit
 
 from syncd.backend import ObjectInfo, bounded, too_large
 from syncd.errors import AlreadyExists, NotFound, PermanentError, TransientError
-from syncd.fsutil import TEMP_SUFFIX, atomic_write, fsync_dir, private_dirs, sweep_temps
+from syncd.fsutil import TEMP_SUFFIX, SyncedTogether, atomic_write, fsync_dir, private_dirs, sweep_temps
 from syncd.plugins import hookimpl
 
 # A temporary file untouched this long belongs to a write that died: atomic_write touches its
@@ -31,6 +31,9 @@ STALE_TEMP_AGE = 15 * 60
 TRANSIENT_ERRNOS = {errno.EAGAIN, errno.EINTR, errno.EBUSY, errno.ETIMEDOUT, errno.ESTALE, errno.EIO}
 # Not following a symlink, and not waiting for a FIFO's writer: what is opened is then checked.
 READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+# Why a hard link can't be made where a copy still can: another filesystem, a filesystem without
+# links (FAT, some shares), too many links to one file, or a kernel that refuses (protected_hardlinks).
+LINK_REFUSED = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS}
 
 
 class FolderBackend:
@@ -117,6 +120,43 @@ class FolderBackend:
             raise _classify(e, self.root) from None
         self._sweep(path)
 
+    def link(self, name: str, source: object, source_name: str) -> bool:
+        """Store `name` as a hard link of object `source_name` of `source`, another folder: no second
+        copy of its bytes on one filesystem. Only for an object that is never rewritten in place
+        (syncd replaces files by rename, so the shared file stays as it was). False, with nothing
+        written, where a link can't be made (`source` isn't a folder, or LINK_REFUSED): the caller copies.
+
+        As durable as `write`: the source was fsynced when written, the new name is by the folder's fsync.
+        """
+        if not isinstance(source, FolderBackend):
+            return False
+        self._check_root()
+        original, path = source._path(source_name), self._path(name)
+        try:
+            if not stat.S_ISREG(original.lstat().st_mode):
+                return False  # syncd links only the regular files it wrote
+            private_dirs(path.parent)
+            temp = path.with_name(f".{path.name}.{os.getpid()}.{id(path)}.link{TEMP_SUFFIX}")
+            try:
+                os.link(original, temp, follow_symlinks=False)
+            except OSError as e:
+                if e.errno in LINK_REFUSED:
+                    return False
+                raise
+            try:
+                os.replace(temp, path)  # over a damaged object, if any: never into it
+            finally:
+                temp.unlink(missing_ok=True)  # left by a rename between two names of one file
+            fsync_dir(path.parent)
+        except OSError as e:
+            raise _classify(e, self.root) from None
+        self._sweep(path)
+        return True
+
+    def batch(self) -> FolderBatch:
+        """Writes that are durable and named only once `commit` returns (see syncd.fsutil.SyncedTogether)."""
+        return FolderBatch(self)
+
     def _sweep(self, written: Path) -> None:
         """Once per folder written to: remove the temporary files of writes that died there.
 
@@ -157,6 +197,34 @@ class FolderBackend:
 
     def close(self) -> None:
         pass
+
+
+class FolderBatch:
+    """Objects written to a folder target and committed together: `write` as the backend's, but the
+    objects are listed (and durable) only once `commit` returned; `discard` drops what wasn't."""
+
+    def __init__(self, backend: FolderBackend):
+        self.backend, self.files = backend, SyncedTogether()
+
+    def write(self, name: str, data: BinaryIO) -> None:
+        self.backend._check_root()
+        path = self.backend._path(name)
+        try:
+            private_dirs(path.parent)
+            self.files.write(path, data)
+        except OSError as e:
+            raise _classify(e, self.backend.root) from None
+
+    def commit(self) -> None:
+        try:
+            written = self.files.commit()
+        except OSError as e:
+            raise _classify(e, self.backend.root) from None
+        for path in written:
+            self.backend._sweep(path)  # once per folder: what writes that died there left
+
+    def discard(self) -> None:
+        self.files.discard()
 
 
 def _not_a_file(root: Path, name: str) -> PermanentError:

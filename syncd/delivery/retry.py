@@ -112,6 +112,16 @@ class RetryingBackend:
 
         return create
 
+    @property
+    def link(self) -> Callable[[str, object, str], bool]:
+        """The inner backend's `link`, retried; an AttributeError where it has none (as `create`)."""
+        inner = self.inner.link
+
+        def link(name: str, source: object, source_name: str) -> bool:
+            return self._retry(f"linking {name}", lambda: inner(name, source, source_name))
+
+        return link
+
     def delete(self, name: str) -> None:
         self._retry(f"deleting {name}", lambda: self.inner.delete(name))
 

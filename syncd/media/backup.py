@@ -126,7 +126,7 @@ def back_up_folders(store: Backend | Area, folders: Mapping[str, Path | MediaOri
             same &= kept is None
     finally:
         if writer is not None:
-            writer.close()  # no writer thread outlives a pass that failed
+            writer.discard()  # no writer thread outlives a pass that failed, nor its uncommitted objects
     if writer is not None:
         known.seal()
     known.close()
@@ -192,9 +192,7 @@ class FolderMedia:
             fd = open_untouched(self.folder / seen.path)
         except FileNotFoundError:  # deleted since the scan: the next pass lists the folder as it is then
             return None
-        with os.fdopen(fd, "rb", buffering=0) as f:
-            if _marks(fd) != seen.key:
-                return None
+        with os.fdopen(fd, "rb", buffering=0) as f:  # changed since the scan: the marks after reading say so
             file_hash = store.add_stream(f, seen.size, lambda: _marks(fd) == seen.key)
         return None if file_hash is None else seen._replace(hash=file_hash)
 

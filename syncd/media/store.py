@@ -6,7 +6,9 @@ upload that dies midway resumes with the chunks the target lacks. Every object i
 of its bytes and written once; the index that says where each file lies is written after them.
 
 Objects are written by a few threads while the pass reads and hashes the next files (hashlib and
-file writes release the GIL): at most WRITES_IN_FLIGHT objects wait, which bounds memory.
+file writes release the GIL): at most WRITES_IN_FLIGHT objects wait, which bounds memory. In a
+folder (the local store in the state dir) they go through a batch: written direct, durable and named
+together every BATCH_BYTES and before the index (syncd.fsutil.SyncedTogether), not one wait per object.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import BinaryIO
 
 from ..backend import Backend
 from ..errors import CorruptObject
-from .area import DAMAGED_HINT, Area, as_area
+from .area import DAMAGED_HINT, Area, Batch, as_area
 from .codec import MAX_META, digest, get_meta, is_hash, put_meta
 
 SMALL_FILE = 1 << 20  # below this a file is packed with others
@@ -28,8 +30,11 @@ CHUNK_SIZE = 8 << 20
 MAX_OBJECT = max(PACK_SIZE + SMALL_FILE, CHUNK_SIZE)
 OBJECTS, INDEX = "media/objects/", "media/index/"
 INDEX_FORMAT = 1
-WRITERS = 2  # threads writing objects while the pass hashes on: a write's fsync waits on the disk, not the CPU
-WRITES_IN_FLIGHT = 3  # objects handed to the writers and not yet written: ~3 x PACK_SIZE of memory at most
+WRITERS = 4  # threads writing objects (a direct write waits on the disk) and hashing chunks while the pass hashes on
+# Objects written to a folder are fsynced together, about this many bytes at a time, not one wait on
+# the disk per object (see syncd.fsutil.SyncedTogether); all of a pass's before its index.
+BATCH_BYTES = 256 << 20
+WRITES_IN_FLIGHT = 4  # objects handed to the writers and not yet written: ~4 x PACK_SIZE of memory at most
 # What a pass holds of its new files is bounded however many there are: a pack is sealed at PACK_FILES
 # files (tiny stickers fill 16 MiB only by the hundred thousand), and the index of the files stored so
 # far is written every INDEX_FILES, after the objects it names.
@@ -61,6 +66,8 @@ class MediaStore:
         self._new: dict[str, list[Piece]] = {}
         self._writers: ThreadPoolExecutor | None = None
         self._writing: deque[Future] = deque()
+        self._batch: Batch | None = None  # this pass's objects, durable together before the index (a folder's)
+        self._batched = 0  # bytes written through the batch
         self.bytes_sent = self.objects_sent = 0
 
     @property
@@ -89,11 +96,11 @@ class MediaStore:
         """Store the file `stream` holds, `size` bytes as listed; its hash, or None if it is not that
         size or `unchanged()` says it changed while read (the pass leaves it to the next). Chunks
         read before that showed may be stored, named by no index: harmless, and reused later."""
-        if size < SMALL_FILE:
-            data = stream.read(SMALL_FILE)
+        if size < SMALL_FILE:  # read as listed, and one byte more to see it grew: no buffer larger than the file
+            data = stream.read(size + 1)
             file_hash = digest(data)
         elif size <= CHUNK_SIZE:  # one chunk: its name is the file's hash, computed once
-            data = stream.read(CHUNK_SIZE + 1)
+            data = stream.read(size + 1)
             file_hash = digest(data)
             pieces = [self.add_chunk(data, file_hash)] if len(data) == size else []
         else:
@@ -135,9 +142,13 @@ class MediaStore:
         self._write_index()
 
     def _write_index(self) -> None:
-        """Write the index of the files stored since the last one, once the objects it names are."""
+        """Write the index of the files stored since the last one, once the objects it names are
+        written and durable under their names."""
         while self._writing:
             self._writing.popleft().result()
+        if self._batch is not None:
+            self._batch.commit()
+            self._batch = None
         if self._new:
             put_meta(self.area, "index", {"format": INDEX_FORMAT, "files": self._new})
             self.files.update(self._new)
@@ -157,26 +168,65 @@ class MediaStore:
         try:
             while self._writing:
                 self._writing.popleft().result()
+        except BaseException:
+            self._keep_written()
+            raise
         finally:
             if self._writers is not None:
                 self._writers.shutdown(cancel_futures=True)
                 self._writers = None
+
+    def discard(self) -> None:
+        """After a pass that failed: no writer left running, and the objects it wrote whole kept (no
+        index names them; the next pass finds them there, as an interrupted upload's chunks)."""
+        try:
+            self.close()
+        finally:
+            self._keep_written()
+
+    def _keep_written(self) -> None:
+        if self._writers is not None:
+            self._writers.shutdown(wait=True, cancel_futures=True)  # no write lands after this
+            self._writers = None
+        batch, self._batch = self._batch, None
+        if batch is not None:
+            try:
+                batch.commit()
+            except Exception:  # the disk that failed the pass: what isn't durable isn't named
+                batch.discard()
 
     def _pool(self) -> ThreadPoolExecutor:
         if self._writers is None:
             self._writers = ThreadPoolExecutor(WRITERS, thread_name_prefix="media-write")
         return self._writers
 
+    def _checkpoint(self) -> None:
+        """Commit the objects written so far, in a writer thread once their writes are done, and go
+        on in a new batch: a pass killed midway loses at most BATCH_BYTES of written objects."""
+        batch, self._batch = self._batch, None
+        self._writing.append(self._pool().submit(_commit_after, batch, list(self._writing)))
+
     def _put(self, data: bytes, name: str | None = None) -> str:
         name = name or digest(data)
         if self.objects.get(name) != len(data):
             while len(self._writing) >= WRITES_IN_FLIGHT:
                 self._writing.popleft().result()
-            self._writing.append(self._pool().submit(self.area.write, "objects", name, data))
+            if self._batch is None:
+                self._batch, self._batched = self.area.batch(), 0
+            self._writing.append(self._pool().submit(self.area.write, "objects", name, data, self._batch))
+            self._batched += len(data)
+            if self._batch is not None and self._batched >= BATCH_BYTES:
+                self._checkpoint()
             self.objects[name] = len(data)
             self.bytes_sent += len(data)
             self.objects_sent += 1
         return name
+
+
+def _commit_after(batch: Batch, writes: list[Future]) -> None:
+    for write in writes:
+        write.result()
+    batch.commit()
 
 
 def load_index(store: Backend | Area) -> dict[str, list[Piece]]:
