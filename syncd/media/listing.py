@@ -1,8 +1,13 @@
-"""One version's media: every file the folder held then (path, hash, size, mtime), one compact object.
+"""One version's media: every file the folder held then (path, hash, size, mtime), in compact objects.
 
 A listing is never changed or deleted, so a file deleted from the phone stays restorable from the
 listings that held it. It also names, as `absent`, the references of the version's messages to files
-no folder held then (never downloaded, expired, in iCloud): a later listing holds them once they appear."""
+no folder held then (never downloaded, expired, in iCloud): a later listing holds them once they appear.
+
+A listing of up to PART_FILES files is one object (format 1). A larger one is written in parts as the
+pass streams its files by, each part a format-1 listing of PART_FILES files, then a head (format 2)
+naming the parts in order: a pass holds one part, and no object nears MAX_META however large the tree
+(one object of a million files would be ~150 MiB of JSON, past what a reader takes from a target)."""
 
 from __future__ import annotations
 
@@ -18,8 +23,12 @@ from .area import Area, as_area
 from .codec import COMPRESSION, get_meta, is_hash, put_encoded
 
 LISTINGS = "media/listings/"
-LISTING_FORMAT = 1
+LISTING_FORMAT = 1  # the files (and the absent references) in one object
+PARTED_FORMAT = 2  # a head: the names of format-1 parts, in order, and the absent references
+PART_FILES = 50_000  # ~7 MiB of JSON, ~2.5 MiB stored
+MAX_PARTS = 10_000  # half a billion files
 LISTING_BATCH = 1000  # files encoded at a time
+DAMAGED = "run `syncd verify` on the target"
 
 
 @dataclass(frozen=True)
@@ -34,21 +43,42 @@ def write_listing(store: Backend | Area, files: Iterable[MediaFile],
                   absent: Sequence[str] | Callable[[], Sequence[str]] = ()) -> str:
     """Write a listing of `files` (a list, or an iterable in path order, streamed) and the `absent`
     references (a callable is asked once every file has gone by); its name."""
+    area = as_area(store)
     if isinstance(files, Sequence):
         files = sorted(files, key=lambda f: f.path)
-    # Encoded and compressed as the files stream by: only the compressed listing (~50 bytes a file) is held.
-    deflate, out, batch = zlib.compressobj(COMPRESSION), [], []
-    text = '{"format":%d,"files":[' % LISTING_FORMAT
+    part, parts = _Part(), []
     for f in files:
-        batch.append([f.path, f.hash, f.size, f.mtime_ns])
-        if len(batch) == LISTING_BATCH:
-            out.append(deflate.compress((text + _rows(batch)).encode()))
-            text, batch = ",", []
-    text += _rows(batch) + "]"
+        if part.count == PART_FILES:
+            parts.append(put_encoded(area, "listings", part.finish()))
+            part = _Part()
+        part.add(f)
     absent = sorted(absent() if callable(absent) else absent)
-    text += (',"absent":' + json.dumps(absent, separators=(",", ":")) if absent else "") + "}"
-    out += [deflate.compress(text.encode()), deflate.flush()]
-    return put_encoded(as_area(store), "listings", b"".join(out))
+    if not parts:
+        return put_encoded(area, "listings", part.finish(absent))
+    parts.append(put_encoded(area, "listings", part.finish()))
+    head = {"format": PARTED_FORMAT, "parts": parts} | ({"absent": absent} if absent else {})
+    return put_encoded(area, "listings", zlib.compress(json.dumps(head, separators=(",", ":")).encode(), COMPRESSION))
+
+
+class _Part:
+    """A format-1 listing encoded and compressed as its files come: only the compressed bytes
+    (~50 a file) are held."""
+
+    def __init__(self):
+        self.deflate, self.out, self.batch, self.count = zlib.compressobj(COMPRESSION), [], [], 0
+        self.text = '{"format":%d,"files":[' % LISTING_FORMAT
+
+    def add(self, f: MediaFile) -> None:
+        self.batch.append([f.path, f.hash, f.size, f.mtime_ns])
+        self.count += 1
+        if len(self.batch) == LISTING_BATCH:
+            self.out.append(self.deflate.compress((self.text + _rows(self.batch)).encode()))
+            self.text, self.batch = ",", []
+
+    def finish(self, absent: Sequence[str] = ()) -> bytes:
+        text = self.text + _rows(self.batch) + "]"
+        text += (',"absent":' + json.dumps(list(absent), separators=(",", ":")) if absent else "") + "}"
+        return b"".join(self.out + [self.deflate.compress(text.encode()), self.deflate.flush()])
 
 
 def _rows(rows: list) -> str:
@@ -60,21 +90,43 @@ def read_listing(store: Backend | Area, name: str) -> list[MediaFile]:
 
 
 def read_listing_whole(store: Backend | Area, name: str) -> tuple[list[MediaFile], list[str]]:
-    """A listing's files and the references it records as absent, every entry checked."""
-    value = get_meta(as_area(store), "listings", name)
+    """A listing's files and the references it records as absent, every entry checked (a path
+    listed twice, in one part or two, is refused)."""
+    area = as_area(store)
+    value = get_meta(area, "listings", name)
+    if isinstance(value, dict) and value.get("format") == PARTED_FORMAT:
+        parts = value.get("parts")
+        if not (isinstance(parts, list) and 0 < len(parts) <= MAX_PARTS and all(is_hash(p) for p in parts)):
+            raise CorruptObject(f"media listing {name} names its parts wrongly", hint=DAMAGED)
+        files, paths = [], set()
+        for part in parts:
+            part_value = get_meta(area, "listings", part)
+            if isinstance(part_value, dict) and "absent" in part_value:
+                raise CorruptObject(f"media listing {name}: part {part[:16]}… is not a part", hint=DAMAGED)
+            files += _checked_files(part_value, name, paths)
+        return files, _checked_absent(value, name)
+    return _checked_files(value, name, set()), _checked_absent(value, name)
+
+
+def _checked_files(value: object, name: str, paths: set[str]) -> list[MediaFile]:
+    """The files of a format-1 listing `value`, each checked; `paths`, those seen so far, grows."""
     if not isinstance(value, dict) or value.get("format") != LISTING_FORMAT or not isinstance(value.get("files"), list):
-        raise CorruptObject(f"media listing {name} is not a listing syncd wrote", hint="run `syncd verify` on the target")
-    files, paths = [], set()
+        raise CorruptObject(f"media listing {name} is not a listing syncd wrote", hint=DAMAGED)
+    files = []
     for row in value["files"]:
         if not (isinstance(row, list) and len(row) == 4 and safe_path(row[0]) and is_hash(row[1])
                 and type(row[2]) is int and row[2] >= 0 and type(row[3]) is int) or row[0] in paths:
-            raise CorruptObject(f"media listing {name}: a damaged or unsafe entry", hint="run `syncd verify` on the target")
+            raise CorruptObject(f"media listing {name}: a damaged or unsafe entry", hint=DAMAGED)
         paths.add(row[0])
         files.append(MediaFile(*row))
+    return files
+
+
+def _checked_absent(value: dict, name: str) -> list[str]:
     absent = value.get("absent", [])
     if not (isinstance(absent, list) and all(isinstance(r, str) for r in absent)):
-        raise CorruptObject(f"media listing {name}: a damaged list of absent files", hint="run `syncd verify` on the target")
-    return files, absent
+        raise CorruptObject(f"media listing {name}: a damaged list of absent files", hint=DAMAGED)
+    return absent
 
 
 def safe_path(path: object) -> bool:
