@@ -87,3 +87,35 @@ def test_a_tree_in_parts_restores_and_verifies_from_plain_and_encrypted_targets(
         cli("verify", "--from", target, *extra)
     listings = list((plain / "media/listings").rglob("*"))
     assert len([p for p in listings if p.is_file()]) > len(original) // PART  # parts and a head
+
+
+def test_restore_streams_the_listing_and_the_index(tmp_path, chat, monkeypatch):  # noqa: F811
+    """A restore lays its files out a part and an index object at a time: it never asks for the
+    whole listing or the whole index, which for a large tree would not fit in memory."""
+    from syncd.media import restore as restore_module
+    from syncd.media import store as store_module
+
+    db, media, _ = chat
+    state, target = tmp_path / "state", tmp_path / "nas"
+    sync(db, media, state, target)
+
+    def whole(*args, **kwargs):
+        raise AssertionError("read whole")
+    monkeypatch.setattr(listing_module, "read_listing_whole", whole)
+    monkeypatch.setattr(store_module, "load_index", whole)
+    monkeypatch.setattr(restore_module, "load_index", whole)
+    out = tmp_path / "back"
+    out.mkdir()
+    cli("restore", out / "chat.db", "--from", target, "--media", out / "m")
+    assert tree(out / "m/Attachments") == tree(media)
+    assert sorted(p.name for p in out.iterdir()) == ["chat.db", "m"]  # the plan's scratch is gone
+
+
+def test_a_path_in_two_parts_is_refused_by_restore(area, tmp_path):
+    from syncd.media.restore import restore_media
+
+    head = get_meta(area, "listings", write_listing(area, files(20)))
+    forged = put_head(area, {"format": 2, "parts": head["parts"] + head["parts"][:1]})
+    with pytest.raises(CorruptObject):
+        restore_media(area, forged, tmp_path / "back")
+    assert not (tmp_path / "back").exists()

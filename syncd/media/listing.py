@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
@@ -94,18 +94,33 @@ def read_listing_whole(store: Backend | Area, name: str) -> tuple[list[MediaFile
     listed twice, in one part or two, is refused)."""
     area = as_area(store)
     value = get_meta(area, "listings", name)
-    if isinstance(value, dict) and value.get("format") == PARTED_FORMAT:
-        parts = value.get("parts")
-        if not (isinstance(parts, list) and 0 < len(parts) <= MAX_PARTS and all(is_hash(p) for p in parts)):
-            raise CorruptObject(f"media listing {name} names its parts wrongly", hint=DAMAGED)
-        files, paths = [], set()
-        for part in parts:
-            part_value = get_meta(area, "listings", part)
-            if isinstance(part_value, dict) and "absent" in part_value:
-                raise CorruptObject(f"media listing {name}: part {part[:16]}… is not a part", hint=DAMAGED)
-            files += _checked_files(part_value, name, paths)
-        return files, _checked_absent(value, name)
-    return _checked_files(value, name, set()), _checked_absent(value, name)
+    files, paths = [], set()
+    for part in _parts(area, name, value):
+        files += _checked_files(part, name, paths)
+    return files, _checked_absent(value, name)
+
+
+def listing_parts(store: Backend | Area, name: str) -> Iterator[list[MediaFile]]:
+    """A listing's files a part at a time (its only part, for a listing of one object), every entry
+    checked; a path twice within a part is refused, across parts it is the caller's to refuse."""
+    area = as_area(store)
+    for part in _parts(area, name, get_meta(area, "listings", name)):
+        yield _checked_files(part, name, set())
+
+
+def _parts(area: Area, name: str, value: object) -> Iterator[object]:
+    """The decoded format-1 objects a listing's files are in: itself, or the parts its head names."""
+    if not (isinstance(value, dict) and value.get("format") == PARTED_FORMAT):
+        yield value
+        return
+    parts = value.get("parts")
+    if not (isinstance(parts, list) and 0 < len(parts) <= MAX_PARTS and all(is_hash(p) for p in parts)):
+        raise CorruptObject(f"media listing {name} names its parts wrongly", hint=DAMAGED)
+    for part in parts:
+        part_value = get_meta(area, "listings", part)
+        if isinstance(part_value, dict) and "absent" in part_value:
+            raise CorruptObject(f"media listing {name}: part {part[:16]}… is not a part", hint=DAMAGED)
+        yield part_value
 
 
 def _checked_files(value: object, name: str, paths: set[str]) -> list[MediaFile]:
