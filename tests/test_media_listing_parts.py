@@ -119,3 +119,13 @@ def test_a_path_in_two_parts_is_refused_by_restore(area, tmp_path):
     with pytest.raises(CorruptObject):
         restore_media(area, forged, tmp_path / "back")
     assert not (tmp_path / "back").exists()
+
+
+@pytest.mark.parametrize("count", [0, 1, 4, 5, 8, 9, 16])
+def test_a_listing_decodes_whatever_its_count_against_the_batch_and_part_sizes(area, monkeypatch, count):
+    """Rows are encoded LISTING_BATCH at a time: a part that ends on a whole batch (4 and 8 files
+    here, 50,000 in use) must close its JSON as any other does."""
+    monkeypatch.setattr(listing_module, "LISTING_BATCH", 2)
+    monkeypatch.setattr(listing_module, "PART_FILES", 4)
+    listed = sorted(files(count), key=lambda f: f.path)
+    assert read_listing_whole(area, write_listing(area, iter(listed), ["a/b.jpg"])) == (listed, ["a/b.jpg"])

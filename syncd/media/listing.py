@@ -65,19 +65,24 @@ class _Part:
     (~50 a file) are held."""
 
     def __init__(self):
-        self.deflate, self.out, self.batch, self.count = zlib.compressobj(COMPRESSION), [], [], 0
-        self.text = '{"format":%d,"files":[' % LISTING_FORMAT
+        self.deflate, self.batch, self.count = zlib.compressobj(COMPRESSION), [], 0
+        self.out = [self.deflate.compress(b'{"format":%d,"files":[' % LISTING_FORMAT)]
 
     def add(self, f: MediaFile) -> None:
         self.batch.append([f.path, f.hash, f.size, f.mtime_ns])
         self.count += 1
         if len(self.batch) == LISTING_BATCH:
-            self.out.append(self.deflate.compress((self.text + _rows(self.batch)).encode()))
-            self.text, self.batch = ",", []
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.batch:
+            comma = "," if self.count > len(self.batch) else ""  # rows went before these
+            self.out.append(self.deflate.compress((comma + _rows(self.batch)).encode()))
+            self.batch = []
 
     def finish(self, absent: Sequence[str] = ()) -> bytes:
-        text = self.text + _rows(self.batch) + "]"
-        text += (',"absent":' + json.dumps(list(absent), separators=(",", ":")) if absent else "") + "}"
+        self._flush()
+        text = "]" + (',"absent":' + json.dumps(list(absent), separators=(",", ":")) if absent else "") + "}"
         return b"".join(self.out + [self.deflate.compress(text.encode()), self.deflate.flush()])
 
 
