@@ -11,6 +11,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Collection, Iterator
+from itertools import groupby
 from typing import BinaryIO
 from pathlib import Path
 
@@ -123,13 +124,16 @@ class _Plan:
         return (0, None) if first is None else (1 + sum(1 for _ in rows), first[0])
 
     def in_pack_order(self) -> Iterator[tuple[MediaFile, list[Piece]]]:
+        """Each listed file with its pieces, in the order of its first piece: each pack is read once."""
         rows = self.db.execute("""
-            SELECT l.path, l.hash, l.size, l.mtime_ns FROM listed AS l
-            LEFT JOIN piece AS p ON p.hash = l.hash AND p.seq = 0 ORDER BY p.object, p.start, l.path""")
-        for path, file_hash, size, mtime_ns in rows:
-            pieces = self.db.execute("SELECT object, object_size, start, length FROM piece WHERE hash = ? "
-                                     "ORDER BY seq", (file_hash,)).fetchall()
-            yield MediaFile(path, file_hash, size, mtime_ns), pieces
+            SELECT l.path, l.hash, l.size, l.mtime_ns, p.object, p.object_size, p.start, p.length
+            FROM listed AS l LEFT JOIN piece AS first ON first.hash = l.hash AND first.seq = 0
+            LEFT JOIN piece AS p ON p.hash = l.hash
+            ORDER BY first.object, first.start, l.path, p.seq""")
+        for _, group in groupby(rows, key=lambda row: row[0]):
+            group = list(group)
+            pieces = [tuple(row[4:]) for row in group if row[4] is not None]  # an empty file has none
+            yield MediaFile(*group[0][:4]), pieces
 
     def close(self) -> None:
         self.db.close()
