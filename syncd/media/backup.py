@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from typing import Any, Protocol
 from ..backend import Backend
 from ..errors import SourceError
 from ..fsutil import atomic_write, open_untouched, private_dirs
+from ..log import get_logger
 from ..source import SourceMedia
 from .area import Area, as_area
 from .codec import MAX_META, is_hash
@@ -36,7 +36,7 @@ from .match import Absent
 from .scan import HEADER, LastScan, Matched, ScanWriter, Seen, scan
 from .store import MediaStore
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 LAST_LISTING = "last-listing.json"
 
 
