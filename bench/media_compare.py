@@ -32,25 +32,7 @@ from pathlib import Path
 
 import apsw
 
-MiB = 1 << 20
-
-
-def write_tree(root: Path, total: int, rnd: random.Random) -> int:
-    """About `total` bytes: 45% videos (tens of MiB), 45% photos (~1-4 MiB), 10% stickers/thumbnails."""
-    plan = [("Video/v{}.mp4", 0.45, 40 * MiB), ("Photos/p{}.jpg", 0.45, 2 * MiB), ("Stickers/s{}.webp", 0.10, 25_000)]
-    written = 0
-    for pattern, share, size in plan:
-        for i in range(max(1, int(total * share / size))):
-            path = root / pattern.format(i)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            data = rnd.randbytes(rnd.randrange(size // 2, size * 3 // 2))
-            path.write_bytes(data)
-            written += len(data)
-    (root / "Forwarded").mkdir()
-    for photo in sorted((root / "Photos").iterdir())[::10]:  # forwarded: the same bytes in another chat
-        shutil.copyfile(photo, root / "Forwarded" / photo.name)
-        written += photo.stat().st_size
-    return written
+from syncd.samples.media import MiB, create_media_tree
 
 
 def du(path: Path) -> int:
@@ -129,7 +111,7 @@ def main() -> None:
         return
     rnd = random.Random(14)
     tree = work / "Media"
-    size = write_tree(tree, int(opts.gib * (1 << 30)), rnd)
+    size = create_media_tree(tree, int(opts.gib * (1 << 30)), rnd)
     files = sum(1 for p in tree.rglob("*") if p.is_file())
     db = work / "chat.db"
     con = apsw.Connection(str(db))

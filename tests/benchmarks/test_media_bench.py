@@ -20,32 +20,15 @@ import pytest
 
 from syncd.media.backup import back_up
 from syncd.plugins import open_backend, plugin_manager
+from syncd.samples.media import MiB, create_media_tree
 
-MiB = 1 << 20
 ROUNDS = 3
-
-
-def write_tree(root: Path, rnd: random.Random) -> int:
-    """About 300 MB: 6 videos, 300 photos, 3,000 stickers, with some files copied under other names."""
-    sizes = [("Video/v{}.mp4", 6, 30 * MiB), ("Photos/p{}.jpg", 300, 300_000), ("Stickers/s{}.webp", 3_000, 20_000)]
-    total = 0
-    for pattern, count, size in sizes:
-        for i in range(count):
-            path = root / pattern.format(i)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            data = rnd.randbytes(rnd.randrange(size // 2, size * 3 // 2))
-            path.write_bytes(data)
-            total += len(data)
-    (root / "Forwarded").mkdir()
-    for i in range(0, 300, 10):  # forwarded photos: the same bytes in another chat
-        shutil.copyfile(root / f"Photos/p{i}.jpg", root / f"Forwarded/p{i}.jpg")
-    return total
 
 
 @pytest.fixture(scope="module")
 def media_tree(tmp_path_factory):
     root = tmp_path_factory.mktemp("media") / "tree"
-    size = write_tree(root, random.Random(14))
+    size = create_media_tree(root, 300 * MiB, random.Random(14))  # 3 videos, 67 photos, 1,200 stickers
     return root, size
 
 
