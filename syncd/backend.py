@@ -58,6 +58,9 @@ class Backend(Protocol):
       `source_name` of backend `source` (a hard link between two folders on one filesystem),
       durable like `write`, and returns False, writing nothing, where it can't; syncd asks it only
       for immutable, content-addressed media objects (see syncd.media.area.PlainArea.copy_from).
+    - Optionally, `batch()` returns a writer whose `write(name, data)`s are durable and listed only
+      once its `commit()` returns (`discard()` drops them): the media store's local objects go
+      through it (see syncd.media.area.PlainArea.batch and docs/plugins.md).
     - Every failure MUST be a `TransientError` (worth retrying) or a
       `PermanentError`, with a message that names the target but holds no secret.
     - `from_url(url, **options)` MUST only parse: no network, no access to the
