@@ -126,7 +126,7 @@ class Shelf:
         dest = self._folder / f"media-{self._restored}"  # names from us, not the archive
         out = open(dest, "w+b", opener=private_opener)
         try:
-            write_media_file(links.area, links.files[path], out)  # only its bytes of a pack are read
+            write_media_file(links.area, links.files[path], out, links.index)  # only its bytes of a pack are read
             out.seek(0)
             return out
         except BaseException:

@@ -3,12 +3,14 @@ and, once the messages are written, those files restored beside them (original b
 
 from __future__ import annotations
 
+from functools import cached_property
 from pathlib import Path
 
 from .area import Area
 from .listing import MediaFile, read_listing_whole
 from .match import MediaIndex
 from .restore import restore_media
+from .store import Piece, load_index
 
 
 class MediaLinks:
@@ -28,6 +30,11 @@ class MediaLinks:
             return None
         self.used.add(path)
         return self.files[path]
+
+    @cached_property
+    def index(self) -> dict[str, list[Piece]]:
+        """Where each of the store's files lies: read once, for a browser serving file after file."""
+        return load_index(self.area)
 
     def restore_used(self, dest: Path) -> int:
         """Write the files linked so far under `dest` (a new folder); how many."""

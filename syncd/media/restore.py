@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping
 from itertools import groupby
 from typing import BinaryIO
 from pathlib import Path
@@ -139,11 +139,13 @@ class _Plan:
         self.db.close()
 
 
-def write_media_file(store: Backend | Area, file: MediaFile, out: BinaryIO) -> int:
+def write_media_file(store: Backend | Area, file: MediaFile, out: BinaryIO,
+                     index: Mapping[str, list[Piece]] | None = None) -> int:
     """Write one listed file into `out`, reading only its pieces' byte ranges (a sticker is a few KiB
-    of a 16 MiB pack), every byte checked against its hash; the bytes written."""
+    of a 16 MiB pack), every byte checked against its hash; the bytes written. `index`: the store's,
+    if the caller holds it (a browser serving many files), else it is read."""
     area = as_area(store)
-    pieces = load_index(area).get(file.hash)
+    pieces = (load_index(area) if index is None else index).get(file.hash)
     if pieces is None:
         raise ArchiveError(f"media store lacks {file.path}", hint="run `syncd verify` on the target")
     check, size = new_file_hash(), 0
