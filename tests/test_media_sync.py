@@ -13,6 +13,7 @@ from pathlib import Path
 import apsw
 import pytest
 from test_bad_input import cli, error_lines
+from test_media_store import make_tree as write, tree
 
 from syncd.archive import crypto
 from syncd.media.store import CHUNK_SIZE
@@ -25,16 +26,6 @@ def make_db(path: Path, rows: int) -> None:
     db.execute("CREATE TABLE IF NOT EXISTS message(id INTEGER PRIMARY KEY, text TEXT)")
     db.executemany("INSERT OR IGNORE INTO message VALUES (?, ?)", [(i, f"hello {i}") for i in range(1, rows + 1)])
     db.close()
-
-
-def write(folder: Path, files: dict[str, bytes]) -> None:
-    for rel, data in files.items():
-        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
-        (folder / rel).write_bytes(data)
-
-
-def tree(folder: Path) -> dict[str, bytes]:
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture
