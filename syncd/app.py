@@ -29,6 +29,7 @@ Contract (tests/test_app_profiles.py checks the built-in profiles field by field
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import ClassVar, NamedTuple, Protocol, runtime_checkable
@@ -145,6 +146,14 @@ def text_or_none(value: object) -> str | None:
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     return str(value)
+
+
+def number_or_none(value: object) -> int | float | None:
+    """A numeric column's value as a finite number, else None: SQLite keeps ±Inf in a REAL column,
+    and apps (and hostile archives) store text or blobs where a time belongs."""
+    if isinstance(value, int) or isinstance(value, float) and math.isfinite(value):
+        return value
+    return None
 
 
 def media_kind(mime: object) -> str:

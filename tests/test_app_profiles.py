@@ -11,7 +11,7 @@ from pathlib import Path
 import apsw
 import pytest
 
-from syncd.app import IMAGE, LOCATION, RECALLED, SYSTEM, TEXT, AppProfile, Message
+from syncd.app import APPLE_EPOCH_MS, IMAGE, LOCATION, RECALLED, SYSTEM, TEXT, AppProfile, Message
 from syncd.plugins import app_profiles, plugin_manager, profile_for
 from syncd.reading.model import open_database
 from syncd.samples import create_imessage, create_wechat, create_whatsapp, wechat_recall, whatsapp_delete_for_everyone
@@ -302,3 +302,31 @@ def test_profiles_never_write_beside_the_database(pm, tmp_path):
     profile, _ = opened(pm, copy)
     list(profile.messages())
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+@needs_fixtures
+@pytest.mark.parametrize("name, sql", [
+    ("chat.db", "UPDATE message SET date = ?"),
+    ("ChatStorage.sqlite", "UPDATE ZWAMESSAGE SET ZMESSAGEDATE = ?"),
+    ("message_1.sqlite", "UPDATE Chat_0123456789abcdef0123456789abcdef SET CreateTime = ?"),
+])
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), "soon", b"\x00"])
+def test_a_time_that_is_not_a_finite_number_reads_as_0(pm, tmp_path, name, sql, value):
+    """SQLite keeps ±Inf in a REAL column: a hostile database's times must not stop an export."""
+    path = tmp_path / name
+    if name == "chat.db":
+        shutil.copyfile(IMESSAGE, path)
+    elif name == "ChatStorage.sqlite":
+        shutil.copyfile(WHATSAPP_IOS, path)
+    else:
+        db = apsw.Connection(str(path))
+        db.execute("CREATE TABLE Chat_0123456789abcdef0123456789abcdef (MesLocalID INTEGER PRIMARY KEY,"
+                   " CreateTime INTEGER, Message TEXT, Type INTEGER, Des INTEGER);"
+                   " INSERT INTO Chat_0123456789abcdef0123456789abcdef VALUES (1, 1600000000, 'hi', 1, 1)")
+        db.close()
+    db = apsw.Connection(str(path))
+    db.execute(sql, (value,))
+    db.close()
+    profile, _ = opened(pm, path)
+    messages = list(profile.messages())
+    assert messages and {m.time for m in messages} <= {0, APPLE_EPOCH_MS}

@@ -365,3 +365,37 @@ def test_a_damaged_keybag_is_refused_before_any_work(tmp_path, phone, damage):
     with pytest.raises(SourceError, match="keybag") as caught:
         open_kind(folder, tmp_path).databases()
     assert caught.value.exit_code == 2
+
+
+@pytest.mark.parametrize("name", ["Status.plist", "Info.plist", "Manifest.plist"])
+@pytest.mark.parametrize("text", [b"<?xml version='1.0'?><plist><dict><key>a</key>",
+                                  b"<plist><dict><key>a</key><date>not a date</date></dict></plist>"])
+def test_a_damaged_xml_plist_is_one_line_not_a_traceback(tmp_path, phone, name, text):
+    folder = build(tmp_path / "backup", {SMS: phone[SMS]}).folder
+    (folder / name).write_bytes(text)
+    with pytest.raises(SourceError, match="not a readable property list") as caught:
+        open_kind(folder, tmp_path, password=None).databases()
+    assert caught.value.exit_code == 2 and "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("name", ["Status.plist", "Info.plist", "Manifest.db-wal"])
+@pytest.mark.parametrize("what", ["folder", "fifo"])
+def test_a_backup_file_that_is_a_folder_or_fifo_is_refused_not_waited_on(tmp_path, phone, name, what):
+    import signal
+
+    folder = build(tmp_path / "backup", {SMS: phone[SMS]}).folder
+    (folder / name).unlink(missing_ok=True)
+    os.mkfifo(folder / name) if what == "fifo" else (folder / name).mkdir()
+
+    def hung(*_):
+        raise AssertionError(f"opening the {what} {name} waited for a writer")
+
+    before = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(20)
+    try:
+        with pytest.raises(SourceError, match="not a plain file") as caught:
+            open_kind(folder, tmp_path, password=None).databases()
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, before)
+    assert caught.value.exit_code == 2 and "\n" not in str(caught.value)

@@ -156,6 +156,15 @@ def test_signal_key_only_in_the_keychain_is_one_clear_line(tmp_path):
     assert "--key-file" in caught.value.hint
 
 
+@pytest.mark.parametrize("text", [b"[" * 100_000, b"\xff{}", b"[1, 2]"])
+def test_a_damaged_signal_config_is_one_line(signal, tmp_path, text):
+    folder, _plain = signal
+    (folder / "config.json").write_bytes(text)
+    with pytest.raises(SourceError, match="not Signal Desktop's config") as caught:
+        SQLCipherSource(folder, SourceOptions(), tmp_path / "work").databases()
+    assert "\n" not in str(caught.value)
+
+
 def test_signal_with_the_key_in_a_key_file_instead(tmp_path):
     if not WHATSAPP_IOS.is_file():
         pytest.skip("the shared fixtures are not here")

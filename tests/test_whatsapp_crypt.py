@@ -235,6 +235,14 @@ def test_hostile_headers_fail_only_as_not_a_header(head):
     assert header.version in (14, 15) and len(header.iv) == 16 and header.start <= len(head)
 
 
+def test_a_crypt14_salt_that_is_a_number_is_not_a_header():
+    # field 3 of c14_cipher written as a varint, not 32 bytes: a ValueError, never a TypeError
+    cipher = bytes([5 << 3 | 2, 16]) + bytes(16) + bytes([3 << 3 | 0, 7])
+    prefix = bytes([2 << 3 | 2, len(cipher)]) + cipher
+    with pytest.raises(ValueError):
+        backup.parse_header(bytes([len(prefix), backup.FEATURE_FLAG]) + prefix)
+
+
 
 # --- The seam's conformance suite, and the whole path through the CLI --------------------------
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 
-from syncd.app import (APPLE_EPOCH_MS, OTHER, RECALLED, SYSTEM, TEXT, Conversation,
-                       Message, MessageTable, Participant, column_names, media_kind, optional, text_or_none, time_range)
+from syncd.app import (APPLE_EPOCH_MS, OTHER, RECALLED, SYSTEM, TEXT, Conversation, Message, MessageTable,
+                       Participant, column_names, media_kind, number_or_none, optional, text_or_none, time_range)
 
 BODY_MAX = 1 << 20  # an attributedBody longer than this is not a chat message's
 CLASS_MARK = b"NSString"
@@ -56,7 +56,8 @@ def read_attributed_text(blob: object) -> str | None:
 
 
 def apple_ms(date: object) -> int:
-    if not isinstance(date, (int, float)):
+    date = number_or_none(date)
+    if date is None:
         return 0
     return APPLE_EPOCH_MS + (int(date // 1_000_000) if date > NS_DATES else int(date * 1000))
 

@@ -22,8 +22,8 @@ import re
 from collections.abc import Iterator, Mapping
 
 from syncd.app import (CALL, CONTACT, FILE, IMAGE, LINK, LOCATION, OTHER, RECALLED, STICKER, SYSTEM, TEXT, VIDEO,
-                       VOICE, Conversation, Message, MessageTable, Participant, column_names, optional, quote,
-                       table_names, text_or_none, time_range)
+                       VOICE, Conversation, Message, MessageTable, Participant, column_names, number_or_none, optional,
+                       quote, table_names, text_or_none, time_range)
 
 KINDS = {1: TEXT, 3: IMAGE, 34: VOICE, 42: CONTACT, 43: VIDEO, 47: STICKER, 48: LOCATION, 49: LINK,
          50: CALL, 62: VIDEO, 64: CALL, 10000: SYSTEM, 10002: SYSTEM}
@@ -229,7 +229,7 @@ class WeChatIOS:
         return [MessageTable(table, ("MesLocalID",)) for table in self.chats.values()]
 
     def _shape(self, md5, local_id, server_id, msg_type, des, create_time, content, is_group) -> Message:
-        seconds = create_time if isinstance(create_time, (int, float)) else 0
+        seconds = number_or_none(create_time) or 0
         return shape(f"{md5}:{local_id}", server_id, msg_type, des == 0, int(seconds * 1000), md5, content,
                      None, "me", is_group)
 

@@ -17,8 +17,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 
 from syncd.app import (APPLE_EPOCH_MS, CALL, CONTACT, FILE, IMAGE, LINK, LOCATION, OTHER, RECALLED, STICKER, SYSTEM,
-                       TEXT, VIDEO, VOICE, Conversation, Message, MessageTable, Participant, column_names, optional,
-                       table_names, text_or_none, time_range)
+                       TEXT, VIDEO, VOICE, Conversation, Message, MessageTable, Participant, column_names,
+                       number_or_none, optional, table_names, text_or_none, time_range)
 
 IOS_KINDS = {0: TEXT, 1: IMAGE, 2: VIDEO, 3: VOICE, 4: CONTACT, 5: LOCATION, 6: SYSTEM, 7: LINK, 8: FILE,
              10: SYSTEM, 11: VIDEO, 14: RECALLED, 15: STICKER, 59: CALL}
@@ -39,7 +39,8 @@ def quoted_stanza(metadata: object) -> str | None:
 
 
 def apple_ms(seconds: object) -> int:
-    return APPLE_EPOCH_MS + round(seconds * 1000) if isinstance(seconds, (int, float)) else 0
+    seconds = number_or_none(seconds)
+    return APPLE_EPOCH_MS + round(seconds * 1000) if seconds is not None else 0
 
 
 class WhatsAppIOS:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import plistlib
 from dataclasses import dataclass
 from pathlib import Path
+from xml.parsers.expat import ExpatError
 
 from syncd.errors import SourceError
 
@@ -24,14 +25,17 @@ FILE_BLOB_MAX_BYTES = 64 << 10
 MAX_FILE_SIZE = 1 << 40  # a recorded size beyond 1 TiB is damage, not a chat database
 WRAPPED_FILE_KEY_BYTES = 40  # RFC 3394 wrap of a 32-byte key
 FINISHED = "finished"
+# What plistlib raises on damaged input: an XML plist goes through expat (ExpatError) and a
+# malformed <date> fails inside plistlib itself (AttributeError), besides the usual kinds.
+PLIST_ERRORS = (plistlib.InvalidFileException, ValueError, TypeError, OverflowError, IndexError, KeyError,
+                AttributeError, RecursionError, ExpatError)
 
 
 def load_plist(path: Path, limit: int) -> dict:
     """A plist file whose top level is a dictionary."""
     try:
         value = plistlib.loads(read_bounded(path, limit))
-    except (plistlib.InvalidFileException, ValueError, TypeError, OverflowError, IndexError, KeyError,
-            RecursionError) as e:
+    except PLIST_ERRORS as e:
         raise SourceError(f"{path} is not a readable property list ({type(e).__name__})",
                           hint="the backup may be damaged; make a new one") from None
     if not isinstance(value, dict):
@@ -105,8 +109,7 @@ def file_record(blob: object) -> FileRecord:
         raise ValueError("the file record is not a blob of a sane size")
     try:
         archive = plistlib.loads(blob, fmt=plistlib.FMT_BINARY)
-    except (plistlib.InvalidFileException, ValueError, TypeError, OverflowError, IndexError, KeyError,
-            RecursionError):
+    except PLIST_ERRORS:
         raise ValueError("the file record is not a binary plist") from None
     objects, top = (archive.get("$objects"), archive.get("$top")) if isinstance(archive, dict) else (None, None)
     if not isinstance(objects, list) or not isinstance(top, dict):

@@ -48,7 +48,7 @@ def signal_key(folder: Path) -> str:
         config_values = json.loads(raw)
         if not isinstance(config_values, dict):
             raise ValueError
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested thousands deep
         raise SourceError(f"{config} is not Signal Desktop's config (a small JSON object)",
                           hint="give the Signal folder that holds sql/db.sqlite") from None
     key = config_values.get("key")

@@ -136,7 +136,7 @@ def parse_header(head: bytes) -> Header:
     if c14 and isinstance(c14[0], bytes):
         cipher = parse_fields(c14[0])
         iv, salt = cipher.get(5, [b""])[0], cipher.get(3, [None])[0]
-        if isinstance(iv, bytes) and len(iv) == IV_BYTES and (salt is None or len(salt) == SALT_BYTES):
+        if isinstance(iv, bytes) and len(iv) == IV_BYTES and (salt is None or isinstance(salt, bytes) and len(salt) == SALT_BYTES):
             return Header(14, iv, start, salt)
     raise ValueError("no IV")
 
