@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import io
 import os
+import stat
 import sys
 import threading
 import time
@@ -24,13 +25,28 @@ def private_opener(path, flags: int) -> int:
     return os.open(path, flags, PRIVATE_FILE)
 
 
-def open_untouched(path: Path) -> int:
-    """A descriptor to read `path` without updating its access time, where the OS lets us: the
-    phone's files are read as if they weren't (O_NOATIME is only allowed to the file's owner)."""
+# Never waiting for a FIFO's writer, nor handing the descriptor to a child process.
+UNTOUCHED_FLAGS = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+NOT_PLAIN = "not a plain file (a folder, FIFO or device)"
+
+
+def open_untouched(path: Path, *, follow_symlinks: bool = True) -> int:
+    """A descriptor to read the regular file `path` without updating its access time, where the OS
+    lets us: the phone's files are read as if they weren't (O_NOATIME is only allowed to the file's
+    owner). Anything but a regular file (a FIFO would block the pass forever) raises OSError."""
+    flags = UNTOUCHED_FLAGS | (0 if follow_symlinks else os.O_NOFOLLOW)
     try:
-        return os.open(path, os.O_RDONLY | getattr(os, "O_NOATIME", 0))
+        fd = os.open(path, flags | getattr(os, "O_NOATIME", 0))
     except PermissionError:
-        return os.open(path, os.O_RDONLY)
+        fd = os.open(path, flags)
+    try:
+        plain = stat.S_ISREG(os.fstat(fd).st_mode)
+    except OSError:
+        plain = False
+    if not plain:
+        os.close(fd)
+        raise OSError(errno.EINVAL, NOT_PLAIN, str(path))
+    return fd
 
 
 def read_head(path: Path, size: int) -> bytes:

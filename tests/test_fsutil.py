@@ -50,3 +50,26 @@ def test_atomic_write_reports_the_size_written(tmp_path, as_file):
         size = atomic_write(target, f if as_file else f.read())
     assert size == len(DATA) and target.read_bytes() == DATA
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+@pytest.mark.parametrize("what", ["fifo", "folder"])
+def test_open_untouched_refuses_what_is_not_a_plain_file_without_waiting(tmp_path, what):
+    """A FIFO where a phone's file should be would block a pass (and the daemon) forever in open()."""
+    import errno
+
+    from syncd.fsutil import NOT_PLAIN, open_untouched
+
+    path = tmp_path / "chat.db"
+    os.mkfifo(path) if what == "fifo" else path.mkdir()
+    with pytest.raises(OSError) as caught:
+        open_untouched(path)  # no writer ever comes: a blocking open would hang here
+    assert caught.value.errno == errno.EINVAL and caught.value.strerror == NOT_PLAIN
+
+
+def test_a_fifo_given_as_the_source_is_refused_in_one_line(tmp_path):
+    from conftest import cli
+
+    os.mkfifo(tmp_path / "chat.db")
+    (tmp_path / "nas").mkdir()
+    result = cli("sync", tmp_path / "chat.db", "--to", tmp_path / "nas", "--state", tmp_path / "state", code=2)
+    assert result.output.startswith("error: ") and "Traceback" not in result.output

@@ -3,36 +3,17 @@
 from __future__ import annotations
 
 import os
-import stat
 from pathlib import Path
 
 from syncd.errors import SourceError
+from syncd.fsutil import open_untouched
 
 
 def open_in_backup(path: Path) -> int:
     """A descriptor for a plain file of the backup: never through a symlink, never touching its
     access time, never waiting on a FIFO (a folder, FIFO or device is refused)."""
-    fd = _open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
-        plain = stat.S_ISREG(os.fstat(fd).st_mode)
-    except OSError:
-        plain = False
-    if not plain:
-        os.close(fd)
-        raise SourceError(f"{path} is not a plain file (a folder, FIFO or device)",
-                          hint="the backup may be damaged; make a new one")
-    return fd
-
-
-def _open(path: Path, flags: int) -> int:
-    try:
-        return os.open(path, flags | getattr(os, "O_NOATIME", 0))
-    except PermissionError:  # O_NOATIME is the owner's alone
-        pass
-    except OSError as e:
-        raise SourceError(f"{path} can't be read: {e.strerror}", hint="is the backup complete?") from None
-    try:
-        return os.open(path, flags)
+        return open_untouched(path, follow_symlinks=False)
     except OSError as e:
         raise SourceError(f"{path} can't be read: {e.strerror}", hint="is the backup complete?") from None
 
