@@ -91,3 +91,14 @@ def test_nothing_found_and_hostile_queries(client):
     for query in ("zzzqqq", '"', "NEAR(", "*"):
         page = client.get("/s/wechat/search", query_string={"q": query, "v": 2})
         assert page.status_code == 200 and "Nothing found." in page.get_data(as_text=True)
+
+
+def test_hostile_cursors_and_versions_get_a_page_or_one_line_not_a_traceback(client):
+    conversation = re.search(r'chat\?c=([^"&]+)', client.get("/s/wechat/").get_data(as_text=True)).group(1)
+    for cursor in ("9" * 390, "-" + "9" * 390, "9" * 30 + "~x"):  # past any time: the newest page, as a malformed one
+        for side in ("before", "after"):
+            page = client.get(f"/s/wechat/chat?c={conversation}&{side}={cursor}")
+            assert page.status_code == 200, page.get_data(as_text=True)[-300:]
+    for version in ("²", "١"):  # digits to str.isdigit(), not to int()
+        page = client.get("/s/wechat/", query_string={"v": version})
+        assert page.status_code == 400 and "is not a version number" in page.get_data(as_text=True)
