@@ -13,6 +13,7 @@ import random
 import re
 import selectors
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -31,6 +32,7 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
+from syncd.browse.server import MAX_REQUEST_HEADERS
 from syncd.browse.timeline import PAGE
 from syncd.cli import main
 from syncd.samples import create_wechat, wechat_recall
@@ -181,6 +183,23 @@ def test_requests_without_the_token_get_403_and_nothing_changes_state(server):
         with pytest.raises(urllib.error.HTTPError) as refused:
             opener.open(base + bad, timeout=60)
         assert refused.value.code == 400 and b"<p>" in refused.value.read()
+
+
+def test_an_endless_request_line_is_refused_not_read_on(server):
+    """A line without end (no newline, ever) gets 414 once the header bound is read, not a server
+    that keeps reading it into memory; the server goes on serving."""
+    url, process, _ = server
+    port = int(re.search(r":(\d+)/", url).group(1))
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as conn:
+        try:
+            conn.sendall(b"GET /" + b"a" * (MAX_REQUEST_HEADERS + 4096))
+            answer = conn.recv(64)
+        except ConnectionResetError:
+            answer = b"reset"  # refused while the rest was still arriving: also not read on
+    assert answer.startswith(b"HTTP/1.1 414") or answer == b"reset", answer
+    with pytest.raises(urllib.error.HTTPError) as refused:  # still serving (403: no token)
+        urllib.request.urlopen(url.split("?")[0], timeout=30)
+    assert refused.value.code == 403 and process.poll() is None
 
 
 # -- in the browser ------------------------------------------------------------------------
