@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import tempfile
 from pathlib import Path
 
@@ -38,6 +39,23 @@ def cli(*args, code=0):
     result = CliRunner().invoke(main, [str(a) for a in args])
     assert result.exit_code == code, result.output
     return result
+
+
+def sync_to_folder(phone: Path, root: Path, name: str = "wechat") -> None:
+    """`syncd sync PHONE` into the folder target ROOT/target (made on first use), state in ROOT/state."""
+    (root / "target").mkdir(exist_ok=True)
+    cli("sync", phone, "--to", root / "target", "--state", root / "state", "--name", name)
+
+
+def archive_with_recall(phone: Path, root: Path, recalled: int) -> None:
+    """Two versions of a WeChat PHONE in ROOT/target: as it is, then with message `recalled` recalled."""
+    from syncd.samples import wechat_recall
+
+    sync_to_folder(phone, root)
+    db = apsw.Connection(str(phone))
+    wechat_recall(db, random.Random(0), recalled)
+    db.close()
+    sync_to_folder(phone, root)
 
 
 def scratch_dir() -> tempfile.TemporaryDirectory:

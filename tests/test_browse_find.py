@@ -11,12 +11,11 @@ import re
 
 import apsw
 import pytest
-from click.testing import CliRunner
 from werkzeug.test import Client
 
+from conftest import sync_to_folder
 from syncd.browse.app import Browser
 from syncd.browse.shelf import Shelf
-from syncd.cli import main
 from syncd.plugins import open_backend, plugin_manager
 from syncd.readback.restore import open_archive
 from syncd.reading.history import annotations_in, history_folder
@@ -26,11 +25,6 @@ from syncd.samples import create_wechat
 FIRST, EDITED, GONE = "灯塔在海边 lighthouse", "新的灯塔 beacon", "海鸥飞走了 seagull"
 HIT = re.compile(r'<li class="hit( elsewhere)?"><div class="where"><a href="([^"]+)">.*?</a>(.*?)</div>'
                  r'<div class="text">(.*?)</div></li>')
-
-
-def cli(*args):
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    assert result.exit_code == 0, result.output
 
 
 @pytest.fixture(scope="module")
@@ -43,13 +37,12 @@ def client(tmp_path_factory):
     for msg_id, text in ((1, FIRST), (2, GONE)):
         db.execute("UPDATE message SET content = ?, type = 1 WHERE msgId = ?", (text, msg_id))
     db.close()
-    (root / "target").mkdir()
-    cli("sync", phone, "--to", root / "target", "--state", root / "state", "--name", "wechat")
+    sync_to_folder(phone, root)
     db = apsw.Connection(str(phone))
     db.execute("UPDATE message SET content = ? WHERE msgId = 1", (EDITED,))
     db.execute("DELETE FROM message WHERE msgId = 2")
     db.close()
-    cli("sync", phone, "--to", root / "target", "--state", root / "state", "--name", "wechat")
+    sync_to_folder(phone, root)
     pm = plugin_manager()
     backend = open_backend(pm, str(root / "target"))
     archives = [open_archive(backend, "wechat")]

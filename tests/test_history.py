@@ -12,7 +12,7 @@ import apsw
 import pytest
 
 from syncd.app import RECALLED
-from conftest import cli
+from conftest import cli, sync_to_folder
 from syncd.samples import create_wechat, wechat_delete_chat, wechat_new_messages, wechat_recall
 
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -36,10 +36,9 @@ def archived(tmp_path_factory):
     root = tmp_path_factory.mktemp("history")
     phone = root / "EnMicroMsg.db"
     create_wechat(phone, messages=300, chats=8, seed=3)
-    (root / "target").mkdir()
 
     def sync():
-        cli("sync", phone, "--to", root / "target", "--state", root / "state", "--name", "wechat")
+        sync_to_folder(phone, root)
 
     sync()
     db, rng = apsw.Connection(str(phone)), random.Random(1)
