@@ -63,6 +63,23 @@ def scratch_dir() -> tempfile.TemporaryDirectory:
     return tempfile.TemporaryDirectory(dir=SCRATCH)
 
 
+# The benchmarks' 1,000,000-message WeChat-like database, as bench/compare.py caches it.
+MILLION = 1_000_000
+MILLION_CACHE = Path(tempfile.gettempdir()) / "syncd-bench" / "cache" / f"wechat-{MILLION}-seed0.db"
+
+
+@pytest.fixture(scope="session")
+def million(tmp_path_factory) -> Path:
+    """The benchmarks' million-message database: bench/compare.py's cache when it is there, else built once (minutes)."""
+    if MILLION_CACHE.exists():
+        return MILLION_CACHE
+    from syncd import samples
+
+    path = tmp_path_factory.mktemp("million") / "EnMicroMsg.db"
+    samples.create_wechat(path, messages=MILLION, seed=0)
+    return path
+
+
 @pytest.fixture(autouse=True)
 def quick_retries(monkeypatch):
     """Keep the retry wrapper's backoff, not its number of tries, short in tests."""
