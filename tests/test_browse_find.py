@@ -95,3 +95,16 @@ def test_hostile_cursors_and_versions_get_a_page_or_one_line_not_a_traceback(cli
     for version in ("²", "١"):  # digits to str.isdigit(), not to int()
         page = client.get("/s/wechat/", query_string={"v": version})
         assert page.status_code == 400 and "is not a version number" in page.get_data(as_text=True)
+
+
+def test_pages_of_an_open_version_read_no_manifest(client, monkeypatch):
+    """Every link names its version: once it is open, paging it and its media cost no download of the manifest."""
+    shelf = client.application.shelf
+    assert client.get("/s/wechat/", query_string={"v": 1}).status_code == 200
+    reads = []
+    archive = shelf.archives["wechat"]
+    monkeypatch.setattr(archive, "manifest", lambda real=archive.manifest: reads.append(1) or real())
+    assert client.get("/s/wechat/media/1/nothing.jpg").status_code == 404
+    assert reads == []
+    client.get("/s/wechat/", query_string={"v": 1})
+    assert len(reads) == 1  # the version list shown on the page, read fresh
