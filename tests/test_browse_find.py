@@ -108,3 +108,25 @@ def test_pages_of_an_open_version_read_no_manifest(client, monkeypatch):
     assert reads == []
     client.get("/s/wechat/", query_string={"v": 1})
     assert len(reads) == 1  # the version list shown on the page, read fresh
+
+
+def test_a_hit_on_a_message_dated_past_year_9999_links_to_its_chat_not_a_traceback(tmp_path):
+    """A phone's time column is outside data: a hit whose time no date holds links to the chat's newest page."""
+    phone = tmp_path / "EnMicroMsg.db"
+    create_wechat(phone, messages=50, chats=3, seed=5)
+    db = apsw.Connection(str(phone))
+    db.execute("UPDATE message SET content = 'far future lighthouse', type = 1, createTime = ? WHERE msgId = 1",
+               (10 ** 16,))
+    db.close()
+    sync_to_folder(phone, tmp_path)
+    pm = plugin_manager()
+    backend = open_backend(pm, str(tmp_path / "target"))
+    archives = [open_archive(backend, "wechat")]
+    derived = tmp_path / "derived"
+    with index_search(archives, pm, derived) as search, \
+            Shelf(archives, pm, annotations_in(pm, history_folder(derived)), search=search) as shelf:
+        page = Client(Browser(shelf)).get("/s/wechat/search", query_string={"q": "lighthouse"})
+    backend.close()
+    assert page.status_code == 200
+    [(_, link, _, text)] = HIT.findall(page.get_data(as_text=True))
+    assert text == "far future lighthouse" and "after=" not in link and link.endswith("#m-1")
