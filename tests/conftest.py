@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import tempfile
 from pathlib import Path
 
@@ -40,9 +41,43 @@ def cli(*args, code=0):
     return result
 
 
+def sync_to_folder(phone: Path, root: Path, name: str = "wechat") -> None:
+    """`syncd sync PHONE` into the folder target ROOT/target (made on first use), state in ROOT/state."""
+    (root / "target").mkdir(exist_ok=True)
+    cli("sync", phone, "--to", root / "target", "--state", root / "state", "--name", name)
+
+
+def archive_with_recall(phone: Path, root: Path, recalled: int) -> None:
+    """Two versions of a WeChat PHONE in ROOT/target: as it is, then with message `recalled` recalled."""
+    from syncd.samples import wechat_recall
+
+    sync_to_folder(phone, root)
+    db = apsw.Connection(str(phone))
+    wechat_recall(db, random.Random(0), recalled)
+    db.close()
+    sync_to_folder(phone, root)
+
+
 def scratch_dir() -> tempfile.TemporaryDirectory:
     """A temporary folder, in memory where the machine offers it."""
     return tempfile.TemporaryDirectory(dir=SCRATCH)
+
+
+# The benchmarks' 1,000,000-message WeChat-like database, as bench/compare.py caches it.
+MILLION = 1_000_000
+MILLION_CACHE = Path(tempfile.gettempdir()) / "syncd-bench" / "cache" / f"wechat-{MILLION}-seed0.db"
+
+
+@pytest.fixture(scope="session")
+def million(tmp_path_factory) -> Path:
+    """The benchmarks' million-message database: bench/compare.py's cache when it is there, else built once (minutes)."""
+    if MILLION_CACHE.exists():
+        return MILLION_CACHE
+    from syncd import samples
+
+    path = tmp_path_factory.mktemp("million") / "EnMicroMsg.db"
+    samples.create_wechat(path, messages=MILLION, seed=0)
+    return path
 
 
 @pytest.fixture(autouse=True)

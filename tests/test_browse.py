@@ -13,6 +13,7 @@ import random
 import re
 import selectors
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -22,7 +23,6 @@ from pathlib import Path
 
 import apsw
 import pytest
-from click.testing import CliRunner
 from PIL import Image
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
@@ -31,21 +31,16 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
+from conftest import archive_with_recall, cli
+from syncd.browse.server import MAX_REQUEST_HEADERS
 from syncd.browse.timeline import PAGE
-from syncd.cli import main
-from syncd.samples import create_wechat, wechat_recall
+from syncd.samples import create_wechat
 
 ROOT = Path(__file__).resolve().parents[1]
 HOSTILE = '<script>window.pwned = 1</script><img src=x onerror="window.pwned = 2">'
 WINDOW = (1200, 900)
 BADGE_RED, MY_GREEN = (0xf8, 0xb4, 0xb4), (0xdc, 0xf5, 0xdc)  # .recalled .badge and .m.me in the stylesheet
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
-
-
-def cli(*args):
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    assert result.exit_code == 0, result.output
-    return result
 
 
 def follow(driver, action) -> None:
@@ -70,12 +65,7 @@ def archived(tmp_path_factory):
     recalled, talker, text = db.execute("SELECT msgId, talker, content FROM message WHERE type = 1 AND isSend = 1"
                                         " ORDER BY msgId DESC LIMIT 1").fetchone()
     db.close()
-    (root / "target").mkdir()
-    cli("sync", phone, "--to", root / "target", "--state", root / "state", "--name", "wechat")
-    db = apsw.Connection(str(phone))
-    wechat_recall(db, random.Random(0), recalled)
-    db.close()
-    cli("sync", phone, "--to", root / "target", "--state", root / "state", "--name", "wechat")
+    archive_with_recall(phone, root, recalled)
     return dict(root=root, phone=phone, recalled=recalled, recalled_talker=talker, recalled_text=text,
                 hostile=hostile)
 
@@ -181,6 +171,23 @@ def test_requests_without_the_token_get_403_and_nothing_changes_state(server):
         with pytest.raises(urllib.error.HTTPError) as refused:
             opener.open(base + bad, timeout=60)
         assert refused.value.code == 400 and b"<p>" in refused.value.read()
+
+
+def test_an_endless_request_line_is_refused_not_read_on(server):
+    """A line without end (no newline, ever) gets 414 once the header bound is read, not a server
+    that keeps reading it into memory; the server goes on serving."""
+    url, process, _ = server
+    port = int(re.search(r":(\d+)/", url).group(1))
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as conn:
+        try:
+            conn.sendall(b"GET /" + b"a" * (MAX_REQUEST_HEADERS + 4096))
+            answer = conn.recv(64)
+        except ConnectionResetError:
+            answer = b"reset"  # refused while the rest was still arriving: also not read on
+    assert answer.startswith(b"HTTP/1.1 414") or answer == b"reset", answer
+    with pytest.raises(urllib.error.HTTPError) as refused:  # still serving (403: no token)
+        urllib.request.urlopen(url.split("?")[0], timeout=30)
+    assert refused.value.code == 403 and process.poll() is None
 
 
 # -- in the browser ------------------------------------------------------------------------

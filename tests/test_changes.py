@@ -10,7 +10,7 @@ import apsw
 import pytest
 
 from syncd.app import RECALLED
-from conftest import cli
+from conftest import cli, sync_to_folder
 from syncd.plugins import open_backend, plugin_manager
 from syncd.readback.restore import open_archive, read_manifest
 from syncd.reading.changes import walk
@@ -26,10 +26,9 @@ def archived(tmp_path_factory):
     root = tmp_path_factory.mktemp("changes")
     phone = root / "EnMicroMsg.db"
     create_wechat(phone, messages=200, chats=5, seed=7)
-    (root / "target").mkdir()
 
     def sync():
-        cli("sync", phone, "--to", root / "target", "--state", root / "state", "--name", "wechat")
+        sync_to_folder(phone, root)
 
     sync()
     db, rng = apsw.Connection(str(phone)), random.Random(2)

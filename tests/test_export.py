@@ -13,7 +13,7 @@ import apsw
 import pytest
 
 from syncd.app import RECALLED, Message
-from conftest import cli
+from conftest import archive_with_recall, cli
 from syncd.plugins import plugin_manager
 from syncd.reading.model import Annotations, Filters, MessageHistory, Reading, open_database
 from syncd.reading.render_html import write_html
@@ -39,12 +39,7 @@ def archived(tmp_path_factory):
     recalled, recalled_text = db.execute(
         "SELECT msgId, content FROM message WHERE type = 1 ORDER BY msgId DESC LIMIT 1").fetchone()
     db.close()
-    (root / "target").mkdir()
-    cli("sync", phone, "--to", root / "target", "--state", root / "state", "--name", "wechat")
-    db = apsw.Connection(str(phone))
-    wechat_recall(db, random.Random(0), recalled)
-    db.close()
-    cli("sync", phone, "--to", root / "target", "--state", root / "state", "--name", "wechat")
+    archive_with_recall(phone, root, recalled)
     return root, (recalled, recalled_text)
 
 

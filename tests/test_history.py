@@ -12,7 +12,7 @@ import apsw
 import pytest
 
 from syncd.app import RECALLED
-from conftest import cli
+from conftest import cli, sync_to_folder
 from syncd.samples import create_wechat, wechat_delete_chat, wechat_new_messages, wechat_recall
 
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -36,10 +36,9 @@ def archived(tmp_path_factory):
     root = tmp_path_factory.mktemp("history")
     phone = root / "EnMicroMsg.db"
     create_wechat(phone, messages=300, chats=8, seed=3)
-    (root / "target").mkdir()
 
     def sync():
-        cli("sync", phone, "--to", root / "target", "--state", root / "state", "--name", "wechat")
+        sync_to_folder(phone, root)
 
     sync()
     db, rng = apsw.Connection(str(phone)), random.Random(1)
@@ -112,3 +111,22 @@ def test_the_state_dirs_kept_history_matches_a_rebuild_from_the_target_alone(arc
     assert fresh == kept and fresh[m["recalled"]]["text"] == m["recall_text"]
     # Read again, the kept file is updated in place, not rebuilt: the same answer.
     assert export(root, "again", "--state", root / "state", "--source", "wechat") == kept
+
+
+def test_a_target_whose_later_version_lists_no_delta_is_one_line_not_a_traceback(tmp_path):
+    """The manifest comes from the target: version 1 still restores, and the history read beside it says what
+    is wrong with version 2 instead of failing an assert."""
+    phone = tmp_path / "EnMicroMsg.db"
+    create_wechat(phone, messages=50, chats=3, seed=1)
+    sync_to_folder(phone, tmp_path)
+    db = apsw.Connection(str(phone))
+    db.execute("UPDATE message SET content = 'edited words' WHERE msgId = 3")
+    db.close()
+    sync_to_folder(phone, tmp_path)
+    manifest = tmp_path / "target" / "wechat" / "manifest.json"
+    data = json.loads(manifest.read_text())
+    del data["versions"][1]["delta"]
+    manifest.write_text(json.dumps(data))
+    result = cli("export", "--from", tmp_path / "target", "--version", 1, "--format", "jsonl", tmp_path / "v1.jsonl",
+                 code=1)
+    assert "version 2 of 'wechat' has no delta to apply" in result.output and "Traceback" not in result.output

@@ -128,7 +128,8 @@ def _version(request: Request) -> int | None:
     value = request.args.get("v")
     if not value:
         return None
-    if not value.isdigit() or len(value) > MAX_VERSION_DIGITS:
+    # isascii too: str.isdigit() also passes digits such as "²" that int() refuses.
+    if not (value.isascii() and value.isdigit()) or len(value) > MAX_VERSION_DIGITS:
         raise UsageError(f"{value[:20]!r} is not a version number")
     return int(value)
 

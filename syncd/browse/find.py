@@ -45,8 +45,12 @@ class Found:
         return self.hit.text
 
     @property
-    def time_ms(self) -> int:
-        return round(datetime.fromisoformat(self.hit.time.replace("Z", "+00:00")).timestamp() * 1000)
+    def time_ms(self) -> int | None:
+        """The message's time in ms; None for one past what a date holds (year 10,000 on: damaged or hostile)."""
+        try:
+            return round(datetime.fromisoformat(self.hit.time.replace("Z", "+00:00")).timestamp() * 1000)
+        except ValueError:
+            return None
 
 
 def find(opened: Opened, query: str, search: Search | None, limit: int = MAX_HITS) -> list[Found]:

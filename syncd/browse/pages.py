@@ -116,7 +116,8 @@ def search_page(opened: Opened, versions: Sequence[Version], query: str, found: 
         hit = found_one.hit
         # A text the shown version didn't hold opens in the version that first held it.
         at = number if found_one.shown else hit.version
-        target = (link(chat, c=hit.conversation, v=at, after=str(found_one.time_ms - 1))
+        moment = found_one.time_ms  # None: no page starts there, so the chat opens at its newest
+        target = (link(chat, c=hit.conversation, v=at, after=None if moment is None else str(moment - 1))
                   + f"#m-{escape(quote(str(hit.id)))}")
         other = "" if found_one.shown else f' <span class="badge other">from version {hit.version}</span>'
         status = found_one.status

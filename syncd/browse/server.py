@@ -19,7 +19,11 @@ from .app import Browser, TokenGate
 from .shelf import Shelf
 
 THREADS = 4  # a person's browser opens a few connections at once; reads are serialized by the shelf
-LOOPBACK = ("127.0.0.1", "::1", "localhost")
+# cheroot reads a request line and headers of any length by default (0: no limit): a client sending a
+# line without end would grow the server's memory until it stopped. Every route is a GET with a short
+# query (cursors, queries and versions are cut far below this), so a few KiB more than that is plenty.
+MAX_REQUEST_HEADERS = 64 << 10
+MAX_REQUEST_BODY = 1 << 10  # no route reads a body; a longer one (a POST) is refused before it is read
 
 
 class _Stop(SystemExit):
@@ -31,6 +35,7 @@ def serve(shelf: Shelf, host: str, port: int, announce: Callable[[str], None]) -
     """Serve `shelf` on host:port until SIGINT/SIGTERM; `announce(url)` once listening (the URL holds the token)."""
     token = secrets.token_urlsafe(32)
     server = wsgi.Server((host, port), None, numthreads=THREADS, server_name="syncd")
+    server.max_request_header_size, server.max_request_body_size = MAX_REQUEST_HEADERS, MAX_REQUEST_BODY
     try:
         server.prepare()
     except OSError as e:

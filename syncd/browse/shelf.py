@@ -86,6 +86,11 @@ class Shelf:
     def open(self, source: str, number: int | None = None) -> Opened:
         """The version `number` (default: the latest) of `source`, restored on first use. Call under `lock`."""
         archive = self._archive(source)
+        # Every link names its version, and an open version is served as it was restored: reading the
+        # manifest again (a download from the target) for each such page and media file would change nothing.
+        if (source, number) in self._open:
+            self._open.move_to_end((source, number))
+            return self._open[source, number]
         manifest = read_manifest(archive)
         if number is not None and not 1 <= number <= len(manifest.versions):
             raise UsageError(f"{source!r} has no version {number}", hint="pick one from the version list")

@@ -41,9 +41,11 @@ class Cursor:
             return None
         moment, sep, key = text.partition("~")
         try:
-            return cls(int(moment), key if sep else None)
+            time = int(moment)
         except ValueError:
             return None
+        # A time no message can have would overflow the profile's reads (a float, an SQLite integer).
+        return cls(time, key if sep else None) if -LATEST <= time <= LATEST else None
 
     @classmethod
     def of(cls, message: Message) -> Cursor:

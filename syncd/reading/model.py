@@ -9,6 +9,7 @@ A database no profile recognises reads as a generic table view (`tables()`).
 from __future__ import annotations
 
 import heapq
+import itertools
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -130,7 +131,7 @@ class Reading:
         if conversation is not None:
             stream = heapq.merge(present, sorted(gone, key=lambda m: m.time), key=lambda m: m.time) if gone else present
         else:
-            stream = _chain(present, gone)
+            stream = itertools.chain(present, gone)
         senders = self._senders
         if senders is None:
             yield from stream
@@ -166,11 +167,6 @@ class Reading:
             columns = [row[1] for row in self.db.execute("SELECT * FROM pragma_table_info(?)", (table,))]
             if columns:
                 yield table, columns, self.db.execute(f"SELECT {', '.join(map(quote, columns))} FROM {quote(table)}")
-
-
-def _chain(first, rest):
-    yield from first
-    yield from rest
 
 
 class IsoTime:

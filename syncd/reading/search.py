@@ -278,10 +278,6 @@ class SearchIndex:
                       status_version, until, tuple(hit_spans(text, query)))
 
 
-def _id(message_id: object) -> str:
-    return json.dumps(message_id, ensure_ascii=False, default=str)
-
-
 @contextmanager
 def index_search(archives: Sequence[Archive], pm: pluggy.PluginManager, root: Path):
     """A `search(source, query, limit)` over the index in `root/search` (histories in `root/history`),

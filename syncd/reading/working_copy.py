@@ -27,6 +27,7 @@ import apsw
 
 from ..archive.manifest import Manifest, Version
 from ..archive.plain import Archive
+from ..errors import ArchiveError
 from ..mirror.mirror import ROWID, TABLE_PREFIX, Mirror, mirror_table, remove_database, source_column
 from ..readback.export import export_database
 from ..readback.restore import build_mirror, reading
@@ -96,7 +97,10 @@ class WorkingCopy:
     def advance(self, archive: Archive, version: Version, before: Callable[[Changed], None]) -> Changed:
         """Apply `version` (the one after the copy's) and say what it changed; `before(changed)` is
         called while app.db still holds the version before (to read the rows as they were)."""
-        assert self.mirror is not None and self.db is not None and version.delta is not None
+        assert self.mirror is not None and self.db is not None
+        if version.delta is None:  # the manifest came from the target: as restore's replay says it
+            raise ArchiveError(f"{archive.location}: version {version.number} of {archive.source!r} has no delta to apply",
+                               hint="run `syncd verify` on the target")
         with reading(archive, version, self.folder), tempfile.TemporaryDirectory(dir=self.folder) as tmp:
             path = Path(tmp, "delta")
             archive.fetch(version.delta, path)

@@ -11,7 +11,6 @@ restored once and then kept open (syncd.browse.shelf), so its restore is not in 
 from __future__ import annotations
 
 import re
-import tempfile
 import threading
 import time
 import tracemalloc
@@ -20,15 +19,12 @@ from pathlib import Path
 import pytest
 from werkzeug.test import Client
 
-from syncd import samples
 from syncd.archive.manifest import Version
 from syncd.browse.app import Browser
 from syncd.browse.shelf import Opened
 from syncd.plugins import plugin_manager
 from syncd.reading.model import Reading, open_database
 
-MESSAGES = 1_000_000
-CACHE = Path(tempfile.gettempdir()) / "syncd-bench" / "cache" / f"wechat-{MESSAGES}-seed0.db"
 BIG_CHAT = 100_000
 DEEP_PAGES = 200
 
@@ -50,15 +46,6 @@ class OpenDatabase:
 
     def versions(self, source):
         return (self.version,)
-
-
-@pytest.fixture(scope="module")
-def million(tmp_path_factory) -> Path:
-    if CACHE.exists():
-        return CACHE
-    path = tmp_path_factory.mktemp("browse-bench") / "EnMicroMsg.db"
-    samples.create_wechat(path, messages=MESSAGES, seed=0)
-    return path
 
 
 @pytest.fixture(scope="module")

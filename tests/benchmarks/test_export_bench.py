@@ -9,28 +9,16 @@ second of wall time, and per second of CPU time (what a shared machine can't tak
 from __future__ import annotations
 
 import os
-import tempfile
 import time
-from pathlib import Path
 
 import pytest
 
-from syncd import samples
+from conftest import MILLION
 from syncd.plugins import plugin_manager
 from syncd.reading.model import Reading, open_database
 from syncd.reading.render_jsonl import write_jsonl
 
-MESSAGES = 1_000_000
-CACHE = Path(tempfile.gettempdir()) / "syncd-bench" / "cache" / f"wechat-{MESSAGES}-seed0.db"
-
-
-@pytest.fixture(scope="module")
-def million(tmp_path_factory) -> Path:
-    if CACHE.exists():
-        return CACHE
-    path = tmp_path_factory.mktemp("export-bench") / "EnMicroMsg.db"
-    samples.create_wechat(path, messages=MESSAGES, seed=0)
-    return path
+MESSAGES = MILLION  # what the `million` fixture holds
 
 
 def test_jsonl_export_of_a_million_messages(benchmark, million, tmp_path):
