@@ -431,3 +431,11 @@ def test_restoring_into_a_full_disk_is_one_line(harness, small_disk):
     small_disk.grow()
     assert run_syncd("restore", out, "--from", harness.target).returncode == 0
     assert logical_state(out) == logical_state(harness.source)
+
+
+def test_a_base_that_holds_another_version_is_refused_in_one_line(world):
+    """Version 2 given version 1's base as its own: the mirror it rebuilds says version 1."""
+    publish(world.target, [world.contents[0], {**world.contents[1], "base": world.contents[0]["base"]}])
+    result = restore_cli(world, False)
+    assert "holds version 1" in one_error(result)
+    assert not world.out.exists()

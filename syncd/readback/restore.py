@@ -39,9 +39,9 @@ def build_mirror(archive: Archive, manifest: Manifest, number: int, path: Path) 
     with reading(archive, plan[0], path.parent):
         archive.fetch(plan[0].base, path)
         mirror = Mirror(path, untrusted=True)
-    if mirror.version != plan[0].number:
+    if (held := mirror.version) != plan[0].number:
         mirror.close()
-        raise CorruptObject(f"{archive.location}: the base of version {plan[0].number} holds version {mirror.version}")
+        raise CorruptObject(f"{archive.location}: the base of version {plan[0].number} holds version {held}")
     try:
         replay(mirror, archive, plan[1:])
     except BaseException:
