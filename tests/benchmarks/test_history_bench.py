@@ -14,7 +14,6 @@ import random
 import shutil
 import sqlite3
 import time
-from pathlib import Path
 
 import apsw
 import pytest
@@ -26,20 +25,15 @@ from syncd.plugins import open_backend, plugin_manager
 from syncd.reading.history import History
 from syncd.sync import sync
 
-from test_export_bench import CACHE, MESSAGES
-
 NEW = 1_000
 
 
 @pytest.fixture(scope="module")
-def archived(tmp_path_factory):
+def archived(tmp_path_factory, million):
     root = tmp_path_factory.mktemp("history-bench")
     phone, target, state = root / "EnMicroMsg.db", root / "nas", root / "state"
     target.mkdir()
-    if CACHE.exists():
-        shutil.copyfile(CACHE, phone)
-    else:
-        samples.create_wechat(phone, messages=MESSAGES, seed=0)
+    shutil.copyfile(million, phone)
     pm = plugin_manager()
     sync(phone, [str(target)], state_dir=state, pm=pm)
     history_file = root / "v1" / "history.sqlite"

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import random
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -24,9 +23,7 @@ from syncd.plugins import open_backend, plugin_manager
 from syncd.readback.restore import open_archive
 from syncd.reading.search import SearchIndex
 
-MESSAGES = 1_000_000
 NEW = 1_000
-CACHE = Path(tempfile.gettempdir()) / "syncd-bench" / "cache" / f"wechat-{MESSAGES}-seed0.db"
 QUERIES = ("明天", "生日", "惊喜吧", "吗", "review")
 
 
@@ -37,13 +34,10 @@ def sync(phone: Path, root: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def indexed(tmp_path_factory):
+def indexed(tmp_path_factory, million):
     root = tmp_path_factory.mktemp("search-bench")
     phone = root / "EnMicroMsg.db"
-    if CACHE.exists():
-        shutil.copyfile(CACHE, phone)
-    else:
-        samples.create_wechat(phone, messages=MESSAGES, seed=0)
+    shutil.copyfile(million, phone)
     (root / "target").mkdir()
     started = time.perf_counter()
     sync(phone, root)
