@@ -25,10 +25,10 @@ import apsw
 import pytest
 from PIL import Image
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from conftest import archive_with_recall, cli
@@ -48,8 +48,22 @@ def follow(driver, action) -> None:
     one: looking sooner could find an element of the page being left."""
     old = driver.find_element(By.TAG_NAME, "html")
     action()
-    WebDriverWait(driver, 60).until(expected_conditions.staleness_of(old))
+    WebDriverWait(driver, 60).until(lambda _: _gone(old))
     WebDriverWait(driver, 60).until(lambda d: d.execute_script("return document.readyState") == "complete")
+
+
+def _gone(element) -> bool:
+    """Whether the page `element` was on has been left. chromedriver reports a node that goes while it
+    is being looked at as an unknown error ("does not belong to the document"), not as stale."""
+    try:
+        element.is_enabled()
+    except StaleElementReferenceException:
+        return True
+    except WebDriverException as e:
+        if "does not belong to the document" not in str(e):
+            raise
+        return True
+    return False
 
 
 @pytest.fixture(scope="module")
